@@ -1,0 +1,202 @@
+//! Expansion of `sample!`, `param!` and `plate!` into calls of `ppl::__private`.
+
+use proc_macro2::TokenStream;
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{Expr, ExprLit, Lit};
+
+use crate::args::Args;
+
+fn or_error(r: syn::Result<TokenStream>) -> TokenStream {
+    r.unwrap_or_else(syn::Error::into_compile_error)
+}
+
+/// A site-name expression: a plain literal stays a `&'static str`, a literal with `{...}` becomes
+/// `format!`, anything else is converted with `ToString`.
+fn name_tokens(e: &Expr) -> TokenStream {
+    match e {
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(s), ..
+        }) => {
+            if s.value().contains('{') {
+                quote_spanned!(s.span()=> ::std::format!(#s))
+            } else {
+                quote!(#s)
+            }
+        }
+        other => quote_spanned!(other.span()=> ::std::string::ToString::to_string(&(#other))),
+    }
+}
+
+fn is_str_lit(e: &Expr) -> bool {
+    matches!(
+        e,
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(_),
+            ..
+        })
+    )
+}
+
+pub fn sample(input: TokenStream) -> TokenStream {
+    or_error(sample_inner(input))
+}
+
+fn sample_inner(input: TokenStream) -> syn::Result<TokenStream> {
+    let args = Args::parse_tokens(input)?;
+    args.check_keywords("sample", &["obs", "obs_mask", "infer"])?;
+    let (name, dist) = match args.positional.as_slice() {
+        [name, dist] => (name_tokens(name), dist),
+        [dist] => {
+            return Err(syn::Error::new_spanned(
+                dist,
+                "cannot infer a site name here; write `sample!(\"name\", dist)`, or bind the \
+                 value with `let name = sample!(dist)` inside a #[model] or #[guide] function",
+            ))
+        }
+        _ => {
+            return Err(syn::Error::new(
+                proc_macro2::Span::call_site(),
+                "expected `sample!(\"name\", dist)` or `sample!(\"name\", dist, obs = value)`",
+            ))
+        }
+    };
+    let obs = args.keyword("obs");
+    let obs_mask = args.keyword("obs_mask");
+    let infer = args.keyword("infer");
+    let p = quote!(::ppl::__private);
+    if obs_mask.is_none() && infer.is_none() {
+        let obs = match obs {
+            Some(o) => quote_spanned!(o.span()=> #p::IntoObs::into_obs(#o)),
+            None => quote!(::core::option::Option::None),
+        };
+        return Ok(quote!(#p::sample(#name, #dist, #obs)?));
+    }
+    let obs = match obs {
+        Some(o) => quote_spanned!(o.span()=> #p::IntoObs::into_obs(#o)),
+        None => quote!(::core::option::Option::None),
+    };
+    let obs_mask = match obs_mask {
+        Some(m) => quote_spanned!(m.span()=> #p::IntoObs::into_obs(#m)),
+        None => quote!(::core::option::Option::None),
+    };
+    let infer = match infer {
+        Some(i) => quote!(::core::option::Option::Some(#i)),
+        None => quote!(::core::option::Option::None),
+    };
+    Ok(quote!(#p::sample_with(#name, #dist, #p::SampleOpts {
+        obs: #obs, obs_mask: #obs_mask, infer: #infer,
+    })?))
+}
+
+/// Constraint names that may be written bare (`constraint = positive`).
+const CONSTRAINTS: &[&str] = &[
+    "real",
+    "real_vector",
+    "positive",
+    "nonnegative",
+    "unit_interval",
+    "interval",
+    "greater_than",
+    "less_than",
+    "simplex",
+    "lower_cholesky",
+    "positive_definite",
+    "corr_cholesky",
+    "integer_interval",
+    "nonnegative_integer",
+    "boolean",
+];
+
+fn constraint_tokens(e: &Expr) -> TokenStream {
+    let single = |e: &Expr| match e {
+        Expr::Path(p) if p.path.segments.len() == 1 && p.qself.is_none() => {
+            Some(p.path.segments[0].ident.to_string())
+        }
+        _ => None,
+    };
+    let bare = match e {
+        Expr::Path(_) => single(e).filter(|n| CONSTRAINTS.contains(&n.as_str())),
+        Expr::Call(c) => single(&c.func).filter(|n| CONSTRAINTS.contains(&n.as_str())),
+        _ => None,
+    };
+    match (bare, e) {
+        (Some(n), Expr::Path(_)) => {
+            let id = syn::Ident::new(&n, e.span());
+            quote!(::ppl::__private::constraints::#id())
+        }
+        (Some(_), Expr::Call(_)) => quote!(::ppl::__private::constraints::#e),
+        _ => quote!(#e),
+    }
+}
+
+pub fn param(input: TokenStream) -> TokenStream {
+    or_error(param_inner(input))
+}
+
+fn param_inner(input: TokenStream) -> syn::Result<TokenStream> {
+    let args = Args::parse_tokens(input)?;
+    args.check_keywords("param", &["constraint", "event_dim"])?;
+    let (name, init) =
+        match args.positional.as_slice() {
+            [name, init] => (name_tokens(name), Some(init)),
+            [name] if is_str_lit(name) => (name_tokens(name), None),
+            [init] => {
+                return Err(syn::Error::new_spanned(
+                    init,
+                    "cannot infer a param name here; write `param!(\"name\", init)`, or bind the \
+                 value with `let name = param!(init)` inside a #[model] or #[guide] function",
+                ))
+            }
+            _ => return Err(syn::Error::new(
+                proc_macro2::Span::call_site(),
+                "expected `param!(\"name\", init)` or `param!(\"name\", init, constraint = ...)`",
+            )),
+        };
+    let constraint = match args.keyword("constraint") {
+        Some(c) => constraint_tokens(c),
+        None => quote!(::ppl::__private::constraints::Constraint::Real),
+    };
+    let event_dim = match args.keyword("event_dim") {
+        Some(e) => quote!(::core::option::Option::Some(#e)),
+        None => quote!(::core::option::Option::None),
+    };
+    let p = quote!(::ppl::__private);
+    Ok(match init {
+        Some(Expr::Closure(c)) => quote!(#p::param_init(#name, #c, #constraint, #event_dim)?),
+        Some(init) => quote!(#p::param_init(#name, || #init, #constraint, #event_dim)?),
+        None => quote!(#p::param_existing(#name, #constraint, #event_dim)?),
+    })
+}
+
+pub fn plate(input: TokenStream) -> TokenStream {
+    or_error(plate_inner(input))
+}
+
+fn plate_inner(input: TokenStream) -> syn::Result<TokenStream> {
+    let args = Args::parse_tokens(input)?;
+    args.check_keywords("plate", &["subsample_size", "dim", "device"])?;
+    let (name, size) = match args.positional.as_slice() {
+        [name, size] => (name_tokens(name), size),
+        _ => {
+            return Err(syn::Error::new(
+                proc_macro2::Span::call_site(),
+                "expected `plate!(\"name\", size)`, optionally with `subsample_size = k`, \
+                 `dim = -2` or `device = d`",
+            ))
+        }
+    };
+    let calls = args.keywords.iter().map(|(k, v)| {
+        if k == "device" {
+            quote!(.#k(#v))
+        } else {
+            quote!(.#k((#v) as i64))
+        }
+    });
+    let enter = if args.sequential.is_some() {
+        quote!(sequential)
+    } else {
+        quote!(enter)
+    };
+    Ok(quote!(::ppl::__private::Plate::new(#name, (#size) as i64) #(#calls)* .#enter()?))
+}

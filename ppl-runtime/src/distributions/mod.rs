@@ -1,0 +1,366 @@
+//! Probability distributions, one family per file, all batched, differentiable and
+//! device-generic: a distribution lives on the device and dtype of the tensors it is given.
+//!
+//! Shapes follow torch: a draw with `sample(sample_shape)` has shape
+//! `sample_shape + batch_shape + event_shape`; parameters broadcast against each other.
+
+use std::fmt;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tch::{Device, Kind, Tensor};
+
+use crate::constraints::Constraint;
+use crate::error::{Error, Result};
+
+mod bernoulli;
+mod beta;
+mod categorical;
+mod delta;
+mod independent;
+mod masked;
+mod normal;
+mod subsample;
+mod unit;
+
+pub use bernoulli::Bernoulli;
+pub use beta::Beta;
+pub use categorical::Categorical;
+pub use delta::Delta;
+pub use independent::Independent;
+pub use masked::Masked;
+pub use normal::Normal;
+pub use subsample::Subsample;
+pub use unit::Unit;
+
+/// A shared, type-erased distribution, as handlers carry it.
+pub type DistRef = Rc<dyn Distribution>;
+
+static VALIDATION: AtomicBool = AtomicBool::new(true);
+
+/// Turns argument and support validation on (the default) or off (for speed), like Pyro's
+/// `enable_validation`.
+pub fn enable_validation(on: bool) {
+    VALIDATION.store(on, Ordering::Relaxed);
+}
+
+/// Whether validation is on.
+pub fn validation_enabled() -> bool {
+    VALIDATION.load(Ordering::Relaxed)
+}
+
+/// A probability distribution (object-safe; combinators are in [`DistributionExt`]).
+pub trait Distribution: fmt::Debug {
+    /// The family's name, for messages.
+    fn name(&self) -> &'static str;
+    /// The shape of independent, non-identical draws.
+    fn batch_shape(&self) -> &[i64];
+    /// The shape of one draw.
+    fn event_shape(&self) -> &[i64];
+    /// `event_shape().len()`.
+    fn event_dim(&self) -> usize {
+        self.event_shape().len()
+    }
+    /// The support of a single draw.
+    fn support(&self) -> Constraint;
+    /// Draws without gradients: shape `sample_shape + batch_shape + event_shape`.
+    fn sample(&self, sample_shape: &[i64]) -> Result<Tensor>;
+    /// Whether [`Distribution::rsample`] is implemented.
+    fn has_rsample(&self) -> bool {
+        false
+    }
+    /// A reparameterized draw: gradients flow to the parameters.
+    fn rsample(&self, _sample_shape: &[i64]) -> Result<Tensor> {
+        Err(self.not_implemented("rsample"))
+    }
+    /// The log-density of `value`, with shape `broadcast(value batch shape, batch_shape)`.
+    fn log_prob(&self, value: &Tensor) -> Result<Tensor>;
+    /// The same family with parameters expanded to `batch_shape`.
+    fn expand(&self, batch_shape: &[i64]) -> Result<DistRef>;
+    /// Whether [`Distribution::enumerate_support`] is implemented.
+    fn has_enumerate_support(&self) -> bool {
+        false
+    }
+    /// All values of a discrete distribution, in a new leftmost dimension; with `expand` the
+    /// values are expanded to the batch shape, else they have size-1 batch dims.
+    fn enumerate_support(&self, _expand: bool) -> Result<Tensor> {
+        Err(self.not_implemented("enumerate_support"))
+    }
+    /// The mean.
+    fn mean(&self) -> Result<Tensor> {
+        Err(self.not_implemented("mean"))
+    }
+    /// The variance.
+    fn variance(&self) -> Result<Tensor> {
+        Err(self.not_implemented("variance"))
+    }
+    /// The standard deviation.
+    fn stddev(&self) -> Result<Tensor> {
+        Ok(self.variance()?.f_sqrt()?)
+    }
+    /// The entropy.
+    fn entropy(&self) -> Result<Tensor> {
+        Err(self.not_implemented("entropy"))
+    }
+    /// The cumulative distribution function.
+    fn cdf(&self, _value: &Tensor) -> Result<Tensor> {
+        Err(self.not_implemented("cdf"))
+    }
+    /// The inverse cumulative distribution function.
+    fn icdf(&self, _value: &Tensor) -> Result<Tensor> {
+        Err(self.not_implemented("icdf"))
+    }
+    /// The error for a missing operation.
+    fn not_implemented(&self, op: &'static str) -> Error {
+        Error::NotImplemented {
+            dist: self.name(),
+            op,
+        }
+    }
+}
+
+impl<D: Distribution + ?Sized> Distribution for Rc<D> {
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+    fn batch_shape(&self) -> &[i64] {
+        (**self).batch_shape()
+    }
+    fn event_shape(&self) -> &[i64] {
+        (**self).event_shape()
+    }
+    fn support(&self) -> Constraint {
+        (**self).support()
+    }
+    fn sample(&self, s: &[i64]) -> Result<Tensor> {
+        (**self).sample(s)
+    }
+    fn has_rsample(&self) -> bool {
+        (**self).has_rsample()
+    }
+    fn rsample(&self, s: &[i64]) -> Result<Tensor> {
+        (**self).rsample(s)
+    }
+    fn log_prob(&self, v: &Tensor) -> Result<Tensor> {
+        (**self).log_prob(v)
+    }
+    fn expand(&self, b: &[i64]) -> Result<DistRef> {
+        (**self).expand(b)
+    }
+    fn has_enumerate_support(&self) -> bool {
+        (**self).has_enumerate_support()
+    }
+    fn enumerate_support(&self, e: bool) -> Result<Tensor> {
+        (**self).enumerate_support(e)
+    }
+    fn mean(&self) -> Result<Tensor> {
+        (**self).mean()
+    }
+    fn variance(&self) -> Result<Tensor> {
+        (**self).variance()
+    }
+    fn stddev(&self) -> Result<Tensor> {
+        (**self).stddev()
+    }
+    fn entropy(&self) -> Result<Tensor> {
+        (**self).entropy()
+    }
+    fn cdf(&self, v: &Tensor) -> Result<Tensor> {
+        (**self).cdf(v)
+    }
+    fn icdf(&self, v: &Tensor) -> Result<Tensor> {
+        (**self).icdf(v)
+    }
+}
+
+/// Combinators on distributions.
+pub trait DistributionExt: Distribution + Sized + 'static {
+    /// Treats the `n` rightmost batch dims as event dims (Pyro's `to_event`).
+    fn to_event(self, n: usize) -> Result<Independent> {
+        Independent::new(Rc::new(self), n)
+    }
+    /// Zeroes the log-density where `mask` is false.
+    fn mask(self, mask: &Tensor) -> Result<Masked> {
+        Masked::new(Rc::new(self), mask)
+    }
+    /// Expands the batch shape (Pyro's `expand`).
+    fn expand_to(self, batch_shape: &[i64]) -> Result<DistRef> {
+        self.expand(batch_shape)
+    }
+    /// Type-erases the distribution.
+    fn boxed(self) -> DistRef {
+        Rc::new(self)
+    }
+}
+
+impl<D: Distribution + Sized + 'static> DistributionExt for D {}
+
+/// A distribution parameter as given by the user: a number or a tensor.
+#[derive(Debug)]
+pub enum Arg {
+    /// A number; it takes the dtype and device of the other parameters.
+    Scalar(f64),
+    /// A tensor.
+    Tensor(Tensor),
+}
+
+impl From<f64> for Arg {
+    fn from(v: f64) -> Arg {
+        Arg::Scalar(v)
+    }
+}
+impl From<f32> for Arg {
+    fn from(v: f32) -> Arg {
+        Arg::Scalar(v as f64)
+    }
+}
+impl From<i32> for Arg {
+    fn from(v: i32) -> Arg {
+        Arg::Scalar(v as f64)
+    }
+}
+impl From<Tensor> for Arg {
+    fn from(v: Tensor) -> Arg {
+        Arg::Tensor(v)
+    }
+}
+impl From<&Tensor> for Arg {
+    fn from(v: &Tensor) -> Arg {
+        Arg::Tensor(v.shallow_clone())
+    }
+}
+
+/// Converts parameters to tensors of one floating dtype on one device and broadcasts them.
+/// The dtype and device come from the first tensor argument (float32 on the CPU when all are
+/// numbers, like torch's defaults).
+pub fn broadcast_args<const N: usize>(dist: &'static str, args: [Arg; N]) -> Result<[Tensor; N]> {
+    let (mut kind, mut device) = (Kind::Float, Device::Cpu);
+    for a in &args {
+        if let Arg::Tensor(t) = a {
+            device = t.device();
+            let k = t.kind();
+            if is_float(k) {
+                kind = k;
+            }
+            break;
+        }
+    }
+    let mut ts: Vec<Tensor> = Vec::with_capacity(N);
+    for a in args {
+        ts.push(match a {
+            Arg::Scalar(v) => Tensor::f_scalar_tensor(v, (kind, device))?,
+            Arg::Tensor(t) if t.kind() != kind => t.f_to_kind(kind)?,
+            Arg::Tensor(t) => t,
+        });
+    }
+    let same_shape = ts.windows(2).all(|w| w[0].size() == w[1].size());
+    let ts = if same_shape {
+        ts
+    } else {
+        Tensor::f_broadcast_tensors(&ts).map_err(|e| {
+            Error::Shape(format!(
+                "{dist}: parameters of shapes {:?} do not broadcast ({e})",
+                ts.iter().map(|t| t.size()).collect::<Vec<_>>()
+            ))
+        })?
+    };
+    ts.try_into()
+        .map_err(|_| Error::Invalid(format!("{dist}: wrong number of parameters")))
+}
+
+/// Errors unless every element of `t` is `> 0` (when validation is on).
+pub fn check_positive(dist: &'static str, param: &'static str, t: &Tensor) -> Result<()> {
+    check(dist, param, "> 0", || t.f_gt(0.0)?.f_all())
+}
+
+/// Errors unless every element of `t` is in `[0, 1]` (when validation is on).
+pub fn check_unit(dist: &'static str, param: &'static str, t: &Tensor) -> Result<()> {
+    check(dist, param, "in [0, 1]", || {
+        t.f_ge(0.0)?.f_logical_and(&t.f_le(1.0)?)?.f_all()
+    })
+}
+
+/// Runs a validation check when validation is on.
+pub fn check(
+    dist: &'static str,
+    param: &'static str,
+    expected: &str,
+    ok: impl FnOnce() -> std::result::Result<Tensor, tch::TchError>,
+) -> Result<()> {
+    if !validation_enabled() {
+        return Ok(());
+    }
+    if ok()?.f_int64_value(&[])? == 0 {
+        return Err(Error::InvalidParameter {
+            dist,
+            param,
+            expected: expected.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// Errors if `value` is outside `d`'s support (when validation is on).
+pub fn validate_sample(d: &dyn Distribution, value: &Tensor) -> Result<()> {
+    if !validation_enabled() {
+        return Ok(());
+    }
+    let support = d.support();
+    if matches!(support, Constraint::Real | Constraint::RealVector) {
+        return Ok(());
+    }
+    if support.check(value)?.f_all()?.f_int64_value(&[])? == 0 {
+        return Err(Error::OutsideSupport {
+            dist: d.name(),
+            support: support.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// `sample_shape + batch_shape + event_shape`.
+pub fn extended_shape(d: &dyn Distribution, sample_shape: &[i64]) -> Vec<i64> {
+    let mut s = Vec::with_capacity(sample_shape.len() + d.batch_shape().len() + d.event_dim());
+    s.extend_from_slice(sample_shape);
+    s.extend_from_slice(d.batch_shape());
+    s.extend_from_slice(d.event_shape());
+    s
+}
+
+/// Expands a parameter tensor to `batch_shape + event_shape`.
+pub fn expand_param(t: &Tensor, batch_shape: &[i64], event_shape: &[i64]) -> Result<Tensor> {
+    let mut s = batch_shape.to_vec();
+    s.extend_from_slice(event_shape);
+    if t.size() == s {
+        return Ok(t.shallow_clone());
+    }
+    t.f_expand(s.as_slice(), false).map_err(|e| {
+        Error::Shape(format!(
+            "cannot expand a parameter of shape {:?} to batch shape {batch_shape:?} (+ event \
+             shape {event_shape:?}): {e}",
+            t.size()
+        ))
+    })
+}
+
+/// Machine epsilon of a float kind (torch's `finfo(kind).eps`).
+pub fn finfo_eps(kind: Kind) -> f64 {
+    bernoulli::eps(kind)
+}
+
+/// The smallest positive normal number of a float kind (torch's `finfo(kind).tiny`).
+pub fn finfo_tiny(kind: Kind) -> f64 {
+    match kind {
+        Kind::Double => f64::MIN_POSITIVE,
+        Kind::Half => 6.1035e-05,
+        _ => f32::MIN_POSITIVE as f64,
+    }
+}
+
+/// Whether `kind` is a floating-point dtype.
+pub fn is_float(kind: Kind) -> bool {
+    matches!(
+        kind,
+        Kind::Float | Kind::Double | Kind::Half | Kind::BFloat16
+    )
+}

@@ -1,0 +1,7 @@
+//! Inference algorithms.
+
+mod elbo;
+mod svi;
+
+pub use elbo::{Elbo, ElboOutput, TraceElbo};
+pub use svi::Svi;

@@ -1,0 +1,261 @@
+//! The param store: learnable values by name (Pyro's `ParamStore`).
+//!
+//! Each param is kept as an *unconstrained* leaf tensor (what optimizers update) with its
+//! constraint; reading it returns the constrained value `transform_to(constraint)(unconstrained)`,
+//! differentiable with respect to the leaf. The store is per thread, like the handler stack.
+
+use std::cell::RefCell;
+use std::path::Path;
+
+use indexmap::IndexMap;
+use tch::{Kind, Tensor};
+
+use crate::constraints::Constraint;
+use crate::error::{Error, Result};
+use crate::poutine::runtime::ParamInit;
+use crate::transforms::transform_to;
+
+/// One stored param.
+#[derive(Debug)]
+pub struct ParamEntry {
+    /// The leaf tensor optimizers update (requires grad).
+    pub unconstrained: Tensor,
+    /// The constraint of the value the model sees.
+    pub constraint: Constraint,
+    /// Event dims, when given.
+    pub event_dim: Option<usize>,
+}
+
+impl ParamEntry {
+    /// The constrained value (differentiable with respect to the leaf).
+    pub fn constrained(&self) -> Result<Tensor> {
+        if self.constraint == Constraint::Real {
+            return Ok(self.unconstrained.shallow_clone());
+        }
+        transform_to(&self.constraint)?.forward(&self.unconstrained)
+    }
+}
+
+/// Learnable values by name.
+#[derive(Debug, Default)]
+pub struct ParamStore {
+    entries: IndexMap<String, ParamEntry>,
+}
+
+/// A detached deep copy of `t`.
+pub(crate) fn deep_copy(t: &Tensor) -> Result<Tensor> {
+    let d = t.f_detach()?;
+    let mut out = d.f_empty_like()?;
+    out.f_copy_(&d)?;
+    Ok(out)
+}
+
+impl ParamStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The constrained value of `name`, initializing it from `init` if absent.
+    pub fn get_or_init(
+        &mut self,
+        name: &str,
+        init: Option<ParamInit>,
+        constraint: &Constraint,
+        event_dim: Option<usize>,
+    ) -> Result<Tensor> {
+        if let Some(e) = self.entries.get(name) {
+            return e.constrained();
+        }
+        let init = init.ok_or_else(|| Error::MissingParam(name.to_string()))?;
+        self.set(name, &init, constraint.clone(), event_dim)?;
+        self.get(name)
+    }
+
+    /// Sets `name` to the constrained `value` (replacing any previous entry).
+    pub fn set(
+        &mut self,
+        name: &str,
+        value: &Tensor,
+        constraint: Constraint,
+        event_dim: Option<usize>,
+    ) -> Result<()> {
+        let value = if crate::distributions::is_float(value.kind()) {
+            value.shallow_clone()
+        } else {
+            value.f_to_kind(Kind::Float)?
+        };
+        let unconstrained = tch::no_grad(|| -> Result<Tensor> {
+            let u = transform_to(&constraint)?.inverse(&value)?;
+            deep_copy(&u)
+        })?
+        .set_requires_grad(true);
+        self.entries.insert(
+            name.to_string(),
+            ParamEntry {
+                unconstrained,
+                constraint,
+                event_dim,
+            },
+        );
+        Ok(())
+    }
+
+    /// Registers an existing leaf tensor (e.g. a `tch::nn` variable) under `name`, unconstrained,
+    /// sharing its storage. If `name` is already stored with another tensor, the stored value is
+    /// copied into `var` first (so loaded params reach the module).
+    pub fn register_leaf(&mut self, name: &str, var: &Tensor) -> Result<()> {
+        if let Some(e) = self.entries.get(name) {
+            if e.unconstrained.data_ptr() == var.data_ptr() {
+                return Ok(());
+            }
+            let mut v = var.shallow_clone();
+            tch::no_grad(|| v.f_copy_(&e.unconstrained))?;
+        }
+        self.entries.insert(
+            name.to_string(),
+            ParamEntry {
+                unconstrained: var.shallow_clone(),
+                constraint: Constraint::Real,
+                event_dim: None,
+            },
+        );
+        Ok(())
+    }
+
+    /// The constrained value of `name`.
+    pub fn get(&self, name: &str) -> Result<Tensor> {
+        self.entries
+            .get(name)
+            .ok_or_else(|| Error::MissingParam(name.to_string()))?
+            .constrained()
+    }
+
+    /// The entry of `name`.
+    pub fn entry(&self, name: &str) -> Option<&ParamEntry> {
+        self.entries.get(name)
+    }
+
+    /// Whether `name` is stored.
+    pub fn contains(&self, name: &str) -> bool {
+        self.entries.contains_key(name)
+    }
+
+    /// Names in insertion order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.entries.keys().map(String::as_str)
+    }
+
+    /// `(name, unconstrained leaf)` pairs, what optimizers update.
+    pub fn named_parameters(&self) -> impl Iterator<Item = (&str, &Tensor)> {
+        self.entries
+            .iter()
+            .map(|(k, e)| (k.as_str(), &e.unconstrained))
+    }
+
+    /// Number of params.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the store is empty.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Removes `name`.
+    pub fn remove(&mut self, name: &str) -> Option<ParamEntry> {
+        self.entries.shift_remove(name)
+    }
+
+    /// Removes everything.
+    pub fn clear(&mut self) {
+        self.entries.clear();
+    }
+
+    /// Saves every param (unconstrained values, constraints, event dims) to `path`. Loading the
+    /// file gives back bit-identical tensors.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        let mut meta = String::new();
+        let mut named: Vec<(String, Tensor)> = Vec::with_capacity(self.entries.len() + 1);
+        for (i, (name, e)) in self.entries.iter().enumerate() {
+            if name.contains(['\t', '\n']) {
+                return Err(Error::Invalid(format!(
+                    "param name {name:?} contains a tab or newline and cannot be saved"
+                )));
+            }
+            let ed = e.event_dim.map_or("-".to_string(), |d| d.to_string());
+            meta.push_str(&format!("{name}\t{}\t{ed}\n", e.constraint));
+            named.push((format!("p{i}"), e.unconstrained.f_detach()?));
+        }
+        named.push(("meta".into(), Tensor::from_slice(meta.as_bytes())));
+        Tensor::save_multi(&named, path.as_ref()).map_err(|e| Error::Io {
+            path: path.as_ref().display().to_string(),
+            source: std::io::Error::other(e.to_string()),
+        })
+    }
+
+    /// Loads params saved by [`ParamStore::save`], replacing those of the same name. Tensors go to
+    /// `device` when given, else where they were saved from.
+    pub fn load(&mut self, path: impl AsRef<Path>, device: Option<tch::Device>) -> Result<()> {
+        let p = path.as_ref();
+        let io = |e: tch::TchError| Error::Io {
+            path: p.display().to_string(),
+            source: std::io::Error::other(e.to_string()),
+        };
+        let loaded = match device {
+            Some(d) => Tensor::load_multi_with_device(p, d).map_err(io)?,
+            None => Tensor::load_multi(p).map_err(io)?,
+        };
+        let mut tensors: IndexMap<String, Tensor> = loaded.into_iter().collect();
+        let meta = tensors
+            .shift_remove("meta")
+            .ok_or_else(|| Error::Invalid(format!("{}: not a ppl param file", p.display())))?;
+        let bytes = Vec::<u8>::try_from(&meta)?;
+        let meta = String::from_utf8(bytes)
+            .map_err(|_| Error::Invalid(format!("{}: corrupt param metadata", p.display())))?;
+        for (i, line) in meta.lines().enumerate() {
+            let mut parts = line.split('\t');
+            let (Some(name), Some(c), Some(ed)) = (parts.next(), parts.next(), parts.next()) else {
+                return Err(Error::Invalid(format!(
+                    "{}: corrupt line {line:?}",
+                    p.display()
+                )));
+            };
+            let t = tensors.shift_remove(&format!("p{i}")).ok_or_else(|| {
+                Error::Invalid(format!("{}: missing tensor for {name}", p.display()))
+            })?;
+            let event_dim = if ed == "-" {
+                None
+            } else {
+                Some(
+                    ed.parse()
+                        .map_err(|_| Error::Invalid(format!("bad event_dim {ed:?}")))?,
+                )
+            };
+            self.entries.insert(
+                name.to_string(),
+                ParamEntry {
+                    unconstrained: t.set_requires_grad(true),
+                    constraint: c.parse()?,
+                    event_dim,
+                },
+            );
+        }
+        Ok(())
+    }
+}
+
+thread_local! {
+    static STORE: RefCell<ParamStore> = RefCell::new(ParamStore::new());
+}
+
+/// Runs `f` with this thread's param store.
+pub fn with_param_store<R>(f: impl FnOnce(&mut ParamStore) -> R) -> R {
+    STORE.with(|s| f(&mut s.borrow_mut()))
+}
+
+/// The constrained value of a stored param.
+pub fn get_param(name: &str) -> Result<Tensor> {
+    with_param_store(|ps| ps.get(name))
+}

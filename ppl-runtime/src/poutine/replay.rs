@@ -1,0 +1,46 @@
+//! `replay`: sample sites take their values from a guide trace.
+
+use std::rc::Rc;
+
+use super::runtime::{Handler, Messenger, Msg, SiteKind};
+use super::trace_struct::Trace;
+use crate::error::{Error, Result};
+
+/// Replays the values of a recorded trace at the sample sites of the same name.
+#[derive(Clone, Default)]
+pub struct ReplayMessenger {
+    trace: Rc<Trace>,
+}
+
+impl ReplayMessenger {
+    /// Replays `trace`.
+    pub fn new(trace: impl Into<Rc<Trace>>) -> Self {
+        ReplayMessenger {
+            trace: trace.into(),
+        }
+    }
+}
+
+impl Messenger for ReplayMessenger {
+    fn process(&mut self, msg: &mut Msg) -> Result<()> {
+        if msg.kind != SiteKind::Sample {
+            return Ok(());
+        }
+        if let Some(site) = self.trace.get(&msg.name) {
+            if msg.is_observed {
+                return Err(Error::MissingSite {
+                    site: msg.name.clone(),
+                    message: "an observed site cannot be replayed from another trace".into(),
+                });
+            }
+            msg.value = Some(site.value.shallow_clone());
+            msg.done = true;
+        }
+        Ok(())
+    }
+}
+
+/// Runs `f` with its sample sites replayed from `trace`.
+pub fn replay<R>(trace: impl Into<Rc<Trace>>, f: impl FnOnce() -> Result<R>) -> Result<R> {
+    ReplayMessenger::new(trace).run(f)
+}
