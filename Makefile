@@ -8,7 +8,7 @@ setup:
 	@scripts/setup-libtorch.sh
 
 demo: setup
-	$(CARGO) run --example coin_fairness
+	$(CARGO) run --example minipyro
 
 test: setup
 	$(CARGO) fmt --all -- --check

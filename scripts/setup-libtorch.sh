@@ -53,6 +53,8 @@ cat >"$root/.cargo/config.toml" <<TOML
 # Written by scripts/setup-libtorch.sh; do not edit (rerun \`make setup\` instead). Not committed.
 [env]
 LIBTORCH = "$libtorch"
+# torch's random generator is process-global: seeded tests must not interleave their draws.
+RUST_TEST_THREADS = "1"
 
 # An explicit target keeps the link flags below off build scripts and proc macros (host artifacts).
 [build]

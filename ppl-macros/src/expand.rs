@@ -178,9 +178,11 @@ fn plate_inner(input: TokenStream) -> syn::Result<TokenStream> {
     args.check_keywords("plate", &["subsample_size", "dim", "device"])?;
     let (name, size) = match args.positional.as_slice() {
         [name, size] => (name_tokens(name), size),
-        _ => {
+        other => {
             return Err(syn::Error::new(
-                proc_macro2::Span::call_site(),
+                other
+                    .first()
+                    .map_or(proc_macro2::Span::call_site(), Spanned::span),
                 "expected `plate!(\"name\", size)`, optionally with `subsample_size = k`, \
                  `dim = -2` or `device = d`",
             ))

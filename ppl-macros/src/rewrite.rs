@@ -46,6 +46,22 @@ impl Rewriter {
         }
     }
 
+    /// Reports `sample!(...)?` and continues as if the `?` were not there (no follow-up errors).
+    fn strip_question_mark(&mut self, e: &mut Expr) -> bool {
+        let Expr::Try(t) = e else { return false };
+        let Some(m) = as_our_macro(&mut t.expr) else {
+            return false;
+        };
+        let k = macro_kind(&m.mac).map_or("sample", kind_name);
+        self.error(syn::Error::new_spanned(
+            t.question_token,
+            format!("`{k}!` already propagates errors with `?`; remove this `?`"),
+        ));
+        let inner = (*t.expr).clone();
+        *e = inner;
+        true
+    }
+
     /// Rewrites the arguments of one of our macros (recursively) and, when `name` is given and
     /// the call has no explicit name, inserts it.
     fn rewrite_macro(&mut self, m: &mut Macro, name: Option<(String, Span)>, sequential: bool) {
@@ -88,14 +104,14 @@ impl Rewriter {
             args.sequential = Some(syn::Token![for](m.path.segments[0].ident.span()));
         }
         let tokens = args.to_tokens(inserted);
-        let id = syn::Ident::new(
-            kind_name(kind),
-            m.path
-                .segments
-                .last()
-                .map_or(Span::call_site(), |s| s.ident.span()),
-        );
-        m.path = syn::parse_quote!(::ppl::#id);
+        let span = m
+            .path
+            .segments
+            .last()
+            .map_or(Span::call_site(), |s| s.ident.span());
+        let id = syn::Ident::new(kind_name(kind), span);
+        let ppl = syn::Ident::new("ppl", span);
+        m.path = syn::parse_quote_spanned!(span=> ::#ppl::#id);
         m.tokens = tokens;
     }
 }
@@ -127,6 +143,7 @@ fn as_our_macro(e: &mut Expr) -> Option<&mut ExprMacro> {
 impl VisitMut for Rewriter {
     fn visit_local_mut(&mut self, local: &mut Local) {
         if let Some(LocalInit { expr, diverge, .. }) = &mut local.init {
+            self.strip_question_mark(expr);
             if let Some(m) = as_our_macro(expr) {
                 let kind = macro_kind(&m.mac);
                 if kind == Some(Kind::Plate) && matches!(local.pat, Pat::Wild(_)) {
@@ -171,13 +188,10 @@ impl VisitMut for Rewriter {
                     }
                 }
             }
-            Expr::Try(t) => {
-                if let Some(m) = as_our_macro(&mut t.expr) {
-                    let k = macro_kind(&m.mac).map_or("sample", kind_name);
-                    self.error(syn::Error::new_spanned(
-                        t.question_token,
-                        format!("`{k}!` already propagates errors with `?`; remove this `?`"),
-                    ));
+            Expr::Try(_) => {
+                if self.strip_question_mark(e) {
+                    self.visit_expr_mut(e);
+                    return;
                 }
             }
             Expr::Macro(m) if macro_kind(&m.mac).is_some() => {
@@ -191,8 +205,14 @@ impl VisitMut for Rewriter {
 
     fn visit_stmt_mut(&mut self, s: &mut Stmt) {
         if let Stmt::Macro(sm) = s {
-            if macro_kind(&sm.mac).is_some() {
+            let kind = macro_kind(&sm.mac);
+            if kind.is_some() {
                 self.rewrite_macro(&mut sm.mac, None, false);
+                // A value-producing macro used as a statement: discard its value explicitly.
+                if kind != Some(Kind::Plate) {
+                    let mac = &sm.mac;
+                    *s = syn::parse_quote!(let _ = #mac;);
+                }
                 return;
             }
         }
@@ -217,7 +237,8 @@ pub fn attribute(which: &str, attr: TokenStream, item: TokenStream) -> TokenStre
             format!("#[{which}] takes no arguments"),
         ));
     }
-    if matches!(f.sig.output, ReturnType::Default) {
+    let no_result = matches!(f.sig.output, ReturnType::Default);
+    if no_result {
         rw.error(syn::Error::new_spanned(
             &f.sig.ident,
             format!(
@@ -232,11 +253,17 @@ pub fn attribute(which: &str, attr: TokenStream, item: TokenStream) -> TokenStre
             format!("a #[{which}] function cannot be async"),
         ));
     }
+    if no_result {
+        // The body cannot compile without a Result to propagate into; keep only the signature.
+        let err = rw.errors.map(syn::Error::into_compile_error);
+        f.block = syn::parse_quote!({ ::core::unimplemented!() });
+        return quote!(#err #f);
+    }
     rw.visit_block_mut(&mut f.block);
     if let Some(e) = rw.errors {
-        // Keep the user's function so that IDEs and other diagnostics keep working.
+        // Still emit the (rewritten) function, so IDEs and other diagnostics keep working.
         let err = e.into_compile_error();
-        return quote!(#err #original);
+        return quote!(#err #f);
     }
     let body = &f.block;
     f.block = syn::parse_quote!({

@@ -1,4 +1,5 @@
-//! `replay`: sample sites take their values from a guide trace.
+//! `replay`: latent sample sites take their values (and `infer` settings) from a recorded trace,
+//! typically the guide's; observed sites keep their observations.
 
 use std::rc::Rc;
 
@@ -26,14 +27,19 @@ impl Messenger for ReplayMessenger {
         if msg.kind != SiteKind::Sample {
             return Ok(());
         }
+        if msg.is_observed {
+            return Ok(());
+        }
         if let Some(site) = self.trace.get(&msg.name) {
-            if msg.is_observed {
+            if site.kind != SiteKind::Sample || site.is_observed {
                 return Err(Error::MissingSite {
                     site: msg.name.clone(),
-                    message: "an observed site cannot be replayed from another trace".into(),
+                    message: "is latent here but observed (or a param) in the replayed trace"
+                        .into(),
                 });
             }
             msg.value = Some(site.value.shallow_clone());
+            msg.infer = site.infer.clone();
             msg.done = true;
         }
         Ok(())
