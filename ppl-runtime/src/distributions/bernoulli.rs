@@ -73,6 +73,9 @@ pub(crate) fn eps(kind: Kind) -> f64 {
 }
 
 impl Distribution for Bernoulli {
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
     fn name(&self) -> &'static str {
         "Bernoulli"
     }

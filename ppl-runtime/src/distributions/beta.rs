@@ -53,6 +53,9 @@ impl Beta {
 }
 
 impl Distribution for Beta {
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
     fn name(&self) -> &'static str {
         "Beta"
     }

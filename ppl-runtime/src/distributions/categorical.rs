@@ -92,6 +92,9 @@ impl Categorical {
 }
 
 impl Distribution for Categorical {
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
     fn name(&self) -> &'static str {
         "Categorical"
     }
@@ -187,6 +190,14 @@ impl Distribution for Categorical {
         } else {
             Ok(v)
         }
+    }
+    fn mean(&self) -> Result<Tensor> {
+        // Undefined for a categorical label, as in torch.
+        let k = (self.probs.kind(), self.probs.device());
+        Ok(Tensor::f_full(self.batch_shape.as_slice(), f64::NAN, k)?)
+    }
+    fn variance(&self) -> Result<Tensor> {
+        self.mean()
     }
     fn entropy(&self) -> Result<Tensor> {
         let min = match self.logits.kind() {

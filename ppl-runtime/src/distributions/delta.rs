@@ -65,6 +65,9 @@ impl Delta {
 }
 
 impl Distribution for Delta {
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
     fn name(&self) -> &'static str {
         "Delta"
     }

@@ -56,6 +56,9 @@ impl Independent {
 }
 
 impl Distribution for Independent {
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
     fn name(&self) -> &'static str {
         self.base.name()
     }

@@ -15,23 +15,66 @@ use crate::error::{Error, Result};
 
 mod bernoulli;
 mod beta;
+mod beta_binomial;
+mod binomial;
 mod categorical;
+mod cauchy;
+mod chi2;
 mod delta;
+mod dirichlet;
+mod exponential;
+mod gamma;
+mod gamma_poisson;
+mod geometric;
+mod gumbel;
+mod half_cauchy;
+mod half_normal;
 mod independent;
+mod inverse_gamma;
+mod laplace;
+mod log_normal;
 mod masked;
+mod negative_binomial;
 mod normal;
+mod poisson;
+mod student_t;
 mod subsample;
+mod uniform;
 mod unit;
+mod util;
+mod weibull;
+mod zero_inflated_poisson;
 
 pub use bernoulli::Bernoulli;
 pub use beta::Beta;
+pub use beta_binomial::BetaBinomial;
+pub use binomial::Binomial;
 pub use categorical::Categorical;
+pub use cauchy::Cauchy;
+pub use chi2::Chi2;
 pub use delta::Delta;
+pub use dirichlet::Dirichlet;
+pub use exponential::Exponential;
+pub use gamma::Gamma;
+pub use gamma_poisson::GammaPoisson;
+pub use geometric::Geometric;
+pub use gumbel::Gumbel;
+pub use half_cauchy::HalfCauchy;
+pub use half_normal::HalfNormal;
 pub use independent::Independent;
+pub use inverse_gamma::InverseGamma;
+pub use laplace::Laplace;
+pub use log_normal::LogNormal;
 pub use masked::Masked;
+pub use negative_binomial::NegativeBinomial;
 pub use normal::Normal;
+pub use poisson::Poisson;
+pub use student_t::StudentT;
 pub use subsample::Subsample;
+pub use uniform::Uniform;
 pub use unit::Unit;
+pub use weibull::Weibull;
+pub use zero_inflated_poisson::ZeroInflatedPoisson;
 
 /// A shared, type-erased distribution, as handlers carry it.
 pub type DistRef = Rc<dyn Distribution>;
@@ -110,6 +153,11 @@ pub trait Distribution: fmt::Debug {
     fn icdf(&self, _value: &Tensor) -> Result<Tensor> {
         Err(self.not_implemented("icdf"))
     }
+    /// The concrete distribution, for downcasting (the KL registry dispatches on it); `None`
+    /// for types that do not opt in.
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        None
+    }
     /// The error for a missing operation.
     fn not_implemented(&self, op: &'static str) -> Error {
         Error::NotImplemented {
@@ -170,6 +218,9 @@ impl<D: Distribution + ?Sized> Distribution for Rc<D> {
     }
     fn icdf(&self, v: &Tensor) -> Result<Tensor> {
         (**self).icdf(v)
+    }
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        (**self).as_any()
     }
 }
 

@@ -52,6 +52,9 @@ impl Normal {
 }
 
 impl Distribution for Normal {
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
     fn name(&self) -> &'static str {
         "Normal"
     }
