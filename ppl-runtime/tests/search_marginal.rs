@@ -134,6 +134,35 @@ fn marginal_values_are_ordinary_rust_values() -> ppl::Result<()> {
     Ok(())
 }
 
+#[model]
+fn observe_weather(m: &Marginal<&'static str>, w: &'static str) -> ppl::Result<Tensor> {
+    let idx = sample!("w", m.index_dist(), obs = m.index_obs(&w));
+    Ok(idx)
+}
+
+#[test]
+fn marginal_sites_work_with_sample_condition_and_replay() -> ppl::Result<()> {
+    let m = Marginal::exact(weather)?;
+    // `sample!` with the index distribution and `obs =`: log-density log 0.7.
+    let (idx, mut tr) = poutine::trace(|| observe_weather(&m, "sunny"))?;
+    assert_eq!(m.value_at(&idx)?, "sunny");
+    assert!((tr.log_prob_sum()?.double_value(&[]) - 0.7f64.ln()).abs() < 1e-6);
+    // `condition` on the site's position.
+    let data = poutine::data([("w", m.index_obs(&"cloudy"))]);
+    let (v, tr) = poutine::trace(|| poutine::condition(data, || sample_value("w", &m, None)))?;
+    assert_eq!(v, "cloudy");
+    assert!(tr.site("w")?.is_observed);
+    // `replay` of a latent draw gives the same value back.
+    let (v, tr) = poutine::trace(|| sample_value("w", &m, None))?;
+    let (v2, _) = poutine::trace(|| poutine::replay(tr, || sample_value("w", &m, None)))?;
+    assert_eq!(v, v2);
+    // A bad position names the site.
+    let data = poutine::data([("w", Tensor::from(7i64))]);
+    let err = poutine::condition(data, || sample_value("w", &m, None)).expect_err("bad index");
+    assert!(err.to_string().contains("`w`"), "{err}");
+    Ok(())
+}
+
 #[test]
 fn memoized_marginal_hits_the_cache() -> ppl::Result<()> {
     let memo = Marginal::memoized(|p: &u32| {

@@ -215,7 +215,9 @@ impl<T: MarginalValue> Marginal<T> {
         }
     }
 
-    fn index_tensor(&self, value: &T) -> Tensor {
+    /// The observation for a site carrying [`Marginal::index_dist`] (`sample!(..., obs = ...)`):
+    /// the position of `value`, or `len()` (log-density `-inf`) outside the support.
+    pub fn index_obs(&self, value: &T) -> Tensor {
         let i = self.index_of(value).unwrap_or(self.support.len());
         Tensor::from(i as i64)
     }
@@ -236,7 +238,7 @@ pub fn sample_value<T: MarginalValue>(
             None => marginal.sample(),
         });
     }
-    let obs_index = obs.map(|v| marginal.index_tensor(v));
+    let obs_index = obs.map(|v| marginal.index_obs(v));
     let mut msg = Msg::sample(
         unique_name(name.into()),
         Rc::new(marginal.index_dist()),
