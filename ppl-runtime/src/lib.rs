@@ -27,11 +27,13 @@
 //! # fn main() -> ppl::Result<()> {
 //! set_rng_seed(0);
 //! let flips = Tensor::from_slice(&[1.0f32, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0]);
-//! let mut adam = Adam::new(AdamConfig { lr: 0.01, ..Default::default() });
+//! let adam = Adam::new(AdamConfig { lr: 0.01, ..Default::default() });
+//! let mut svi = Svi::new(|| coin(&flips), || coin_guide(&flips), adam, TraceElbo::default());
 //! for _ in 0..10 {
-//!     let loss = TraceElbo::default().step(|| coin(&flips), || coin_guide(&flips), &mut adam)?;
+//!     let loss = svi.step()?;
 //!     assert!(loss.is_finite());
 //! }
+//! assert!(get_param("alpha_q")?.double_value(&[]) > 0.0);
 //! # Ok(()) }
 //! ```
 #![deny(missing_docs)]
@@ -59,7 +61,7 @@ pub use tch;
 pub mod prelude {
     pub use crate::constraints::{self, Constraint};
     pub use crate::distributions::*;
-    pub use crate::infer::{Svi, TraceElbo};
+    pub use crate::infer::{Elbo, Svi, TraceElbo};
     pub use crate::optim::{Adam, AdamConfig, Optimizer};
     pub use crate::params::{get_param, with_param_store, ParamStore};
     pub use crate::poutine::{self, Handler, Plate, Trace};
