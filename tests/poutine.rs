@@ -159,8 +159,7 @@ fn escape_stops_at_the_selected_site() -> ppl::Result<()> {
     let r = poutine::escape(|m| m.name == "b", two_normals)?;
     let site = r.expect_err("the run escapes at b");
     assert_eq!(site.name, "b");
-    let (_, tr) =
-        poutine::trace(|| Ok(EscapeMessenger::new(|m| m.name == "zz").run(two_normals)?))?;
+    let (_, tr) = poutine::trace(|| EscapeMessenger::new(|m| m.name == "zz").run(two_normals))?;
     assert_eq!(tr.len(), 2);
     Ok(())
 }

@@ -165,6 +165,10 @@ impl VisitMut for Rewriter {
     }
 
     fn visit_expr_mut(&mut self, e: &mut Expr) {
+        if self.strip_question_mark(e) {
+            self.visit_expr_mut(e);
+            return;
+        }
         match e {
             Expr::Assign(a) => {
                 let name = match &*a.left {
@@ -186,12 +190,6 @@ impl VisitMut for Rewriter {
                         self.visit_block_mut(&mut f.body);
                         return;
                     }
-                }
-            }
-            Expr::Try(_) => {
-                if self.strip_question_mark(e) {
-                    self.visit_expr_mut(e);
-                    return;
                 }
             }
             Expr::Macro(m) if macro_kind(&m.mac).is_some() => {

@@ -106,7 +106,7 @@ fn broadcast(msg: &mut Msg, frame: &CondIndepFrame, dim: i64) -> Result<()> {
     if batch.len() < need {
         target.resize(need - batch.len(), 1);
     }
-    target.extend_from_slice(&batch);
+    target.extend_from_slice(batch);
     let idx = target.len() - need;
     let have = target[idx];
     if have == frame.size {
