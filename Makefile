@@ -8,7 +8,7 @@ setup:
 	@scripts/setup-libtorch.sh
 
 demo: setup
-	$(CARGO) run --example minipyro
+	$(CARGO) run --example coin_fairness
 
 test: setup
 	$(CARGO) fmt --all -- --check
