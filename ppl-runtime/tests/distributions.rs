@@ -96,10 +96,29 @@ fn build(family: &str, p: &Params) -> Option<ppl::Result<DistRef>> {
             g("concentration0"),
             g("total_count"),
         )),
-        _ => {
-            let _ = int;
-            None
+        "MultivariateNormal" if has("covariance_matrix") => {
+            rc(MultivariateNormal::new(g("loc"), g("covariance_matrix")))
         }
+        "MultivariateNormal" if has("precision_matrix") => rc(MultivariateNormal::from_precision(
+            g("loc"),
+            g("precision_matrix"),
+        )),
+        "MultivariateNormal" => rc(MultivariateNormal::from_scale_tril(
+            g("loc"),
+            g("scale_tril"),
+        )),
+        "LowRankMultivariateNormal" => rc(LowRankMultivariateNormal::new(
+            g("loc"),
+            g("cov_factor"),
+            g("cov_diag"),
+        )),
+        "OneHotCategorical" if has("logits") => rc(OneHotCategorical::from_logits(g("logits"))),
+        "OneHotCategorical" => rc(OneHotCategorical::new(g("probs"))),
+        "Multinomial" if has("logits") => {
+            rc(Multinomial::from_logits(int(p, "total_count"), g("logits")))
+        }
+        "Multinomial" => rc(Multinomial::new(int(p, "total_count"), g("probs"))),
+        _ => None,
     }
 }
 
