@@ -1,6 +1,7 @@
 use tch::Tensor;
 
 use super::{Transform, TransformRef};
+use crate::constraints::Constraint;
 use crate::error::Result;
 
 /// `y = x`.
@@ -8,6 +9,9 @@ use crate::error::Result;
 pub struct IdentityTransform;
 
 impl Transform for IdentityTransform {
+    fn sign(&self) -> Option<f64> {
+        Some(1.0)
+    }
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         Ok(x.shallow_clone())
     }
@@ -24,6 +28,12 @@ impl Transform for IdentityTransform {
 pub struct ExpTransform;
 
 impl Transform for ExpTransform {
+    fn sign(&self) -> Option<f64> {
+        Some(1.0)
+    }
+    fn codomain(&self) -> Constraint {
+        Constraint::Positive
+    }
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         Ok(x.f_exp()?)
     }
@@ -40,6 +50,12 @@ impl Transform for ExpTransform {
 pub struct SigmoidTransform;
 
 impl Transform for SigmoidTransform {
+    fn sign(&self) -> Option<f64> {
+        Some(1.0)
+    }
+    fn codomain(&self) -> Constraint {
+        Constraint::UnitInterval
+    }
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let eps = crate::distributions::finfo_tiny(x.kind());
         Ok(x.f_sigmoid()?
@@ -71,6 +87,9 @@ impl AffineTransform {
 }
 
 impl Transform for AffineTransform {
+    fn sign(&self) -> Option<f64> {
+        Some(self.scale.signum())
+    }
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         Ok(x.f_mul_scalar(self.scale)?.f_add_scalar(self.loc)?)
     }
@@ -96,6 +115,14 @@ impl ComposeTransform {
 }
 
 impl Transform for ComposeTransform {
+    fn sign(&self) -> Option<f64> {
+        self.parts
+            .iter()
+            .try_fold(1.0, |s, t| t.sign().map(|x| s * x))
+    }
+    fn codomain(&self) -> Constraint {
+        self.parts.last().map_or(Constraint::Real, |t| t.codomain())
+    }
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let mut y = x.shallow_clone();
         for t in &self.parts {

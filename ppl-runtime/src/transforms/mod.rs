@@ -43,6 +43,15 @@ pub trait Transform: fmt::Debug {
     fn inverse_shape(&self, shape: &[i64]) -> Vec<i64> {
         shape.to_vec()
     }
+    /// For a monotone elementwise transform, the sign of `f'` (`1.0` or `-1.0`); `None` for
+    /// others.
+    fn sign(&self) -> Option<f64> {
+        None
+    }
+    /// The set `f` maps onto (as far as it is known; `real` by default).
+    fn codomain(&self) -> Constraint {
+        Constraint::Real
+    }
 }
 
 /// A shared transform.

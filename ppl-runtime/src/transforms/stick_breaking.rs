@@ -1,6 +1,7 @@
 use tch::{Kind, Tensor};
 
 use super::Transform;
+use crate::constraints::Constraint;
 use crate::error::Result;
 
 /// The stick-breaking bijection from `R^(K-1)` onto the `K`-simplex (torch's
@@ -15,6 +16,9 @@ fn offset(k: i64, x: &Tensor) -> Result<Tensor> {
 }
 
 impl Transform for StickBreakingTransform {
+    fn codomain(&self) -> Constraint {
+        Constraint::Simplex
+    }
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let k = x.size().last().copied().unwrap_or(0);
         let z = x.f_sub(&offset(k, x)?)?.f_sigmoid()?;
