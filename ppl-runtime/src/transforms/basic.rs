@@ -172,3 +172,54 @@ impl Transform for ComposeTransform {
             .fold(shape.to_vec(), |s, t| t.inverse_shape(&s))
     }
 }
+
+/// `y = log(1 + exp(x))`, onto the positive reals.
+#[derive(Debug, Clone, Copy)]
+pub struct SoftplusTransform;
+
+impl Transform for SoftplusTransform {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(x.f_softplus()?)
+    }
+    fn inverse(&self, y: &Tensor) -> Result<Tensor> {
+        // x = y + log(1 - exp(-y)), stable for small and large y.
+        Ok(y.f_add(&y.f_neg()?.f_expm1()?.f_neg()?.f_log()?)?)
+    }
+    fn log_abs_det_jacobian(&self, x: &Tensor, _y: &Tensor) -> Result<Tensor> {
+        // log σ(x) = -softplus(-x)
+        Ok(x.f_neg()?.f_softplus()?.f_neg()?)
+    }
+    fn sign(&self) -> Option<f64> {
+        Some(1.0)
+    }
+    fn codomain(&self) -> Constraint {
+        Constraint::Positive
+    }
+}
+
+/// `y = softmax(x)` along the last dim, onto the simplex. Not bijective (adding a constant to
+/// `x` does not change `y`); `inverse` returns `log y`, one preimage. This is
+/// `transform_to(simplex)`; `biject_to(simplex)` is the [`super::StickBreakingTransform`].
+#[derive(Debug, Clone, Copy)]
+pub struct SoftmaxTransform;
+
+impl Transform for SoftmaxTransform {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let z = x.f_sub(&x.f_amax([-1].as_slice(), true)?)?.f_exp()?;
+        Ok(z.f_div(&z.f_sum_dim_intlist(-1, true, None::<tch::Kind>)?)?)
+    }
+    fn inverse(&self, y: &Tensor) -> Result<Tensor> {
+        Ok(y.f_log()?)
+    }
+    fn log_abs_det_jacobian(&self, _x: &Tensor, _y: &Tensor) -> Result<Tensor> {
+        Err(crate::error::Error::Invalid(
+            "SoftmaxTransform is not bijective and has no log-Jacobian; use biject_to".into(),
+        ))
+    }
+    fn domain_event_dim(&self) -> usize {
+        1
+    }
+    fn codomain(&self) -> Constraint {
+        Constraint::Simplex
+    }
+}

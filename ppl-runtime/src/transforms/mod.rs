@@ -12,11 +12,14 @@ use crate::constraints::Constraint;
 use crate::error::{Error, Result};
 
 mod basic;
+mod matrix;
 mod stick_breaking;
 
 pub use basic::{
     AffineTransform, ComposeTransform, ExpTransform, IdentityTransform, SigmoidTransform,
+    SoftmaxTransform, SoftplusTransform,
 };
+pub use matrix::{CorrCholeskyTransform, LowerCholeskyTransform, PositiveDefiniteTransform};
 pub use stick_breaking::StickBreakingTransform;
 
 /// A bijection `y = f(x)` with its inverse and log-Jacobian.
@@ -67,7 +70,7 @@ pub fn transform_to(c: &Constraint) -> Result<TransformRef> {
     registry(c, false)
 }
 
-fn registry(c: &Constraint, _bijective: bool) -> Result<TransformRef> {
+fn registry(c: &Constraint, bijective: bool) -> Result<TransformRef> {
     Ok(match c {
         Constraint::Real | Constraint::RealVector => Rc::new(IdentityTransform),
         Constraint::Positive | Constraint::Nonnegative => Rc::new(ExpTransform),
@@ -86,8 +89,12 @@ fn registry(c: &Constraint, _bijective: bool) -> Result<TransformRef> {
             Rc::new(SigmoidTransform),
             Rc::new(AffineTransform::new(*a, b - a)),
         ])),
-        Constraint::Simplex => Rc::new(StickBreakingTransform),
-        Constraint::Independent(base, _) => registry(base, _bijective)?,
+        Constraint::Simplex if bijective => Rc::new(StickBreakingTransform),
+        Constraint::Simplex => Rc::new(SoftmaxTransform),
+        Constraint::LowerCholesky => Rc::new(LowerCholeskyTransform),
+        Constraint::PositiveDefinite => Rc::new(PositiveDefiniteTransform),
+        Constraint::CorrCholesky => Rc::new(CorrCholeskyTransform),
+        Constraint::Independent(base, _) => registry(base, bijective)?,
         other => {
             return Err(Error::Invalid(format!(
                 "no transform onto the constraint `{other}` is registered"
