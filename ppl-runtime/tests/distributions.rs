@@ -218,3 +218,69 @@ fn fixtures_match_torch() {
     eprintln!("checked {checked} statistics; families not implemented: {skipped:?}");
     assert!(checked > 100);
 }
+
+#[test]
+fn kl_fixtures_match_torch() {
+    let root: Value = serde_json::from_str(FIXTURES).expect("json");
+    let pairs = root["kl"].as_array().expect("kl");
+    for pair in pairs {
+        let side = |k: &str, kind| {
+            let fam = pair[k]["family"].as_str().expect("family");
+            let d = build(fam, &params(&pair[k]["params"], kind)).expect("implemented");
+            d.unwrap_or_else(|e| panic!("{fam}: {e}"))
+        };
+        let theirs = tensor(&pair["kl"]);
+        for (kind, rtol) in [(Kind::Double, 1e-6), (Kind::Float, 1e-5)] {
+            let (p, q) = (side("p", kind), side("q", kind));
+            let what = format!("KL({} || {}) {kind:?}", p.name(), q.name());
+            let ours = kl_divergence(&*p, &*q).unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert_eq!(ours.kind(), kind, "{what}: dtype follows the parameters");
+            close(&what, &ours, &theirs, rtol, rtol * 1e-2);
+        }
+    }
+    assert_eq!(pairs.len(), 5);
+}
+
+#[test]
+fn kl_of_independent_and_delta() {
+    let opts = (Kind::Double, tch::Device::Cpu);
+    let (m1, s1) = (
+        Tensor::randn([3, 2], opts),
+        Tensor::rand([3, 2], opts) + 0.5,
+    );
+    let (m2, s2) = (
+        Tensor::randn([3, 2], opts),
+        Tensor::rand([3, 2], opts) + 0.5,
+    );
+    let p = Normal::new(&m1, &s1).expect("p");
+    let q = Normal::new(&m2, &s2).expect("q");
+    let elementwise = kl_divergence(&p, &q).expect("kl");
+    let (pi, qi) = (
+        Normal::new(&m1, &s1).expect("p").to_event(1).expect("pi"),
+        Normal::new(&m2, &s2).expect("q").to_event(1).expect("qi"),
+    );
+    let summed = kl_divergence(&pi, &qi).expect("kl independent");
+    close(
+        "Independent KL",
+        &summed,
+        &elementwise.sum_dim_intlist(-1, false, Kind::Double),
+        1e-12,
+        0.0,
+    );
+    // Delta against anything with a log-density: -log q(v).
+    let v = Tensor::randn([3, 2], opts);
+    let d = Delta::new(&v, 0).expect("delta");
+    close(
+        "Delta KL",
+        &kl_divergence(&d, &q).expect("kl"),
+        &(-q.log_prob(&v).expect("lp")),
+        1e-12,
+        0.0,
+    );
+    // No rule: an error naming both families.
+    let e = kl_divergence(&q, &Laplace::new(0.0, 1.0).expect("laplace")).expect_err("no rule");
+    assert!(
+        e.to_string().contains("Normal") && e.to_string().contains("Laplace"),
+        "{e}"
+    );
+}
