@@ -82,8 +82,9 @@ impl Distribution for LKJCholesky {
         Constraint::CorrCholesky
     }
     fn sample(&self, sample_shape: &[i64]) -> Result<Tensor> {
-        // Onion method: row i of L is sqrt(y_i) times a uniform direction in its first i
-        // coordinates, y_i ~ Beta(i/2, η + (d-2)/2 - (i-1)/2), completed to unit length.
+        // Onion method (Lewandowski, Kurowicka & Joe 2009, §3.2): row i of L is sqrt(y_i)
+        // times a uniform direction in its first i coordinates,
+        // y_i ~ Beta(i/2, η + (d-2)/2 - (i-1)/2), completed to unit length on the diagonal.
         let c = &self.concentration;
         let (k, dev) = (c.kind(), c.device());
         tch::no_grad(|| {
@@ -92,7 +93,10 @@ impl Distribution for LKJCholesky {
             let marginal = c
                 .f_add_scalar(0.5 * (self.dim - 2) as f64)?
                 .f_unsqueeze(-1)?;
-            let c1 = offset.f_add_scalar(0.5)?;
+            // Row i >= 1 takes y ~ Beta(i/2, ..): the draw has i free coordinates. (torch
+            // 2.11 uses `offset + 0.5`, i.e. Beta(i - 1/2, ..), whose off-diagonal marginals
+            // are too wide for dim >= 3; the test checks the LKJ marginal variance.)
+            let c1 = offset.f_add_scalar(1.0)?.f_mul_scalar(0.5)?;
             let c0 = marginal.f_sub(&offset.f_mul_scalar(0.5)?)?;
             let mut bshape = sample_shape.to_vec();
             bshape.extend_from_slice(&self.batch_shape);
