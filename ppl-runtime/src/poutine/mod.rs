@@ -32,11 +32,11 @@ pub use queue::{discrete_escape, enum_extend, queue};
 pub use replay::{replay, ReplayMessenger};
 pub use runtime::{
     apply_stack, CondIndepFrame, Enumerate, Handler, HandlerGuard, InferConfig, Messenger, Msg,
-    SiteKind,
+    NnBaseline, SiteKind,
 };
 pub use scale::{scale, ScaleMessenger};
 pub use seed::{seed, SeedMessenger};
 pub use substitute::{substitute, SubstituteMessenger};
 pub use trace::{trace, TraceMessenger};
-pub use trace_struct::{Site, Trace};
+pub use trace_struct::{scale_and_mask, Site, Trace};
 pub use uncondition::{uncondition, UnconditionMessenger};

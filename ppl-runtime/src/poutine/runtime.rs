@@ -56,6 +56,27 @@ pub struct InferConfig {
     pub baseline_beta: Option<f64>,
     /// Use a decaying-average baseline at this site (TraceGraphElbo).
     pub use_decaying_avg_baseline: bool,
+    /// A neural-network baseline at this site (TraceGraphElbo): `module.forward(input)`; its
+    /// params (registered with `module`) are trained to predict the downstream cost.
+    pub nn_baseline: Option<NnBaseline>,
+}
+
+/// A neural-network baseline and its input.
+#[derive(Debug)]
+pub struct NnBaseline {
+    /// The network.
+    pub module: Rc<dyn tch::nn::Module>,
+    /// Its input.
+    pub input: Tensor,
+}
+
+impl Clone for NnBaseline {
+    fn clone(&self) -> Self {
+        NnBaseline {
+            module: self.module.clone(),
+            input: self.input.shallow_clone(),
+        }
+    }
 }
 
 impl Clone for InferConfig {
@@ -70,6 +91,7 @@ impl Clone for InferConfig {
             baseline_value: self.baseline_value.as_ref().map(Tensor::shallow_clone),
             baseline_beta: self.baseline_beta,
             use_decaying_avg_baseline: self.use_decaying_avg_baseline,
+            nn_baseline: self.nn_baseline.clone(),
         }
     }
 }
@@ -92,6 +114,9 @@ impl InferConfig {
             self.baseline_beta = other.baseline_beta;
         }
         self.use_decaying_avg_baseline |= other.use_decaying_avg_baseline;
+        if other.nn_baseline.is_some() {
+            self.nn_baseline = other.nn_baseline.clone();
+        }
     }
 }
 

@@ -1,0 +1,252 @@
+//! Evidence lower bounds (Pyro's ELBO family): what SVI maximizes.
+//!
+//! Every ELBO runs the guide, replays the model against the guide's trace
+//! ([`get_traces`]), and turns the two traces into a loss and a differentiable surrogate whose
+//! gradient estimates the loss's gradient. Particles are separate runs, or one run inside an
+//! outer plate when `vectorize_particles` is set.
+
+mod renyi_elbo;
+mod trace_elbo;
+mod trace_graph_elbo;
+mod trace_mean_field_elbo;
+
+pub use renyi_elbo::RenyiElbo;
+pub use trace_elbo::TraceElbo;
+pub use trace_graph_elbo::TraceGraphElbo;
+pub use trace_mean_field_elbo::TraceMeanFieldElbo;
+
+use std::rc::Rc;
+
+use tch::{Kind, Tensor};
+
+use crate::error::{Error, Result};
+use crate::optim::Optimizer;
+use crate::params::with_param_store;
+use crate::poutine::{self, CondIndepFrame, Handler, Plate, SiteKind, Trace};
+
+/// The name of the outer plate of vectorized particles.
+pub const PARTICLES_PLATE: &str = "num_particles_vectorized";
+
+/// Settings shared by all ELBOs.
+#[derive(Clone, Debug)]
+pub struct ElboConfig {
+    /// Number of particles averaged per estimate.
+    pub num_particles: usize,
+    /// Draw all particles at once in an outer plate (the model must be vectorizable).
+    pub vectorize_particles: bool,
+    /// How many plates the model nests at most (needed with `vectorize_particles`: the
+    /// particles' plate goes left of them).
+    pub max_plate_nesting: usize,
+}
+
+impl Default for ElboConfig {
+    fn default() -> Self {
+        ElboConfig {
+            num_particles: 1,
+            vectorize_particles: false,
+            max_plate_nesting: 0,
+        }
+    }
+}
+
+/// A differentiable ELBO estimate and the params it depends on.
+pub struct ElboOutput {
+    /// The loss `-ELBO` as a number.
+    pub loss: f64,
+    /// A scalar whose gradient is the gradient estimate of the loss.
+    pub surrogate_loss: Tensor,
+    /// Names of the params that appeared in model or guide.
+    pub params: Vec<String>,
+}
+
+/// A loss for SVI.
+pub trait Elbo {
+    /// Runs guide and model and returns the loss with its differentiable surrogate.
+    fn loss_and_surrogate<R1, R2>(
+        &self,
+        model: &mut dyn FnMut() -> Result<R1>,
+        guide: &mut dyn FnMut() -> Result<R2>,
+    ) -> Result<ElboOutput>;
+
+    /// One optimization step: computes the loss, backpropagates and updates the params.
+    fn step<R1, R2>(
+        &self,
+        mut model: impl FnMut() -> Result<R1>,
+        mut guide: impl FnMut() -> Result<R2>,
+        optim: &mut dyn Optimizer,
+    ) -> Result<f64> {
+        let out = self.loss_and_surrogate(&mut model, &mut guide)?;
+        let params: Vec<(String, Tensor)> = with_param_store(|ps| {
+            out.params
+                .iter()
+                .filter_map(|n| {
+                    ps.entry(n)
+                        .map(|e| (n.clone(), e.unconstrained.shallow_clone()))
+                })
+                .collect()
+        });
+        for (_, p) in &params {
+            let mut g = p.grad();
+            if g.defined() {
+                let _ = g.f_zero_()?;
+            }
+        }
+        if out.surrogate_loss.requires_grad() {
+            out.surrogate_loss.f_backward()?;
+        }
+        optim.step(&params)?;
+        Ok(out.loss)
+    }
+}
+
+/// Traces the guide, then the model replayed against it, and checks that they fit: every guide
+/// latent site is in the model, with a value of the shape the model's distribution expects.
+pub fn get_traces<R1, R2>(
+    model: &mut dyn FnMut() -> Result<R1>,
+    guide: &mut dyn FnMut() -> Result<R2>,
+) -> Result<(Trace, Trace)> {
+    let (_, guide_tr) = poutine::trace(&mut *guide)?;
+    let guide_tr = Rc::new(guide_tr);
+    let (_, model_tr) = poutine::trace(|| poutine::replay(guide_tr.clone(), &mut *model))?;
+    let guide_tr = Rc::try_unwrap(guide_tr).unwrap_or_else(|rc| (*rc).clone());
+    for s in guide_tr.stochastic_nodes() {
+        if s.infer.is_auxiliary {
+            continue;
+        }
+        let Some(m) = model_tr.get(&s.name) else {
+            return Err(Error::MissingSite {
+                site: s.name.clone(),
+                message: "the guide samples this site but the model has no site of that name"
+                    .into(),
+            });
+        };
+        if let Some(d) = &m.dist {
+            let mut want = d.batch_shape().to_vec();
+            want.extend_from_slice(d.event_shape());
+            let have = s.value.size();
+            if !broadcastable(&have, &want) {
+                return Err(Error::Shape(format!(
+                    "site `{}`: the guide's value has shape {have:?} but the model's \
+                     distribution has batch + event shape {want:?}",
+                    s.name
+                )));
+            }
+        }
+    }
+    Ok((model_tr, guide_tr))
+}
+
+fn broadcastable(a: &[i64], b: &[i64]) -> bool {
+    a.iter()
+        .rev()
+        .zip(b.iter().rev())
+        .all(|(x, y)| x == y || *x == 1 || *y == 1)
+}
+
+/// Runs `f` once per particle (or once, vectorized) and collects the (model, guide) traces.
+pub(crate) fn particles<R1, R2>(
+    cfg: &ElboConfig,
+    model: &mut dyn FnMut() -> Result<R1>,
+    guide: &mut dyn FnMut() -> Result<R2>,
+) -> Result<Vec<(Trace, Trace)>> {
+    let n = cfg.num_particles.max(1);
+    if cfg.vectorize_particles && n > 1 {
+        let dim = -(cfg.max_plate_nesting as i64) - 1;
+        let mut m = || -> Result<R1> {
+            let _p = Plate::new(PARTICLES_PLATE, n as i64).dim(dim).enter()?;
+            model()
+        };
+        let mut g = || -> Result<R2> {
+            let _p = Plate::new(PARTICLES_PLATE, n as i64).dim(dim).enter()?;
+            guide()
+        };
+        return Ok(vec![get_traces(&mut m, &mut g)?]);
+    }
+    (0..n).map(|_| get_traces(model, guide)).collect()
+}
+
+/// The number of particles each trace pair stands for.
+pub(crate) fn particles_per_trace(cfg: &ElboConfig) -> f64 {
+    if cfg.vectorize_particles {
+        cfg.num_particles.max(1) as f64
+    } else {
+        1.0
+    }
+}
+
+/// Param names seen in either trace, in order of first appearance.
+pub(crate) fn param_names(trs: [&Trace; 2], out: &mut Vec<String>) {
+    for tr in trs {
+        for s in tr.iter().filter(|s| s.kind == SiteKind::Param) {
+            if !out.contains(&s.name) {
+                out.push(s.name.clone());
+            }
+        }
+    }
+}
+
+/// Sums a log-density over every dim except those of the vectorized plates it shares with
+/// `target` (Pyro's `MultiFrameTensor.sum_to`): the plate-wise Rao-Blackwellization of
+/// score-function terms. Dims are kept (size 1 where summed).
+pub(crate) fn sum_to(
+    lp: &Tensor,
+    frames: &[CondIndepFrame],
+    target: &[CondIndepFrame],
+) -> Result<Tensor> {
+    let nd = lp.dim() as i64;
+    if nd == 0 {
+        return Ok(lp.shallow_clone());
+    }
+    let keep: Vec<i64> = frames
+        .iter()
+        .filter(|f| target.iter().any(|t| t.dim.is_some() && t.name == f.name))
+        .filter_map(|f| f.dim)
+        .collect();
+    let dims: Vec<i64> = (0..nd)
+        .filter(|i| !keep.contains(&(i - nd)) || lp.size()[*i as usize] == 1)
+        .collect();
+    if dims.is_empty() {
+        return Ok(lp.shallow_clone());
+    }
+    Ok(lp.f_sum_dim_intlist(dims.as_slice(), true, None::<Kind>)?)
+}
+
+/// Adds `b` to `a`, broadcasting, aligning dims from the right.
+pub(crate) fn add_broadcast(a: Option<Tensor>, b: Tensor) -> Result<Option<Tensor>> {
+    Ok(Some(match a {
+        None => b,
+        Some(a) => a.f_add(&b)?,
+    }))
+}
+
+/// Errors naming the sites whose log-densities are not finite, when `value` is not finite.
+pub(crate) fn check_finite(value: f64, model: &mut Trace, guide: &mut Trace) -> Result<()> {
+    if value.is_finite() {
+        return Ok(());
+    }
+    model.check_finite()?;
+    guide.check_finite()?;
+    Err(Error::NonFinite(format!("the ELBO is {value}")))
+}
+
+/// The sum of a tensor as a scalar tensor.
+pub(crate) fn total(t: &Tensor) -> Result<Tensor> {
+    Ok(t.f_sum(None::<Kind>)?)
+}
+
+/// A zero scalar on the device of the traces' first value.
+pub(crate) fn zero_like(tr: &Trace) -> Result<Tensor> {
+    let (kind, device) = tr
+        .iter()
+        .next()
+        .map_or((Kind::Float, tch::Device::Cpu), |s| {
+            (Kind::Float, s.value.device())
+        });
+    Ok(Tensor::f_zeros([], (kind, device))?)
+}
+
+/// Runs a [`Handler`] closure form for convenience inside ELBOs.
+#[allow(dead_code)]
+pub(crate) fn run<H: Handler, R>(h: H, f: impl FnOnce() -> Result<R>) -> Result<R> {
+    h.run(f)
+}

@@ -1,0 +1,89 @@
+//! `TraceElbo` (Pyro's `Trace_ELBO`).
+
+use tch::Tensor;
+
+use super::{
+    add_broadcast, check_finite, param_names, particles, particles_per_trace, sum_to, total,
+    zero_like, Elbo, ElboConfig, ElboOutput,
+};
+use crate::error::Result;
+use crate::poutine::Trace;
+
+/// A Monte Carlo ELBO with pathwise gradients through reparameterized guide sites and
+/// score-function (REINFORCE) terms for the others, Rao-Blackwellized by plates: each
+/// non-reparameterized site's score is weighted by the costs that share its plate slices.
+#[derive(Clone, Debug, Default)]
+pub struct TraceElbo {
+    /// Particles, vectorization, plate nesting.
+    pub config: ElboConfig,
+}
+
+impl TraceElbo {
+    /// A TraceElbo with `num_particles` particles drawn one run at a time.
+    pub fn with_particles(num_particles: usize) -> Self {
+        TraceElbo {
+            config: ElboConfig {
+                num_particles,
+                ..Default::default()
+            },
+        }
+    }
+}
+
+/// `(elbo, surrogate elbo)` of one (model, guide) trace pair, as Trace_ELBO computes them.
+pub(crate) fn elbo_and_surrogate(model: &mut Trace, guide: &mut Trace) -> Result<(Tensor, Tensor)> {
+    let mut elbo = zero_like(guide)?;
+    let mut sites: Vec<(Tensor, Vec<crate::poutine::CondIndepFrame>)> = Vec::new();
+    for s in model.iter_mut().filter(|s| s.is_scored()) {
+        let lp = s.compute_log_prob()?.shallow_clone();
+        elbo = elbo.f_add(&total(&lp)?)?;
+        sites.push((lp, s.cond_indep_stack.clone()));
+    }
+    for s in guide.iter_mut().filter(|s| s.is_scored()) {
+        let lp = s.compute_log_prob()?.shallow_clone();
+        elbo = elbo.f_sub(&total(&lp)?)?;
+        sites.push((lp.f_neg()?, s.cond_indep_stack.clone()));
+    }
+    let mut surrogate = elbo.shallow_clone();
+    for s in guide.iter_mut().filter(|s| s.is_latent()) {
+        if s.dist.as_ref().is_some_and(|d| d.has_rsample()) {
+            continue;
+        }
+        let mut log_r: Option<Tensor> = None;
+        for (lp, frames) in &sites {
+            log_r = add_broadcast(log_r, sum_to(&lp.f_detach()?, frames, &s.cond_indep_stack)?)?;
+        }
+        let Some(log_r) = log_r else { continue };
+        let score = s.compute_log_prob()?;
+        surrogate = surrogate.f_add(&total(&score.f_mul(&log_r)?)?)?;
+    }
+    Ok((elbo, surrogate))
+}
+
+impl Elbo for TraceElbo {
+    fn loss_and_surrogate<R1, R2>(
+        &self,
+        model: &mut dyn FnMut() -> Result<R1>,
+        guide: &mut dyn FnMut() -> Result<R2>,
+    ) -> Result<ElboOutput> {
+        let pairs = particles(&self.config, model, guide)?;
+        let n = pairs.len() as f64 * particles_per_trace(&self.config);
+        let (mut loss, mut surrogate_loss, mut params) = (0.0, None::<Tensor>, Vec::new());
+        for (mut m, mut g) in pairs {
+            param_names([&m, &g], &mut params);
+            let (elbo, surr) = elbo_and_surrogate(&mut m, &mut g)?;
+            let value = elbo.f_double_value(&[])?;
+            check_finite(value, &mut m, &mut g)?;
+            loss -= value / n;
+            surrogate_loss = add_broadcast(surrogate_loss, surr.f_div_scalar(-n)?)?;
+        }
+        Ok(ElboOutput {
+            loss,
+            surrogate_loss: match surrogate_loss {
+                Some(s) => s,
+                None => Tensor::from(0.0f32),
+            },
+            params,
+        })
+    }
+}

@@ -1,0 +1,87 @@
+//! `TraceMeanFieldElbo` (Pyro's `TraceMeanField_ELBO`): analytic KL terms where registered.
+
+use tch::Tensor;
+
+use super::trace_elbo::elbo_and_surrogate;
+use super::{
+    add_broadcast, check_finite, param_names, particles, particles_per_trace, total, Elbo,
+    ElboConfig, ElboOutput,
+};
+use crate::distributions::Distribution;
+use crate::error::{Error, Result};
+use crate::poutine::{scale_and_mask, Trace};
+
+/// For guides whose latent sites are independent of each other given the data (mean field):
+/// `ELBO = E_q[log p(x | z)] - Σ_sites KL(q(z_s) || p(z_s))`, with each KL computed in closed form
+/// where the pair of families has one registered (see `distributions::kl_divergence`) and
+/// estimated by Monte Carlo otherwise. Lower variance than [`super::TraceElbo`] where it applies.
+#[derive(Clone, Debug, Default)]
+pub struct TraceMeanFieldElbo {
+    /// Particles, vectorization, plate nesting.
+    pub config: ElboConfig,
+}
+
+/// The analytic KL of `q` from `p`, if registered for the pair.
+fn analytic_kl(q: &dyn Distribution, p: &dyn Distribution) -> Result<Option<Tensor>> {
+    match crate::distributions::kl_divergence(q, p) {
+        Ok(t) => Ok(Some(t)),
+        Err(Error::NotImplemented { .. }) => Ok(None),
+        Err(Error::Invalid(m)) if m.starts_with("no KL divergence rule") => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn particle(model: &mut Trace, guide: &mut Trace) -> Result<(Tensor, Tensor)> {
+    // Sites whose KL is analytic are scored as -KL; the rest by Trace_ELBO's estimator.
+    let mut analytic = Vec::new();
+    let mut kl_total: Option<Tensor> = None;
+    for g in guide.iter().filter(|s| s.is_latent()) {
+        let Some(m) = model.get(&g.name) else {
+            continue;
+        };
+        let (Some(qd), Some(pd)) = (&g.dist, &m.dist) else {
+            continue;
+        };
+        if let Some(kl) = analytic_kl(qd.as_ref(), pd.as_ref())? {
+            let kl = scale_and_mask(&kl, g.scale, g.mask.as_ref())?;
+            kl_total = add_broadcast(kl_total, total(&kl)?)?;
+            analytic.push(g.name.clone());
+        }
+    }
+    let mut m_rest = model.clone();
+    let mut g_rest = guide.clone();
+    for n in &analytic {
+        m_rest.remove(n);
+        g_rest.remove(n);
+    }
+    let (elbo, surr) = elbo_and_surrogate(&mut m_rest, &mut g_rest)?;
+    match kl_total {
+        Some(kl) => Ok((elbo.f_sub(&kl)?, surr.f_sub(&kl)?)),
+        None => Ok((elbo, surr)),
+    }
+}
+
+impl Elbo for TraceMeanFieldElbo {
+    fn loss_and_surrogate<R1, R2>(
+        &self,
+        model: &mut dyn FnMut() -> Result<R1>,
+        guide: &mut dyn FnMut() -> Result<R2>,
+    ) -> Result<ElboOutput> {
+        let pairs = particles(&self.config, model, guide)?;
+        let n = pairs.len() as f64 * particles_per_trace(&self.config);
+        let (mut loss, mut surrogate_loss, mut params) = (0.0, None::<Tensor>, Vec::new());
+        for (mut m, mut g) in pairs {
+            param_names([&m, &g], &mut params);
+            let (elbo, surr) = particle(&mut m, &mut g)?;
+            let value = elbo.f_double_value(&[])?;
+            check_finite(value, &mut m, &mut g)?;
+            loss -= value / n;
+            surrogate_loss = add_broadcast(surrogate_loss, surr.f_div_scalar(-n)?)?;
+        }
+        Ok(ElboOutput {
+            loss,
+            surrogate_loss: surrogate_loss.unwrap_or_else(|| Tensor::from(0.0f32)),
+            params,
+        })
+    }
+}
