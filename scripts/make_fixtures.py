@@ -127,7 +127,20 @@ def stats(d, value):
         out["cdf"] = d.cdf(value)
     except (NotImplementedError, AttributeError, ValueError):
         pass
+    try:
+        out["icdf"] = d.icdf(icdf_at(d, value.dtype))
+    except (NotImplementedError, AttributeError, ValueError):
+        pass
     return out
+
+
+def icdf_at(d, dtype):
+    """Probabilities for icdf, shaped (n,) + ones for the batch dims so they broadcast. Tails
+    only in float64: float32 cannot hold 1 - 1e-6 to better than 6%, so its quantiles there
+    depend on each library's order of operations rather than on the formula."""
+    batch = list(getattr(d, "batch_shape", ()))
+    ps = [1e-6, 0.05, 0.5, 0.95, 1 - 1e-6] if dtype == F64 else [0.05, 0.5, 0.95]
+    return torch.tensor(ps, dtype=dtype).reshape(-1, *[1] * len(batch))
 
 
 def case(family, params, value):
@@ -145,6 +158,9 @@ def case(family, params, value):
     c = {"family": family, "params": {k: enc(v) for k, v in params.items()}, "value": enc(value)}
     c.update({k: enc(v) for k, v in s64.items()})
     c["f32"] = {k: enc(v) for k, v in s32.items()}
+    if "icdf" in s64:
+        c["icdf_at"] = enc(icdf_at(d, F64))
+        c["f32"]["icdf_at"] = enc(icdf_at(d, torch.float32))
     return c
 
 

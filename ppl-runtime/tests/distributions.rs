@@ -212,6 +212,13 @@ fn fixtures_match_torch() {
                 close(&what, &ours, &tensor(&refs[stat]), rtol, atol);
                 checked += 1;
             }
+            if let Some(theirs) = refs.get("icdf") {
+                let at = tensor(&refs["icdf_at"]).to_kind(kind);
+                let what = format!("{family} icdf ({kind:?}, params {:?})", case["params"]);
+                let ours = d.icdf(&at).unwrap_or_else(|e| panic!("{what}: {e}"));
+                close(&what, &ours, &tensor(theirs), rtol, atol);
+                checked += 1;
+            }
         }
     }
     skipped.dedup();

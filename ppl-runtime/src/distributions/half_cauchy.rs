@@ -59,11 +59,14 @@ impl Distribution for HalfCauchy {
     fn log_prob(&self, value: &Tensor) -> Result<Tensor> {
         validate_sample(self, value)?;
         let z = value.f_div(&self.scale)?;
-        Ok(z.f_square()?
+        let lp = z
+            .f_square()?
             .f_log1p()?
             .f_add(&self.scale.f_log()?)?
             .f_add_scalar((PI / 2.0).ln())?
-            .f_neg()?)
+            .f_neg()?;
+        // Zero density below 0 (reachable with validation off), as torch.
+        Ok(lp.f_masked_fill(&value.f_lt(0.0)?, f64::NEG_INFINITY)?)
     }
     fn mean(&self) -> Result<Tensor> {
         full_like(&self.scale, f64::INFINITY)

@@ -59,10 +59,13 @@ impl Distribution for HalfNormal {
     fn log_prob(&self, value: &Tensor) -> Result<Tensor> {
         validate_sample(self, value)?;
         let z = value.f_div(&self.scale)?;
-        Ok(z.f_square()?
+        let lp = z
+            .f_square()?
             .f_mul_scalar(-0.5)?
             .f_sub(&self.scale.f_log()?)?
-            .f_add_scalar(0.5 * (2.0 / PI).ln())?)
+            .f_add_scalar(0.5 * (2.0 / PI).ln())?;
+        // Zero density below 0 (reachable with validation off), as torch.
+        Ok(lp.f_masked_fill(&value.f_lt(0.0)?, f64::NEG_INFINITY)?)
     }
     fn mean(&self) -> Result<Tensor> {
         Ok(self.scale.f_mul_scalar((2.0 / PI).sqrt())?)
@@ -83,7 +86,11 @@ impl Distribution for HalfNormal {
             .f_erf()?)
     }
     fn icdf(&self, value: &Tensor) -> Result<Tensor> {
-        Ok(value
+        // The normal quantile of (1 + p) / 2, in torch's order of operations (the float32
+        // rounding of the tails then matches).
+        let q = value.f_add_scalar(1.0)?.f_mul_scalar(0.5)?;
+        Ok(q.f_mul_scalar(2.0)?
+            .f_sub_scalar(1.0)?
             .f_erfinv()?
             .f_mul_scalar(std::f64::consts::SQRT_2)?
             .f_mul(&self.scale)?)

@@ -22,10 +22,10 @@ use crate::error::{Error, Result};
 /// ```
 /// use ppl::prelude::*;
 /// # fn main() -> ppl::Result<()> {
-/// let d = LKJCholesky::new(2, 1.0)?; // uniform correlation in [-1, 1]: density 1/2
+/// let d = LKJCholesky::new(2, 1.0)?; // uniform correlation L[1][0] in [-1, 1]: density 1/2
 /// let l = Tensor::from_slice(&[1.0f32, 0.0, 0.6, 0.8]).reshape([2, 2]);
 /// let lp = d.log_prob(&l)?;
-/// assert!((lp.double_value(&[]) - (0.8f64 / 2.0).ln()).abs() < 1e-5);
+/// assert!((lp.double_value(&[]) - 0.5f64.ln()).abs() < 1e-5);
 /// # Ok(()) }
 /// ```
 #[derive(Debug)]

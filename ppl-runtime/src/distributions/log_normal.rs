@@ -99,4 +99,12 @@ impl Distribution for LogNormal {
     fn cdf(&self, value: &Tensor) -> Result<Tensor> {
         std_normal_cdf(&value.f_log()?.f_sub(&self.loc)?.f_div(&self.scale)?)
     }
+    fn icdf(&self, value: &Tensor) -> Result<Tensor> {
+        let z = value
+            .f_mul_scalar(2.0)?
+            .f_sub_scalar(1.0)?
+            .f_erfinv()?
+            .f_mul_scalar(std::f64::consts::SQRT_2)?;
+        Ok(z.f_mul(&self.scale)?.f_add(&self.loc)?.f_exp()?)
+    }
 }

@@ -109,4 +109,9 @@ impl Distribution for Weibull {
         let z = value.f_div(&self.scale)?.f_pow(&self.concentration)?;
         Ok(z.f_neg()?.f_expm1()?.f_neg()?)
     }
+    fn icdf(&self, value: &Tensor) -> Result<Tensor> {
+        let e = value.f_neg()?.f_log1p()?.f_neg()?;
+        Ok(e.f_pow(&self.concentration.f_reciprocal()?)?
+            .f_mul(&self.scale)?)
+    }
 }
