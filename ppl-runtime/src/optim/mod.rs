@@ -1,8 +1,55 @@
-//! Optimizers over named params.
+//! Optimizers over named params, learning-rate schedulers, gradient clipping and checkpoints.
+//!
+//! An [`Optimizer`] updates the unconstrained leaf tensors of the param store in place from their
+//! gradients; SVI hands it `(name, leaf)` pairs each step. Like Pyro's `PyroOptim`, every built-in
+//! optimizer keeps settings, learning rate and state *per param name*, created the first time it
+//! sees the param, so params that appear mid-training are handled and settings can depend on the
+//! name ([`Adam::per_param`], Pyro's callable `optim_args`). The arithmetic is torch's:
+//!
+//! | ppl | Pyro / torch |
+//! |---|---|
+//! | [`Adam`], [`AdamConfig`] | `pyro.optim.Adam` / `torch.optim.Adam` |
+//! | [`AdamW`], [`AdamWConfig`] | `pyro.optim.AdamW` / `torch.optim.AdamW` |
+//! | [`ClippedAdam`], [`ClippedAdamConfig`] | `pyro.optim.ClippedAdam` |
+//! | [`Sgd`], [`SgdConfig`] | `pyro.optim.SGD` / `torch.optim.SGD` |
+//! | [`RmsProp`], [`RmsPropConfig`] | `pyro.optim.RMSprop` / `torch.optim.RMSprop` |
+//! | [`Adagrad`], [`AdagradConfig`] | `pyro.optim.Adagrad` / `torch.optim.Adagrad` |
+//! | [`ExponentialLr`], [`StepLr`], [`ReduceLrOnPlateau`] | `pyro.optim.ExponentialLR`, `StepLR`, `ReduceLROnPlateau` |
+//! | [`Clipped`], [`ClipConfig`], [`clip_grad_norm`], [`clip_grad_value`] | `clip_args`; `torch.nn.utils.clip_grad_norm_`, `clip_grad_value_` |
+//! | [`save_checkpoint`], [`load_checkpoint`] | `pyro.get_param_store().save()` with `optim.save()` |
+//!
+//! Schedulers and clipping are wrappers that are optimizers themselves, so they stack:
+//! `ExponentialLr::new(Clipped::new(Adam::default(), clip), 0.99)`. A scheduler steps when told
+//! ([`LrScheduler::scheduler_step`], usually once per epoch, as Pyro's `scheduler.step()`).
 
+mod adagrad;
 mod adam;
+mod adamw;
+mod checkpoint;
+mod clip;
+mod clipped_adam;
+mod exponential_lr;
+mod lr;
+pub(crate) mod per_param;
+mod reduce_lr_on_plateau;
+mod rmsprop;
+mod sgd;
+mod step_lr;
 
+pub use adagrad::{Adagrad, AdagradConfig};
 pub use adam::{Adam, AdamConfig};
+pub use adamw::{AdamW, AdamWConfig};
+pub use checkpoint::{load_checkpoint, save_checkpoint};
+pub use clip::{clip_grad_norm, clip_grad_value, ClipConfig, Clipped};
+pub use clipped_adam::{ClippedAdam, ClippedAdamConfig};
+pub use exponential_lr::ExponentialLr;
+pub use lr::{LrScheduled, LrScheduler};
+pub use reduce_lr_on_plateau::{
+    PlateauMode, ReduceLrOnPlateau, ReduceLrOnPlateauConfig, ThresholdMode,
+};
+pub use rmsprop::{RmsProp, RmsPropConfig};
+pub use sgd::{Sgd, SgdConfig};
+pub use step_lr::StepLr;
 
 use tch::Tensor;
 
@@ -12,4 +59,31 @@ use crate::error::Result;
 pub trait Optimizer {
     /// One update of `params` (name, unconstrained leaf); params without a gradient are skipped.
     fn step(&mut self, params: &[(String, Tensor)]) -> Result<()>;
+
+    /// Everything the optimizer has learned so far (moment estimates, step counts, current
+    /// learning rates, scheduler counters) as named tensors, copied: the optimizer may go on
+    /// stepping without changing them. Counts are int64 and rates float64 scalar tensors.
+    /// Built-in optimizers name per-param entries `param/<param name>/<field>`; wrappers put their
+    /// own entries under `sched/` and their inner optimizer's under `inner/`.
+    fn state(&self) -> Result<Vec<(String, Tensor)>>;
+
+    /// Replaces the optimizer's state by `state`, as returned by [`Optimizer::state`] of an
+    /// optimizer of the same type and settings; after it the optimizer continues exactly as the
+    /// one that was saved. Settings (betas, momentum, ...) are not part of the state: they come
+    /// from this optimizer's configuration.
+    fn load_state(&mut self, state: Vec<(String, Tensor)>) -> Result<()>;
+}
+
+impl<O: Optimizer + ?Sized> Optimizer for Box<O> {
+    fn step(&mut self, params: &[(String, Tensor)]) -> Result<()> {
+        (**self).step(params)
+    }
+
+    fn state(&self) -> Result<Vec<(String, Tensor)>> {
+        (**self).state()
+    }
+
+    fn load_state(&mut self, state: Vec<(String, Tensor)>) -> Result<()> {
+        (**self).load_state(state)
+    }
 }

@@ -1,0 +1,88 @@
+//! Checkpoints: the param store and an optimizer's state in one file.
+
+use std::path::Path;
+
+use indexmap::IndexMap;
+use tch::Tensor;
+
+use super::Optimizer;
+use crate::error::{Error, Result};
+use crate::params::with_param_store;
+
+/// Name of the tensor listing the optimizer's state entries.
+const META: &str = "optim_meta";
+
+fn io_err(path: &Path) -> impl Fn(tch::TchError) -> Error + '_ {
+    move |e| Error::Io {
+        path: path.display().to_string(),
+        source: std::io::Error::other(e.to_string()),
+    }
+}
+
+/// Saves this thread's param store and the state of `optim` to one file at `path`, so that
+/// [`load_checkpoint`] resumes training exactly where it stopped (bit-identical tensors).
+///
+/// The file is a libtorch archive (`Tensor::save_multi`): the param store's entries exactly as
+/// [`ParamStore::save`](crate::params::ParamStore::save) writes them, so `ParamStore::load` reads
+/// a checkpoint too, plus the optimizer's [`Optimizer::state`] as tensors `o0`, `o1`, ... with
+/// their names in a text tensor `optim_meta`. The random generator is not saved: seed it (e.g.
+/// with [`set_rng_seed`](crate::set_rng_seed)) after loading for a reproducible continuation.
+pub fn save_checkpoint(path: impl AsRef<Path>, optim: &dyn Optimizer) -> Result<()> {
+    let path = path.as_ref();
+    let state = optim.state()?;
+    let mut meta = String::new();
+    for (k, _) in &state {
+        if k.contains('\n') {
+            return Err(Error::Invalid(format!(
+                "optimizer state entry {k:?} contains a newline and cannot be saved"
+            )));
+        }
+        meta.push_str(k);
+        meta.push('\n');
+    }
+    with_param_store(|ps| ps.save(path))?;
+    let mut named = Tensor::load_multi(path).map_err(io_err(path))?;
+    if named.iter().any(|(k, _)| k == META) {
+        return Err(Error::Invalid(format!(
+            "{}: the param store file already has an entry `{META}`",
+            path.display()
+        )));
+    }
+    named.push((META.to_string(), Tensor::from_slice(meta.as_bytes())));
+    for (i, (_, t)) in state.into_iter().enumerate() {
+        named.push((format!("o{i}"), t));
+    }
+    Tensor::save_multi(&named, path).map_err(io_err(path))
+}
+
+/// Loads a file written by [`save_checkpoint`]: its params replace those of the same name in this
+/// thread's param store (others stay; clear the store first for an exact restore) and its
+/// optimizer state replaces the state of `optim`, which must be an optimizer of the same type and
+/// settings as the one saved. Tensors go back to the devices they were saved from.
+pub fn load_checkpoint(path: impl AsRef<Path>, optim: &mut dyn Optimizer) -> Result<()> {
+    let path = path.as_ref();
+    let mut tensors: IndexMap<String, Tensor> = Tensor::load_multi(path)
+        .map_err(io_err(path))?
+        .into_iter()
+        .collect();
+    let meta = tensors.shift_remove(META).ok_or_else(|| {
+        Error::Invalid(format!(
+            "{}: not a checkpoint (no optimizer state; a plain param store file?)",
+            path.display()
+        ))
+    })?;
+    let meta = String::from_utf8(Vec::<u8>::try_from(&meta)?)
+        .map_err(|_| Error::Invalid(format!("{}: corrupt optimizer metadata", path.display())))?;
+    let mut state = Vec::new();
+    for (i, name) in meta.lines().enumerate() {
+        let t = tensors.shift_remove(&format!("o{i}")).ok_or_else(|| {
+            Error::Invalid(format!(
+                "{}: missing optimizer tensor for `{name}`",
+                path.display()
+            ))
+        })?;
+        state.push((name.to_string(), t));
+    }
+    optim.load_state(state)?;
+    with_param_store(|ps| ps.load(path, None))
+}

@@ -1,0 +1,131 @@
+//! Pyro's ClippedAdam (`pyro.optim.ClippedAdam`).
+
+use indexmap::IndexMap;
+use tch::Tensor;
+
+use super::per_param::{per_param_optimizer, scalar_i64, take, take_step, Rule};
+use crate::error::Result;
+
+/// Settings of [`ClippedAdam`]; the defaults are Pyro's.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClippedAdamConfig {
+    /// Initial learning rate (default `1e-3`).
+    pub lr: f64,
+    /// Decay rates of the first and second moment estimates (default `(0.9, 0.999)`).
+    pub betas: (f64, f64),
+    /// Added to the square root of the second moment (default `1e-8`).
+    pub eps: f64,
+    /// L2 penalty: `weight_decay * param` is added to the (clipped) gradient (default `0`).
+    pub weight_decay: f64,
+    /// Each gradient is clamped elementwise to `[-clip_norm, clip_norm]` (default `10`).
+    pub clip_norm: f64,
+    /// Learning-rate decay: every step multiplies the learning rate by `lrd`, before the update
+    /// (default `1`, no decay). After `n` steps the rate is `lr * lrd^n`.
+    pub lrd: f64,
+}
+
+impl Default for ClippedAdamConfig {
+    fn default() -> Self {
+        ClippedAdamConfig {
+            lr: 1e-3,
+            betas: (0.9, 0.999),
+            eps: 1e-8,
+            weight_decay: 0.0,
+            clip_norm: 10.0,
+            lrd: 1.0,
+        }
+    }
+}
+
+pub(crate) struct ClippedAdamState {
+    step: i64,
+    exp_avg: Tensor,
+    exp_avg_sq: Tensor,
+}
+
+pub(crate) struct ClippedAdamRule;
+
+impl Rule for ClippedAdamRule {
+    type Config = ClippedAdamConfig;
+    type State = ClippedAdamState;
+    const NAME: &'static str = "ClippedAdam";
+
+    fn lr(config: &ClippedAdamConfig) -> f64 {
+        config.lr
+    }
+
+    fn before_step(config: &ClippedAdamConfig, lr: &mut f64) {
+        *lr *= config.lrd;
+    }
+
+    fn init(_config: &ClippedAdamConfig, p: &Tensor) -> Result<ClippedAdamState> {
+        Ok(ClippedAdamState {
+            step: 0,
+            exp_avg: p.f_zeros_like()?,
+            exp_avg_sq: p.f_zeros_like()?,
+        })
+    }
+
+    fn update(
+        c: &ClippedAdamConfig,
+        lr: f64,
+        st: &mut ClippedAdamState,
+        p: &mut Tensor,
+        grad: Tensor,
+    ) -> Result<()> {
+        // Pyro clamps the param's gradient in place.
+        let mut grad = grad;
+        let _ = grad.f_clamp_(-c.clip_norm, c.clip_norm)?;
+        st.step += 1;
+        if c.weight_decay != 0.0 {
+            grad = grad.f_add(&p.f_mul_scalar(c.weight_decay)?)?;
+        }
+        let (b1, b2) = c.betas;
+        let _ = st.exp_avg.f_mul_scalar_(b1)?;
+        let _ = st.exp_avg.f_add_(&grad.f_mul_scalar(1.0 - b1)?)?;
+        let _ = st.exp_avg_sq.f_mul_scalar_(b2)?;
+        let _ = st
+            .exp_avg_sq
+            .f_addcmul_(&grad, &grad.f_mul_scalar(1.0 - b2)?)?;
+        let mut denom = st.exp_avg_sq.f_sqrt()?;
+        let _ = denom.f_add_scalar_(c.eps)?;
+        // Pyro keeps `step` as a Python int.
+        let step = st.step as f64;
+        let bias_correction1 = 1.0 - b1.powf(step);
+        let bias_correction2 = 1.0 - b2.powf(step);
+        let step_size = lr * bias_correction2.sqrt() / bias_correction1;
+        let _ = p.f_addcdiv_(&st.exp_avg.f_mul_scalar(-step_size)?, &denom)?;
+        Ok(())
+    }
+
+    fn save(st: &ClippedAdamState) -> Vec<(&'static str, Tensor)> {
+        vec![
+            ("step", scalar_i64(st.step)),
+            ("exp_avg", st.exp_avg.shallow_clone()),
+            ("exp_avg_sq", st.exp_avg_sq.shallow_clone()),
+        ]
+    }
+
+    fn load(
+        _config: &ClippedAdamConfig,
+        fields: &mut IndexMap<String, Tensor>,
+    ) -> Result<ClippedAdamState> {
+        Ok(ClippedAdamState {
+            step: take_step(fields)?,
+            exp_avg: take(fields, "exp_avg")?,
+            exp_avg_sq: take(fields, "exp_avg_sq")?,
+        })
+    }
+}
+
+per_param_optimizer!(
+    /// Pyro's ClippedAdam: Adam with each gradient clamped elementwise to `±clip_norm` and the
+    /// learning rate multiplied by `lrd` at every step, with the arithmetic of
+    /// `pyro/optim/clipped_adam.py` (the bias corrections are folded into the step size and `eps`
+    /// is added to the uncorrected `sqrt(exp_avg_sq)`). One state and learning rate per param
+    /// name; the rate decays on every step the param takes part in, even without a gradient, as in
+    /// Pyro.
+    ClippedAdam,
+    ClippedAdamRule,
+    ClippedAdamConfig
+);
