@@ -279,6 +279,16 @@ def main():
          ("Dirichlet", {"concentration": [1.0, 2.0, 3.0]})),
         (("MultivariateNormal", {"loc": torch.randn(2, 3, dtype=F64), "covariance_matrix": rand_pd(3, (2,))}),
          ("MultivariateNormal", {"loc": torch.randn(3, dtype=F64), "scale_tril": torch.linalg.cholesky(rand_pd(3))})),
+        (("LogNormal", {"loc": [0.0, 1.0], "scale": [1.0, 2.0]}),
+         ("LogNormal", {"loc": [1.0, -1.0], "scale": [0.5, 3.0]})),
+        (("HalfNormal", {"scale": [1.0, 2.0]}), ("HalfNormal", {"scale": [[0.5], [3.0]]})),
+        (("Laplace", {"loc": [0.0, 1.0], "scale": [1.0, 2.0]}),
+         ("Laplace", {"loc": [1.0, -1.0], "scale": [0.5, 3.0]})),
+        (("Exponential", {"rate": [1.0, 2.0]}), ("Exponential", {"rate": [0.5, 3.0]})),
+        (("Poisson", {"rate": [0.1, 1.0, 2.0]}), ("Poisson", {"rate": [0.5, 3.0, 2.0]})),
+        (("Bernoulli", {"probs": [0.0, 0.3, 1.0, 0.5]}), ("Bernoulli", {"probs": [0.2, 0.3, 0.9, 0.0]})),
+        (("Categorical", {"probs": [[0.2, 0.3, 0.5], [0.0, 0.5, 0.5]]}),
+         ("Categorical", {"logits": [[0.0, 1.0, -1.0], [2.0, 0.0, 0.0]]})),
     ]:
         p = build(fp, {k: t(v) if not torch.is_tensor(v) else v for k, v in pp.items()})
         q = build(fq, {k: t(v) if not torch.is_tensor(v) else v for k, v in pq.items()})

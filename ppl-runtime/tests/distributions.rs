@@ -245,7 +245,7 @@ fn kl_fixtures_match_torch() {
             close(&what, &ours, &theirs, rtol, rtol * 1e-2);
         }
     }
-    assert_eq!(pairs.len(), 5);
+    assert_eq!(pairs.len(), 12);
 }
 
 #[test]
@@ -284,6 +284,10 @@ fn kl_of_independent_and_delta() {
         1e-12,
         0.0,
     );
+    // Poisson at rate 0 is a point mass at 0: KL = -log q(0) = q.rate (torch gives NaN).
+    let p0 = Poisson::new(0.0).expect("p");
+    let kl = kl_divergence(&p0, &Poisson::new(0.5).expect("q")).expect("kl");
+    assert!((kl.double_value(&[]) - 0.5).abs() < 1e-6, "{kl}");
     // No rule: an error naming both families.
     let e = kl_divergence(&q, &Laplace::new(0.0, 1.0).expect("laplace")).expect_err("no rule");
     assert!(

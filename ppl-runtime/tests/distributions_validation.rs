@@ -27,10 +27,10 @@ fn outside<T: std::fmt::Debug>(r: ppl::Result<T>, what: &str) {
     );
 }
 
-/// `(name, distribution)` built from float32 parameters, one of each family.
-fn f32_families() -> Vec<(&'static str, DistRef)> {
-    let f = |v: &[f32]| Tensor::from_slice(v);
-    let eye = Tensor::eye(2, (Kind::Float, Device::Cpu));
+/// `(name, distribution)` built from float32 parameters on `dev`, one of each family.
+fn f32_families(dev: Device) -> Vec<(&'static str, DistRef)> {
+    let f = |v: &[f32]| Tensor::from_slice(v).to_device(dev);
+    let eye = Tensor::eye(2, (Kind::Float, dev));
     vec![
         (
             "Normal",
@@ -233,16 +233,25 @@ fn validation_and_dtypes() {
     enable_validation(true);
     assert!(ok, "validation switch");
 
-    // Every family keeps float32 parameters in float32, on their device, with torch's shapes.
-    for (name, d) in f32_families() {
+    // Every family keeps float32 parameters in float32 and on their device (the CPU, and the
+    // first GPU where there is one), with torch's shapes.
+    let mut devices = vec![Device::Cpu];
+    if tch::Cuda::is_available() {
+        devices.push(Device::Cuda(0));
+    }
+    for (dev, (name, d)) in devices
+        .into_iter()
+        .flat_map(|dev| f32_families(dev).into_iter().map(move |f| (dev, f)))
+    {
         let x = d.sample(&[3]).expect("sample");
         let mut shape = vec![3];
         shape.extend_from_slice(d.batch_shape());
         shape.extend_from_slice(d.event_shape());
         assert_eq!(x.size(), shape, "{name}: sample shape");
-        assert_eq!(x.device(), Device::Cpu, "{name}: device");
+        assert_eq!(x.device(), dev, "{name}: device");
         let lp = d.log_prob(&x).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(lp.kind(), Kind::Float, "{name}: log_prob dtype");
+        assert_eq!(lp.device(), dev, "{name}: log_prob device");
         let mut bs = vec![3];
         bs.extend_from_slice(d.batch_shape());
         assert_eq!(lp.size(), bs, "{name}: log_prob shape");

@@ -4,15 +4,18 @@
 use tch::{Kind, Tensor};
 
 use super::multivariate_normal::mahalanobis;
-use super::{Beta, Delta, Dirichlet, Distribution, Gamma, Independent, MultivariateNormal, Normal};
+use super::{
+    Bernoulli, Beta, Categorical, Delta, Dirichlet, Distribution, Exponential, Gamma, HalfNormal,
+    Independent, Laplace, LogNormal, MultivariateNormal, Normal, Poisson,
+};
 use crate::error::{Error, Result};
 
 /// `KL(p ‖ q) = E_p[log p(x) - log q(x)]`, with shape `broadcast(p.batch_shape, q.batch_shape)`.
 ///
-/// Pairs: Normal/Normal, Beta/Beta, Gamma/Gamma, Dirichlet/Dirichlet,
-/// MultivariateNormal/MultivariateNormal, Independent/Independent (same number of reinterpreted
-/// dims, over any of these), and Delta against anything with a log-density
-/// (`KL = -log q(v)`, as Pyro). Other pairs are an error.
+/// Pairs (each family against itself): Normal, LogNormal, HalfNormal, Laplace, Beta, Gamma,
+/// Exponential, Dirichlet, MultivariateNormal, Bernoulli, Categorical, Poisson;
+/// Independent/Independent (same number of reinterpreted dims, over any of these); and Delta
+/// against anything with a log-density (`KL = -log q(v)`, as Pyro). Other pairs are an error.
 ///
 /// ```
 /// use ppl::prelude::*;
@@ -44,6 +47,13 @@ pub fn kl_divergence(p: &dyn Distribution, q: &dyn Distribution) -> Result<Tenso
     pair!(Dirichlet, dirichlet);
     pair!(MultivariateNormal, mvn);
     pair!(Independent, independent);
+    pair!(LogNormal, log_normal);
+    pair!(HalfNormal, half_normal);
+    pair!(Laplace, laplace);
+    pair!(Exponential, exponential);
+    pair!(Poisson, poisson);
+    pair!(Bernoulli, bernoulli);
+    pair!(Categorical, categorical);
     Err(Error::Invalid(format!(
         "no KL divergence rule for {} against {}",
         p.name(),
@@ -52,8 +62,12 @@ pub fn kl_divergence(p: &dyn Distribution, q: &dyn Distribution) -> Result<Tenso
 }
 
 fn normal(p: &Normal, q: &Normal) -> Result<Tensor> {
-    let var_ratio = p.scale().f_div(q.scale())?.f_square()?;
-    let t1 = p.loc().f_sub(q.loc())?.f_div(q.scale())?.f_square()?;
+    normal_kl(p.loc(), p.scale(), q.loc(), q.scale())
+}
+
+fn normal_kl(pm: &Tensor, ps: &Tensor, qm: &Tensor, qs: &Tensor) -> Result<Tensor> {
+    let var_ratio = ps.f_div(qs)?.f_square()?;
+    let t1 = pm.f_sub(qm)?.f_div(qs)?.f_square()?;
     Ok(var_ratio
         .f_add(&t1)?
         .f_sub_scalar(1.0)?
@@ -142,4 +156,66 @@ fn independent(p: &Independent, q: &Independent) -> Result<Tensor> {
     let nd = kl.dim() as i64;
     let dims: Vec<i64> = (nd - n as i64..nd).collect();
     Ok(kl.f_sum_dim_intlist(dims.as_slice(), false, None::<Kind>)?)
+}
+
+fn log_normal(p: &LogNormal, q: &LogNormal) -> Result<Tensor> {
+    // KL is invariant under the shared bijection exp.
+    normal_kl(p.loc(), p.scale(), q.loc(), q.scale())
+}
+
+fn half_normal(p: &HalfNormal, q: &HalfNormal) -> Result<Tensor> {
+    let zero = p.scale().f_zeros_like()?;
+    normal_kl(&zero, p.scale(), &zero, q.scale())
+}
+
+fn laplace(p: &Laplace, q: &Laplace) -> Result<Tensor> {
+    let ratio = p.scale().f_div(q.scale())?;
+    let d = p.loc().f_sub(q.loc())?.f_abs()?;
+    let t3 = ratio.f_mul(&d.f_div(p.scale())?.f_neg()?.f_exp()?)?;
+    Ok(ratio
+        .f_log()?
+        .f_neg()?
+        .f_add(&d.f_div(q.scale())?)?
+        .f_add(&t3)?
+        .f_sub_scalar(1.0)?)
+}
+
+fn exponential(p: &Exponential, q: &Exponential) -> Result<Tensor> {
+    let ratio = q.rate().f_div(p.rate())?;
+    Ok(ratio.f_sub(&ratio.f_log()?)?.f_sub_scalar(1.0)?)
+}
+
+fn poisson(p: &Poisson, q: &Poisson) -> Result<Tensor> {
+    let (a, b) = (p.rate(), q.rate());
+    Ok(a.f_xlogy(a)?.f_sub(&a.f_xlogy(b)?)?.f_sub(&a.f_sub(b)?)?)
+}
+
+/// `Σ p log(p / q)` over the last dim (or elementwise), with `0 log 0 = 0` and `p log(p / 0) = ∞`.
+fn discrete_kl(pp: &Tensor, pl: &Tensor, qp: &Tensor, ql: &Tensor) -> Result<Tensor> {
+    let t = pp.f_mul(&pl.f_sub(ql)?)?;
+    let t = t.f_masked_fill(&qp.f_eq(0.0)?, f64::INFINITY)?;
+    Ok(t.f_masked_fill(&pp.f_eq(0.0)?, 0.0)?)
+}
+
+fn bernoulli(p: &Bernoulli, q: &Bernoulli) -> Result<Tensor> {
+    let (pp, qp) = (p.probs(), q.probs());
+    let log = |t: &Tensor, neg: bool| -> Result<Tensor> {
+        // log σ(±logits), stable: -softplus(∓logits)
+        let l = if neg { t.shallow_clone() } else { t.f_neg()? };
+        Ok(l.f_softplus()?.f_neg()?)
+    };
+    let one = |t: &Tensor| -> Result<Tensor> { Ok(t.f_neg()?.f_add_scalar(1.0)?) };
+    let t1 = discrete_kl(pp, &log(p.logits(), false)?, qp, &log(q.logits(), false)?)?;
+    let t0 = discrete_kl(
+        &one(pp)?,
+        &log(p.logits(), true)?,
+        &one(qp)?,
+        &log(q.logits(), true)?,
+    )?;
+    Ok(t1.f_add(&t0)?)
+}
+
+fn categorical(p: &Categorical, q: &Categorical) -> Result<Tensor> {
+    let t = discrete_kl(p.probs(), p.logits(), q.probs(), q.logits())?;
+    Ok(t.f_sum_dim_intlist(-1, false, None::<Kind>)?)
 }
