@@ -185,3 +185,35 @@ fn registries_land_in_their_constraints() {
         vec![3]
     );
 }
+
+#[test]
+fn transformed_distribution_through_a_matrix_transform() {
+    use ppl::distributions::{Distribution, DistributionExt, Normal, TransformedDistribution};
+    tch::manual_seed(4);
+    // A standard normal on R^6 pushed onto 3x3 lower-Cholesky factors.
+    let base = Normal::new(Tensor::zeros([6], OPTS), 1.0)
+        .expect("base")
+        .to_event(1)
+        .expect("event");
+    let t: TransformRef = Rc::new(LowerCholeskyTransform);
+    let d = TransformedDistribution::new(base.boxed(), vec![t.clone()]).expect("d");
+    assert_eq!(
+        (d.batch_shape(), d.event_shape()),
+        (&[][..], &[3i64, 3][..])
+    );
+    assert_eq!(d.support(), Constraint::LowerCholesky);
+    let y = d.sample(&[5]).expect("sample");
+    assert_eq!(y.size(), vec![5, 3, 3]);
+    let x = t.inverse(&y).expect("inverse");
+    let base = Normal::new(Tensor::zeros([6], OPTS), 1.0)
+        .expect("base")
+        .to_event(1)
+        .expect("event");
+    let want = base.log_prob(&x).expect("lp") - t.log_abs_det_jacobian(&x, &y).expect("ladj");
+    assert_close(
+        &d.log_prob(&y).expect("lp"),
+        &want,
+        1e-12,
+        "change of variables",
+    );
+}
