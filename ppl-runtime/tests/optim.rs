@@ -12,10 +12,10 @@
 use std::collections::HashMap;
 
 use ppl::optim::{
-    load_checkpoint, save_checkpoint, Adagrad, AdagradConfig, Adam, AdamConfig, AdamW, AdamWConfig,
-    ClipConfig, Clipped, ClippedAdam, ClippedAdamConfig, ExponentialLr, LrScheduled, LrScheduler,
-    PlateauMode, ReduceLrOnPlateau, ReduceLrOnPlateauConfig, RmsProp, RmsPropConfig, Sgd,
-    SgdConfig, StepLr, ThresholdMode,
+    load_checkpoint, save_checkpoint, set_small_tensor_fast_path, Adagrad, AdagradConfig, Adam,
+    AdamConfig, AdamW, AdamWConfig, ClipConfig, Clipped, ClippedAdam, ClippedAdamConfig,
+    ExponentialLr, LrScheduled, LrScheduler, PlateauMode, ReduceLrOnPlateau,
+    ReduceLrOnPlateauConfig, RmsProp, RmsPropConfig, Sgd, SgdConfig, StepLr, ThresholdMode,
 };
 use ppl::prelude::*;
 use serde_json::Value;
@@ -283,8 +283,10 @@ fn fixtures() -> Value {
 
 /// Runs `case`, checking every step against torch; with `resume_at = Some(k)` the optimizer is
 /// replaced after step `k` by a fresh one loaded with its state, which must continue identically.
-/// Returns the final params.
-fn run_case(case: &Value, resume_at: Option<usize>) -> Vec<Tensor> {
+/// `fast` turns the host fast path for small params on or off before the first and after the
+/// `k`-th step. Returns the final params.
+fn run_case(case: &Value, resume_at: Option<usize>, fast: (bool, bool)) -> Vec<Tensor> {
+    set_small_tensor_fast_path(fast.0);
     let name = case["name"].as_str().expect("test setup");
     let kind = kind_of(case);
     let tol = if kind == Kind::Float { 1e-6 } else { 1e-12 };
@@ -327,12 +329,14 @@ fn run_case(case: &Value, resume_at: Option<usize>) -> Vec<Tensor> {
             );
         }
         if resume_at == Some(k + 1) {
+            set_small_tensor_fast_path(fast.1);
             let state = optim.state().expect("test setup");
             let mut fresh = build_optimizer(case);
             fresh.load_state(state).expect("test setup");
             optim = fresh;
         }
     }
+    set_small_tensor_fast_path(true);
     params.into_iter().map(|(_, p)| p.detach()).collect()
 }
 
@@ -342,7 +346,12 @@ fn optimizers_match_torch() {
     let cases = fx["cases"].as_array().expect("test setup");
     assert!(cases.len() >= 40, "{} cases", cases.len());
     for case in cases {
-        run_case(case, None);
+        // Small CPU params: Adam and AdamW on the host, and through libtorch ops.
+        run_case(case, None, (true, true));
+        run_case(case, None, (false, false));
+        // Switching paths mid-run.
+        run_case(case, Some(2), (true, false));
+        run_case(case, Some(4), (false, true));
     }
 }
 
@@ -350,14 +359,16 @@ fn optimizers_match_torch() {
 fn state_round_trip_continues_identically() {
     let fx = fixtures();
     for case in fx["cases"].as_array().expect("test setup") {
-        let straight = run_case(case, None);
-        let resumed = run_case(case, Some(3));
-        for (a, b) in straight.iter().zip(&resumed) {
-            assert!(
-                a.equal(b),
-                "{}: resumed run differs",
-                case["name"].as_str().expect("test setup")
-            );
+        for fast in [true, false] {
+            let straight = run_case(case, None, (fast, fast));
+            let resumed = run_case(case, Some(3), (fast, fast));
+            for (a, b) in straight.iter().zip(&resumed) {
+                assert!(
+                    a.equal(b),
+                    "{}: resumed run differs (fast path {fast})",
+                    case["name"].as_str().expect("test setup")
+                );
+            }
         }
     }
 }
@@ -754,5 +765,53 @@ fn checkpoint_needs_optimizer_state() -> ppl::Result<()> {
     assert_eq!(get_param("w")?.double_value(&[]), 1.0);
     let _ = std::fs::remove_file(&path);
     clear_param_store();
+    Ok(())
+}
+
+/// Rough cost of one optimizer step on two scalar params (the coin-flip guide's); run with
+/// `cargo test --release -p ppl-runtime --test optim -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn optimizer_step_cost() -> ppl::Result<()> {
+    fn time(what: &str, optim: &mut dyn Optimizer) -> ppl::Result<()> {
+        let params: Vec<(String, Tensor)> = ["alpha_q", "beta_q"]
+            .iter()
+            .map(|n| (n.to_string(), leaf(&[1.0])))
+            .collect();
+        for (_, p) in &params {
+            set_grad(p, &Tensor::from_slice(&[0.5f32]));
+        }
+        let n = 20000;
+        let t0 = std::time::Instant::now();
+        for _ in 0..n {
+            optim.step(&params)?;
+        }
+        let us = t0.elapsed().as_secs_f64() * 1e6 / n as f64;
+        eprintln!("{what}: {us:.2} us per step (2 scalar params)");
+        Ok(())
+    }
+    time("Adam", &mut Adam::default())?;
+    time("AdamW", &mut AdamW::default())?;
+    time("ClippedAdam", &mut ClippedAdam::default())?;
+    time("SGD", &mut Sgd::default())?;
+    time(
+        "SGD momentum",
+        &mut Sgd::new(SgdConfig {
+            momentum: 0.9,
+            ..Default::default()
+        }),
+    )?;
+    time("RMSprop", &mut RmsProp::default())?;
+    time("Adagrad", &mut Adagrad::default())?;
+    time(
+        "Clipped<Adam>",
+        &mut Clipped::new(
+            Adam::default(),
+            ClipConfig {
+                max_norm: Some(1.0),
+                ..Default::default()
+            },
+        ),
+    )?;
     Ok(())
 }

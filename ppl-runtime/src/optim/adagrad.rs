@@ -77,11 +77,11 @@ impl Rule for AdagradRule {
         Ok(())
     }
 
-    fn save(st: &AdagradState) -> Vec<(&'static str, Tensor)> {
-        vec![
+    fn save(st: &AdagradState) -> Result<Vec<(&'static str, Tensor)>> {
+        Ok(vec![
             ("step", scalar_i64(st.step)),
             ("sum", st.sum.shallow_clone()),
-        ]
+        ])
     }
 
     fn load(_c: &AdagradConfig, fields: &mut IndexMap<String, Tensor>) -> Result<AdagradState> {

@@ -72,7 +72,7 @@ impl Rule for AdamWRule {
         adam_update(&config.as_adam(), true, lr, state, p, grad)
     }
 
-    fn save(state: &AdamState) -> Vec<(&'static str, Tensor)> {
+    fn save(state: &AdamState) -> Result<Vec<(&'static str, Tensor)>> {
         state.save()
     }
 

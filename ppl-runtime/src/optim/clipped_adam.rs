@@ -98,12 +98,12 @@ impl Rule for ClippedAdamRule {
         Ok(())
     }
 
-    fn save(st: &ClippedAdamState) -> Vec<(&'static str, Tensor)> {
-        vec![
+    fn save(st: &ClippedAdamState) -> Result<Vec<(&'static str, Tensor)>> {
+        Ok(vec![
             ("step", scalar_i64(st.step)),
             ("exp_avg", st.exp_avg.shallow_clone()),
             ("exp_avg_sq", st.exp_avg_sq.shallow_clone()),
-        ]
+        ])
     }
 
     fn load(

@@ -29,6 +29,7 @@ mod checkpoint;
 mod clip;
 mod clipped_adam;
 mod exponential_lr;
+mod host;
 mod lr;
 pub(crate) mod per_param;
 mod reduce_lr_on_plateau;
@@ -43,6 +44,7 @@ pub use checkpoint::{load_checkpoint, save_checkpoint};
 pub use clip::{clip_grad_norm, clip_grad_value, ClipConfig, Clipped};
 pub use clipped_adam::{ClippedAdam, ClippedAdamConfig};
 pub use exponential_lr::ExponentialLr;
+pub use host::set_small_tensor_fast_path;
 pub use lr::{LrScheduled, LrScheduler};
 pub use reduce_lr_on_plateau::{
     PlateauMode, ReduceLrOnPlateau, ReduceLrOnPlateauConfig, ThresholdMode,

@@ -42,7 +42,7 @@ pub(crate) trait Rule {
     ) -> Result<()>;
 
     /// The state as named tensors (shallow; the caller copies them).
-    fn save(state: &Self::State) -> Vec<(&'static str, Tensor)>;
+    fn save(state: &Self::State) -> Result<Vec<(&'static str, Tensor)>>;
 
     /// Rebuilds state from the fields written by [`Rule::save`]; takes the fields it knows out of
     /// `fields` (anything left over is an error).
@@ -131,7 +131,7 @@ impl<R: Rule> PerParam<R> {
         for (name, slot) in &self.slots {
             out.push((format!("{PREFIX}{name}/lr"), scalar_f64(slot.lr)));
             if let Some(st) = &slot.state {
-                for (field, t) in R::save(st) {
+                for (field, t) in R::save(st)? {
                     out.push((format!("{PREFIX}{name}/{field}"), deep_copy(&t)?));
                 }
             }

@@ -113,7 +113,7 @@ impl Rule for RmsPropRule {
         Ok(())
     }
 
-    fn save(st: &RmsPropState) -> Vec<(&'static str, Tensor)> {
+    fn save(st: &RmsPropState) -> Result<Vec<(&'static str, Tensor)>> {
         let mut out = vec![
             ("step", scalar_i64(st.step)),
             ("square_avg", st.square_avg.shallow_clone()),
@@ -124,7 +124,7 @@ impl Rule for RmsPropRule {
         if let Some(g) = &st.grad_avg {
             out.push(("grad_avg", g.shallow_clone()));
         }
-        out
+        Ok(out)
     }
 
     fn load(c: &RmsPropConfig, fields: &mut IndexMap<String, Tensor>) -> Result<RmsPropState> {

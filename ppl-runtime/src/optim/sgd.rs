@@ -90,12 +90,12 @@ impl Rule for SgdRule {
         Ok(())
     }
 
-    fn save(st: &SgdState) -> Vec<(&'static str, Tensor)> {
+    fn save(st: &SgdState) -> Result<Vec<(&'static str, Tensor)>> {
         // Without a buffer there is nothing to keep: a fresh state is the same.
-        match &st.momentum_buffer {
+        Ok(match &st.momentum_buffer {
             Some(b) => vec![("momentum_buffer", b.shallow_clone())],
             None => Vec::new(),
-        }
+        })
     }
 
     fn load(_c: &SgdConfig, fields: &mut IndexMap<String, Tensor>) -> Result<SgdState> {
