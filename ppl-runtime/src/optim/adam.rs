@@ -36,7 +36,7 @@ impl Default for AdamConfig {
 
 /// Adam's moment estimates (torch's `exp_avg`, `exp_avg_sq`, `max_exp_avg_sq`), as tensors or,
 /// for small CPU params, as host vectors (see `host.rs`).
-enum Moments {
+pub(crate) enum Moments {
     Tensors {
         exp_avg: Tensor,
         exp_avg_sq: Tensor,
@@ -46,14 +46,14 @@ enum Moments {
     F64(HostMoments<f64>),
 }
 
-struct HostMoments<T> {
-    shape: Vec<i64>,
-    exp_avg: Vec<T>,
-    exp_avg_sq: Vec<T>,
-    max_exp_avg_sq: Option<Vec<T>>,
+pub(crate) struct HostMoments<T> {
+    pub(crate) shape: Vec<i64>,
+    pub(crate) exp_avg: Vec<T>,
+    pub(crate) exp_avg_sq: Vec<T>,
+    pub(crate) max_exp_avg_sq: Option<Vec<T>>,
     /// Scratch: the param's and the gradient's values.
-    p: Vec<T>,
-    g: Vec<T>,
+    pub(crate) p: Vec<T>,
+    pub(crate) g: Vec<T>,
 }
 
 impl<T: HostFloat> HostMoments<T> {
@@ -97,6 +97,21 @@ impl<T: HostFloat> HostMoments<T> {
         ))
     }
 
+    /// Reads the values of `p` and `grad` into the scratch vectors.
+    pub(crate) fn read(&mut self, p: &Tensor, grad: &Tensor) -> Result<()> {
+        read(p, &mut self.p)?;
+        read(grad, &mut self.g)?;
+        if self.p.len() != self.exp_avg.len() || self.g.len() != self.exp_avg.len() {
+            return Err(Error::Shape(format!(
+                "param of {} and gradient of {} elements for moments of {}",
+                self.p.len(),
+                self.g.len(),
+                self.exp_avg.len()
+            )));
+        }
+        Ok(())
+    }
+
     /// torch's single-tensor Adam on the host, operation by operation.
     #[allow(clippy::too_many_arguments)]
     fn update(
@@ -109,16 +124,7 @@ impl<T: HostFloat> HostMoments<T> {
         p: &mut Tensor,
         grad: &Tensor,
     ) -> Result<()> {
-        read(p, &mut self.p)?;
-        read(grad, &mut self.g)?;
-        if self.p.len() != self.exp_avg.len() || self.g.len() != self.exp_avg.len() {
-            return Err(Error::Shape(format!(
-                "Adam: param of {} and gradient of {} elements for moments of {}",
-                self.p.len(),
-                self.g.len(),
-                self.exp_avg.len()
-            )));
-        }
+        self.read(p, grad)?;
         let (b1, b2) = c.betas;
         let weight_decay = T::of(c.weight_decay);
         let decay = T::of(1.0 - lr * c.weight_decay);
@@ -160,8 +166,8 @@ impl<T: HostFloat> HostMoments<T> {
 
 /// Adam's per-param state: torch's `step` and the moments.
 pub(crate) struct AdamState {
-    step: i64,
-    moments: Moments,
+    pub(crate) step: i64,
+    pub(crate) moments: Moments,
 }
 
 impl AdamState {
@@ -229,7 +235,7 @@ impl AdamState {
 
     /// Moves the moments to where this step computes: the host for a small CPU param (a state
     /// just loaded arrives as tensors), tensors otherwise.
-    fn place(&mut self, p: &Tensor, grad: &Tensor) -> Result<()> {
+    pub(crate) fn place(&mut self, p: &Tensor, grad: &Tensor) -> Result<()> {
         let kind = host_kind(p, grad);
         let moments = match (&self.moments, kind) {
             (Moments::Tensors { .. }, None)

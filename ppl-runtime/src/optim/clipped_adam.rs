@@ -3,7 +3,9 @@
 use indexmap::IndexMap;
 use tch::Tensor;
 
-use super::per_param::{per_param_optimizer, scalar_i64, take, take_step, Rule};
+use super::adam::{AdamState, HostMoments, Moments};
+use super::host::{write, HostFloat};
+use super::per_param::{per_param_optimizer, Rule};
 use crate::error::Result;
 
 /// Settings of [`ClippedAdam`]; the defaults are Pyro's.
@@ -37,17 +39,45 @@ impl Default for ClippedAdamConfig {
     }
 }
 
-pub(crate) struct ClippedAdamState {
-    step: i64,
-    exp_avg: Tensor,
-    exp_avg_sq: Tensor,
-}
-
 pub(crate) struct ClippedAdamRule;
+
+/// Pyro's arithmetic on the host for a small CPU param (see `host.rs`).
+fn host_update<T: HostFloat>(
+    c: &ClippedAdamConfig,
+    step_size: f64,
+    h: &mut HostMoments<T>,
+    p: &mut Tensor,
+    grad: &Tensor,
+) -> Result<()> {
+    h.read(p, grad)?;
+    let weight_decay = T::of(c.weight_decay);
+    let (b1, b2) = c.betas;
+    let (beta1, w1) = (T::of(b1), T::of(1.0 - b1));
+    let (beta2, w2) = (T::of(b2), T::of(1.0 - b2));
+    let eps = T::of(c.eps);
+    let neg_step = T::of(-step_size);
+    let wd = c.weight_decay != 0.0;
+    for i in 0..h.p.len() {
+        let p = h.p[i];
+        let mut g = h.g[i];
+        if wd {
+            g = g + weight_decay * p;
+        }
+        let m = h.exp_avg[i] * beta1;
+        let m = m + w1 * g;
+        h.exp_avg[i] = m;
+        let v = h.exp_avg_sq[i] * beta2;
+        let v = v + w2 * g * g;
+        h.exp_avg_sq[i] = v;
+        let denom = v.sqrt() + eps;
+        h.p[i] = p + neg_step * m / denom;
+    }
+    write(p, &h.p, &h.shape)
+}
 
 impl Rule for ClippedAdamRule {
     type Config = ClippedAdamConfig;
-    type State = ClippedAdamState;
+    type State = AdamState;
     const NAME: &'static str = "ClippedAdam";
 
     fn lr(config: &ClippedAdamConfig) -> f64 {
@@ -58,63 +88,59 @@ impl Rule for ClippedAdamRule {
         *lr *= config.lrd;
     }
 
-    fn init(_config: &ClippedAdamConfig, p: &Tensor) -> Result<ClippedAdamState> {
-        Ok(ClippedAdamState {
-            step: 0,
-            exp_avg: p.f_zeros_like()?,
-            exp_avg_sq: p.f_zeros_like()?,
-        })
+    fn init(_config: &ClippedAdamConfig, p: &Tensor) -> Result<AdamState> {
+        AdamState::new(p, false)
     }
 
     fn update(
         c: &ClippedAdamConfig,
         lr: f64,
-        st: &mut ClippedAdamState,
+        st: &mut AdamState,
         p: &mut Tensor,
         grad: Tensor,
     ) -> Result<()> {
         // Pyro clamps the param's gradient in place.
         let mut grad = grad;
         let _ = grad.f_clamp_(-c.clip_norm, c.clip_norm)?;
+        st.place(p, &grad)?;
         st.step += 1;
-        if c.weight_decay != 0.0 {
-            grad = grad.f_add(&p.f_mul_scalar(c.weight_decay)?)?;
-        }
         let (b1, b2) = c.betas;
-        let _ = st.exp_avg.f_mul_scalar_(b1)?;
-        let _ = st.exp_avg.f_add_(&grad.f_mul_scalar(1.0 - b1)?)?;
-        let _ = st.exp_avg_sq.f_mul_scalar_(b2)?;
-        let _ = st
-            .exp_avg_sq
-            .f_addcmul_(&grad, &grad.f_mul_scalar(1.0 - b2)?)?;
-        let mut denom = st.exp_avg_sq.f_sqrt()?;
-        let _ = denom.f_add_scalar_(c.eps)?;
         // Pyro keeps `step` as a Python int.
         let step = st.step as f64;
         let bias_correction1 = 1.0 - b1.powf(step);
         let bias_correction2 = 1.0 - b2.powf(step);
         let step_size = lr * bias_correction2.sqrt() / bias_correction1;
-        let _ = p.f_addcdiv_(&st.exp_avg.f_mul_scalar(-step_size)?, &denom)?;
+        let (exp_avg, exp_avg_sq) = match &mut st.moments {
+            Moments::F32(h) => return host_update(c, step_size, h, p, &grad),
+            Moments::F64(h) => return host_update(c, step_size, h, p, &grad),
+            Moments::Tensors {
+                exp_avg,
+                exp_avg_sq,
+                ..
+            } => (exp_avg, exp_avg_sq),
+        };
+        if c.weight_decay != 0.0 {
+            grad = grad.f_add(&p.f_mul_scalar(c.weight_decay)?)?;
+        }
+        let _ = exp_avg.f_mul_scalar_(b1)?;
+        let _ = exp_avg.f_add_(&grad.f_mul_scalar(1.0 - b1)?)?;
+        let _ = exp_avg_sq.f_mul_scalar_(b2)?;
+        let _ = exp_avg_sq.f_addcmul_(&grad, &grad.f_mul_scalar(1.0 - b2)?)?;
+        let mut denom = exp_avg_sq.f_sqrt()?;
+        let _ = denom.f_add_scalar_(c.eps)?;
+        let _ = p.f_addcdiv_(&exp_avg.f_mul_scalar(-step_size)?, &denom)?;
         Ok(())
     }
 
-    fn save(st: &ClippedAdamState) -> Result<Vec<(&'static str, Tensor)>> {
-        Ok(vec![
-            ("step", scalar_i64(st.step)),
-            ("exp_avg", st.exp_avg.shallow_clone()),
-            ("exp_avg_sq", st.exp_avg_sq.shallow_clone()),
-        ])
+    fn save(st: &AdamState) -> Result<Vec<(&'static str, Tensor)>> {
+        st.save()
     }
 
     fn load(
         _config: &ClippedAdamConfig,
         fields: &mut IndexMap<String, Tensor>,
-    ) -> Result<ClippedAdamState> {
-        Ok(ClippedAdamState {
-            step: take_step(fields)?,
-            exp_avg: take(fields, "exp_avg")?,
-            exp_avg_sq: take(fields, "exp_avg_sq")?,
-        })
+    ) -> Result<AdamState> {
+        AdamState::load(fields, false)
     }
 }
 
