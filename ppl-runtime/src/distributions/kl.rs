@@ -54,11 +54,10 @@ pub fn kl_divergence(p: &dyn Distribution, q: &dyn Distribution) -> Result<Tenso
     pair!(Poisson, poisson);
     pair!(Bernoulli, bernoulli);
     pair!(Categorical, categorical);
-    Err(Error::Invalid(format!(
-        "no KL divergence rule for {} against {}",
-        p.name(),
-        q.name()
-    )))
+    Err(Error::NotImplemented {
+        dist: p.name(),
+        op: "kl_divergence against this family (no rule registered)",
+    })
 }
 
 fn normal(p: &Normal, q: &Normal) -> Result<Tensor> {

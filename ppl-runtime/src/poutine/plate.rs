@@ -192,15 +192,15 @@ impl Plate {
 
     /// Draws (or, under replay, reuses) the subsample indices through a site named after the
     /// plate; the full range when not subsampling.
-    fn indices(&self, k: i64) -> Result<Tensor> {
+    fn indices(&self, k: i64) -> Result<Option<Tensor>> {
         if self.subsample_size.is_none() {
-            return Ok(Tensor::f_arange(self.size, (Kind::Int64, self.device))?);
+            return Ok(None);
         }
         let dist = Subsample::new(self.size, k, self.device)?;
         let mut msg = Msg::sample(self.name.to_string(), Rc::new(dist), None);
         msg.infer.is_subsample = true;
         apply_stack(&mut msg)?;
-        msg.value.ok_or_else(|| Error::Plate {
+        msg.value.map(Some).ok_or_else(|| Error::Plate {
             plate: self.name.to_string(),
             message: "no subsample indices were drawn".into(),
         })
@@ -227,7 +227,9 @@ impl Plate {
         Ok(PlateGuard {
             guard: Some(guard),
             dim,
-            indices,
+            size: self.size,
+            device: self.device,
+            indices: once(indices),
         })
     }
 
@@ -235,7 +237,10 @@ impl Plate {
     pub fn sequential(self) -> Result<SequentialPlate> {
         let k = self.check()?;
         let indices = self.indices(k)?;
-        let idx: Vec<i64> = Vec::<i64>::try_from(&indices.f_to_device(Device::Cpu)?)?;
+        let idx: Vec<i64> = match indices {
+            Some(t) => Vec::<i64>::try_from(&t.f_to_device(Device::Cpu)?)?,
+            None => (0..self.size).collect(),
+        };
         let scale = if k > 0 {
             self.size as f64 / k as f64
         } else {
@@ -257,13 +262,17 @@ impl Plate {
 pub struct PlateGuard {
     guard: Option<HandlerGuard<PlateMessenger>>,
     dim: i64,
-    indices: Tensor,
+    size: i64,
+    device: Device,
+    /// Drawn subsample indices, or `0..size` made on first request.
+    indices: std::cell::OnceCell<Tensor>,
 }
 
 impl PlateGuard {
     /// The (subsample) indices this plate ranges over.
     pub fn indices(&self) -> &Tensor {
-        &self.indices
+        self.indices
+            .get_or_init(|| Tensor::arange(self.size, (Kind::Int64, self.device)))
     }
     /// The plate's batch dimension (negative).
     pub fn dim(&self) -> i64 {
@@ -271,7 +280,10 @@ impl PlateGuard {
     }
     /// The number of items in this run (the subsample size when subsampling).
     pub fn len(&self) -> i64 {
-        self.indices.size().first().copied().unwrap_or(0)
+        match self.indices.get() {
+            Some(t) => t.size().first().copied().unwrap_or(0),
+            None => self.size,
+        }
     }
     /// Whether the plate has no items.
     pub fn is_empty(&self) -> bool {
@@ -319,4 +331,12 @@ impl Iterator for SequentialPlate {
         self.pos += 1;
         Some(i)
     }
+}
+
+fn once(t: Option<Tensor>) -> std::cell::OnceCell<Tensor> {
+    let c = std::cell::OnceCell::new();
+    if let Some(t) = t {
+        let _ = c.set(t);
+    }
+    c
 }

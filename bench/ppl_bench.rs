@@ -1,0 +1,280 @@
+//! ppl's side of the shared benchmark workloads. Prints one JSON line per workload with the
+//! fields the Pyro and NumPyro scripts in `bench/peers/` print, so `bench/run_all.sh` can put the
+//! three side by side.
+//!
+//!     cargo run --release -p ppl-bench -- [--only coin_svi,...] [--out results.jsonl]
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Instant;
+
+use ppl::prelude::*;
+
+const SEED: u64 = 0;
+const WARMUP_STEPS: usize = 50;
+const COIN_STEPS: usize = 2000;
+const COIN_LR: f64 = 0.0005;
+const COIN_BETAS: (f64, f64) = (0.90, 0.999);
+const COIN_INIT: f64 = 15.0;
+
+/// A JSON value, enough for flat records.
+enum J {
+    N(f64),
+    I(i64),
+    S(String),
+    B(bool),
+    A(Vec<f64>),
+    O(Vec<(String, J)>),
+}
+
+fn write_json(out: &mut String, v: &J) {
+    match v {
+        J::N(x) if x.is_finite() => {
+            let _ = write!(out, "{x}");
+        }
+        J::N(_) => out.push_str("null"),
+        J::I(i) => {
+            let _ = write!(out, "{i}");
+        }
+        J::B(b) => {
+            let _ = write!(out, "{b}");
+        }
+        J::S(s) => {
+            let _ = write!(out, "{s:?}");
+        }
+        J::A(xs) => {
+            out.push('[');
+            for (i, x) in xs.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                write_json(out, &J::N(*x));
+            }
+            out.push(']');
+        }
+        J::O(kv) => {
+            out.push('{');
+            for (i, (k, v)) in kv.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                let _ = write!(out, "{k:?}: ");
+                write_json(out, v);
+            }
+            out.push('}');
+        }
+    }
+}
+
+fn rnd(x: f64, nd: i32) -> f64 {
+    let p = 10f64.powi(nd);
+    (x * p).round() / p
+}
+
+fn data_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../data")
+}
+
+/// Reads a numeric CSV with a header: (header, rows).
+fn read_csv(name: &str) -> (Vec<String>, Vec<Vec<f64>>) {
+    let path = data_dir().join(name);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let mut lines = text.lines();
+    let header = lines
+        .next()
+        .unwrap_or_default()
+        .split(',')
+        .map(str::to_string)
+        .collect();
+    let rows = lines
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            l.split(',')
+                .map(|v| v.trim().parse::<f64>().expect("a number"))
+                .collect()
+        })
+        .collect();
+    (header, rows)
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    // numpy's default (linear interpolation).
+    let pos = q / 100.0 * (sorted.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+}
+
+fn step_stats(times: &[f64]) -> Vec<(String, J)> {
+    let rest = &times[WARMUP_STEPS.min(times.len())..];
+    let mut sorted = rest.to_vec();
+    sorted.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
+    let median = percentile(&sorted, 50.0);
+    vec![
+        ("steps".into(), J::I(times.len() as i64)),
+        ("total_s".into(), J::N(times.iter().sum())),
+        ("first_step_s".into(), J::N(times[0])),
+        ("sec_per_step_median".into(), J::N(median)),
+        (
+            "sec_per_step_mean_after_warmup".into(),
+            J::N(rest.iter().sum::<f64>() / rest.len() as f64),
+        ),
+        ("sec_per_step_p10".into(), J::N(percentile(&sorted, 10.0))),
+        ("sec_per_step_p90".into(), J::N(percentile(&sorted, 90.0))),
+        (
+            "timing_warmup_steps_excluded".into(),
+            J::I(WARMUP_STEPS as i64),
+        ),
+    ]
+}
+
+fn mean_last(xs: &[f64], n: usize) -> f64 {
+    let tail = &xs[xs.len().saturating_sub(n)..];
+    tail.iter().sum::<f64>() / tail.len() as f64
+}
+
+#[model]
+fn coin_model(data: &Tensor) -> ppl::Result<()> {
+    let latent_fairness = sample!(Beta::new(10.0, 10.0)?);
+    let _data = plate!("data", data.size()[0]);
+    sample!("obs", Bernoulli::new(&latent_fairness)?, obs = data);
+    Ok(())
+}
+
+#[guide]
+fn coin_guide(_data: &Tensor) -> ppl::Result<()> {
+    let alpha_q = param!(COIN_INIT, constraint = positive);
+    let beta_q = param!(COIN_INIT, constraint = positive);
+    let _latent_fairness = sample!(Beta::new(&alpha_q, &beta_q)?);
+    Ok(())
+}
+
+fn bench_coin_svi() -> ppl::Result<Vec<(String, J)>> {
+    let (_, rows) = read_csv("coin.csv");
+    let obs: Vec<f32> = rows.iter().map(|r| r[0] as f32).collect();
+    let data = Tensor::from_slice(&obs);
+    clear_param_store();
+    set_rng_seed(SEED);
+    let adam = Adam::new(AdamConfig {
+        lr: COIN_LR,
+        betas: COIN_BETAS,
+        ..Default::default()
+    });
+    let mut svi = Svi::new(
+        || coin_model(&data),
+        || coin_guide(&data),
+        adam,
+        TraceElbo::default(),
+    );
+    let (mut times, mut losses) = (Vec::with_capacity(COIN_STEPS), Vec::new());
+    for _ in 0..COIN_STEPS {
+        let t0 = Instant::now();
+        let loss = svi.step()?;
+        times.push(t0.elapsed().as_secs_f64());
+        losses.push(loss);
+    }
+    let a = get_param("alpha_q")?.double_value(&[]);
+    let b = get_param("beta_q")?.double_value(&[]);
+    let mean = a / (a + b);
+    let std = (a * b / ((a + b).powi(2) * (a + b + 1.0))).sqrt();
+    let mut rec = step_stats(&times);
+    rec.extend([
+        (
+            "config".into(),
+            J::O(vec![
+                ("steps".into(), J::I(COIN_STEPS as i64)),
+                ("lr".into(), J::N(COIN_LR)),
+                ("betas".into(), J::A(vec![COIN_BETAS.0, COIN_BETAS.1])),
+                ("init".into(), J::N(COIN_INIT)),
+                ("loss".into(), J::S("TraceElbo".into())),
+                ("num_particles".into(), J::I(1)),
+                (
+                    "validation".into(),
+                    J::B(ppl::distributions::validation_enabled()),
+                ),
+            ]),
+        ),
+        ("alpha_q".into(), J::N(rnd(a, 6))),
+        ("beta_q".into(), J::N(rnd(b, 6))),
+        ("fairness_mean".into(), J::N(rnd(mean, 6))),
+        ("fairness_std".into(), J::N(rnd(std, 6))),
+        ("exact_posterior_mean".into(), J::N(rnd(16.0 / 30.0, 6))),
+        ("exact_posterior_std".into(), J::N(rnd(0.089602, 6))),
+        (
+            "final_loss_mean_last100".into(),
+            J::N(rnd(mean_last(&losses, 100), 4)),
+        ),
+    ]);
+    Ok(rec)
+}
+
+type Bench = fn() -> ppl::Result<Vec<(String, J)>>;
+
+fn main() -> ppl::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let flag = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    if args.iter().any(|a| a == "--no-validation") {
+        ppl::distributions::enable_validation(false);
+    }
+    let mut all: BTreeMap<&str, Bench> = BTreeMap::new();
+    all.insert("coin_svi", bench_coin_svi);
+    let order = ["coin_svi"];
+    let only: Vec<String> = flag("--only")
+        .map(|s| s.split(',').map(|x| x.trim().to_string()).collect())
+        .unwrap_or_else(|| order.iter().map(|s| s.to_string()).collect());
+    for name in &only {
+        let Some(f) = all.get(name.as_str()) else {
+            eprintln!("unknown workload {name:?}; choose from {order:?}");
+            std::process::exit(2);
+        };
+        let mut rec = vec![
+            ("system".to_string(), J::S("ppl".into())),
+            ("workload".into(), J::S(name.clone())),
+            ("run_id".into(), J::S(flag("--run-id").unwrap_or_default())),
+            ("threads".into(), J::I(tch::get_num_threads() as i64)),
+            (
+                "versions".into(),
+                J::O(vec![
+                    ("ppl".into(), J::S(env!("CARGO_PKG_VERSION").into())),
+                    ("tch".into(), J::S("0.24.0".into())),
+                    ("torch".into(), J::S("2.11.0".into())),
+                ]),
+            ),
+            ("machine".into(), J::S(std::env::consts::ARCH.into())),
+            (
+                "cpu_count".into(),
+                J::I(std::thread::available_parallelism().map_or(1, |n| n.get()) as i64),
+            ),
+        ];
+        match f() {
+            Ok(r) => {
+                rec.push(("status".into(), J::S("ok".into())));
+                rec.extend(r);
+            }
+            Err(e) => {
+                rec.push(("status".into(), J::S(format!("error: {e}"))));
+            }
+        }
+        let mut line = String::new();
+        write_json(&mut line, &J::O(rec));
+        println!("{line}");
+        if let Some(out) = flag("--out") {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&out)
+                .map_err(|e| ppl::Error::Io {
+                    path: out.clone(),
+                    source: e,
+                })?;
+            let _ = writeln!(f, "{line}");
+        }
+    }
+    Ok(())
+}
