@@ -509,6 +509,34 @@ fn a_param_seen_later_starts_fresh() -> ppl::Result<()> {
 }
 
 #[test]
+fn switching_the_fast_path_mid_run_keeps_the_state() -> ppl::Result<()> {
+    // Host path for three steps, then libtorch ops (the moments move from host vectors into
+    // tensors), then the host again; against libtorch ops throughout.
+    let run = |modes: [bool; 3]| -> ppl::Result<Vec<f64>> {
+        let mut adam = Adam::new(AdamConfig {
+            lr: 0.1,
+            amsgrad: true,
+            ..Default::default()
+        });
+        let x = leaf(&[1.0, -2.0, 0.5]);
+        for k in 0..9 {
+            set_small_tensor_fast_path(modes[k / 3]);
+            let g = Tensor::from_slice(&[0.5f32 - k as f32 * 0.1, 0.2, -1.0 + k as f32 * 0.3]);
+            set_grad(&x, &g);
+            adam.step(&[("x".to_string(), x.shallow_clone())])?;
+        }
+        set_small_tensor_fast_path(true);
+        Ok(values(&x))
+    };
+    let switched = run([true, false, true])?;
+    let reference = run([false, false, false])?;
+    for (a, b) in switched.iter().zip(&reference) {
+        assert!((a - b).abs() < 1e-6, "{switched:?} vs {reference:?}");
+    }
+    Ok(())
+}
+
+#[test]
 fn clipped_adam_decays_lr_even_without_gradient() -> ppl::Result<()> {
     let mut optim = ClippedAdam::new(ClippedAdamConfig {
         lr: 0.1,
