@@ -1,0 +1,104 @@
+"""Shared pieces of ppl's Pyro and NumPyro counterparts: the data (read from the repo's data/
+folder, never regenerated), the workload settings, per-step timing statistics and JSON lines.
+
+The settings match ppl's `bench/ppl_bench.rs` and the shared peer benchmarks' README.
+"""
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+import numpy as np
+
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "data")
+
+SEED = 0
+WARMUP_STEPS = 50
+COIN = dict(steps=2000, lr=0.0005, betas=(0.90, 0.999), init=15.0)
+LINREG = dict(steps=1000, lr=0.01, subsample=100)
+EIGHT = dict(warmup=1000, samples=1000)
+LOGREG = dict(warmup=500, samples=500)
+WORKLOADS = ["coin_svi", "linreg_svi", "linreg_svi_subsample", "eight_schools_nuts", "logreg_nuts"]
+
+
+def csv(name):
+    return np.loadtxt(os.path.join(DATA, name), delimiter=",", skiprows=1, ndmin=2)
+
+
+def truth(name):
+    rows = np.genfromtxt(os.path.join(DATA, name), delimiter=",", skip_header=1, dtype=None,
+                         encoding="utf-8")
+    return {str(k): float(v) for k, v in rows}
+
+
+def coin():
+    return csv("coin.csv")[:, 0]
+
+
+def linreg():
+    a = csv("linreg.csv")
+    return a[:, :-1], a[:, -1]
+
+
+def linreg_truth():
+    t = truth("linreg_truth.csv")
+    return np.array([t[f"w{j}"] for j in range(10)]), t["b"]
+
+
+def logreg():
+    a = csv("logreg.csv")
+    return a[:, :-1], a[:, -1]
+
+
+def eight_schools():
+    a = csv("eight_schools.csv")
+    return a[:, 1], a[:, 2]
+
+
+def beta_mean_std(a, b):
+    return a / (a + b), (a * b / ((a + b) ** 2 * (a + b + 1.0))) ** 0.5
+
+
+def now():
+    return time.perf_counter()
+
+
+def step_stats(times):
+    rest = times[WARMUP_STEPS:]
+    return {
+        "steps": len(times), "total_s": sum(times), "first_step_s": times[0],
+        "sec_per_step_median": statistics.median(rest),
+        "sec_per_step_mean_after_warmup": sum(rest) / len(rest),
+        "sec_per_step_p10": float(np.percentile(rest, 10)),
+        "sec_per_step_p90": float(np.percentile(rest, 90)),
+        "timing_warmup_steps_excluded": WARMUP_STEPS,
+    }
+
+
+def r(x, nd=6):
+    if isinstance(x, (list, tuple, np.ndarray)):
+        return [r(float(v), nd) for v in np.ravel(x)]
+    return round(float(x), nd)
+
+
+def main(system, versions, threads, benches):
+    args = sys.argv[1:]
+    only = args[args.index("--only") + 1].split(",") if "--only" in args else WORKLOADS
+    out = args[args.index("--out") + 1] if "--out" in args else None
+    for name in only:
+        if name not in benches:
+            continue
+        rec = {"system": system, "workload": name, "threads": threads, "versions": versions,
+               "python": platform.python_version(), "cpu_count": os.cpu_count()}
+        try:
+            rec.update(benches[name]())
+            rec["status"] = "ok"
+        except Exception as e:  # report and go on with the next workload
+            rec["status"] = f"error: {e!r}"
+        line = json.dumps(rec)
+        print(line, flush=True)
+        if out:
+            with open(out, "a") as f:
+                f.write(line + "\n")

@@ -1,0 +1,141 @@
+"""NumPyro's side of the benchmark workloads: the SVI update is `jax.jit`-compiled and called from
+a Python loop (directly comparable to a step loop); NUTS is timed on its second, compiled run."""
+import os
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import numpyro  # noqa: E402
+import numpyro.distributions as dist  # noqa: E402
+from numpyro.diagnostics import effective_sample_size  # noqa: E402
+from numpyro.distributions import constraints  # noqa: E402
+from numpyro.infer import MCMC, NUTS, SVI, Trace_ELBO  # noqa: E402
+from numpyro.infer.autoguide import AutoNormal  # noqa: E402
+from numpyro.infer.initialization import init_to_feasible  # noqa: E402
+
+import common as C  # noqa: E402
+
+
+def f32(a):
+    return jnp.asarray(np.asarray(a), dtype=jnp.float32)
+
+
+def svi_loop(svi, steps, *args):
+    state = svi.init(jax.random.PRNGKey(C.SEED), *args)
+    update = jax.jit(svi.update)
+    times, losses = [], []
+    for _ in range(steps):
+        t0 = C.now()
+        state, loss = update(state, *args)
+        loss.block_until_ready()
+        times.append(C.now() - t0)
+        losses.append(float(loss))
+    return state, times, losses
+
+
+def coin_model(data):
+    f = numpyro.sample("latent_fairness", dist.Beta(10.0, 10.0))
+    with numpyro.plate("data", data.shape[0]):
+        numpyro.sample("obs", dist.Bernoulli(f), obs=data)
+
+
+def coin_guide(data):
+    a = numpyro.param("alpha_q", C.COIN["init"], constraint=constraints.positive)
+    b = numpyro.param("beta_q", C.COIN["init"], constraint=constraints.positive)
+    numpyro.sample("latent_fairness", dist.Beta(a, b))
+
+
+def coin_svi():
+    data = f32(C.coin())
+    opt = numpyro.optim.Adam(step_size=C.COIN["lr"], b1=C.COIN["betas"][0], b2=C.COIN["betas"][1])
+    svi = SVI(coin_model, coin_guide, opt, loss=Trace_ELBO())
+    state, times, losses = svi_loop(svi, C.COIN["steps"], data)
+    p = svi.get_params(state)
+    a, b = float(p["alpha_q"]), float(p["beta_q"])
+    m, s = C.beta_mean_std(a, b)
+    rec = C.step_stats(times)
+    rec.update(alpha_q=C.r(a), beta_q=C.r(b), fairness_mean=C.r(m), fairness_std=C.r(s),
+               final_loss_mean_last100=C.r(np.mean(losses[-100:]), 4))
+    return rec
+
+
+def linreg_model(subsample):
+    def model(X, y):
+        w = numpyro.sample("w", dist.Normal(jnp.zeros(X.shape[1]), 1.0).to_event(1))
+        b = numpyro.sample("b", dist.Normal(0.0, 1.0))
+        sigma = numpyro.sample("sigma", dist.HalfNormal(1.0))
+        with numpyro.plate("data", X.shape[0], subsample_size=subsample) as idx:
+            Xb, yb = (X, y) if subsample is None else (X[idx], y[idx])
+            numpyro.sample("obs", dist.Normal(Xb @ w + b, sigma), obs=yb)
+    return model
+
+
+def linreg(subsample):
+    Xn, yn = C.linreg()
+    w_true, b_true = C.linreg_truth()
+    X, y = f32(Xn), f32(yn)
+    model = linreg_model(subsample)
+    guide = AutoNormal(model, init_loc_fn=init_to_feasible, init_scale=0.1)
+    svi = SVI(model, guide, numpyro.optim.Adam(C.LINREG["lr"]), loss=Trace_ELBO())
+    state, times, losses = svi_loop(svi, C.LINREG["steps"], X, y)
+    med = guide.median(svi.get_params(state))
+    w = np.asarray(med["w"], dtype=np.float64)
+    rec = C.step_stats(times)
+    rec.update(w_max_abs_err=C.r(np.max(np.abs(w - w_true)), 4),
+               b_abs_err=C.r(abs(float(med["b"]) - b_true), 4),
+               sigma_post_median=C.r(float(med["sigma"]), 4),
+               final_loss_mean_last100=C.r(np.mean(losses[-100:]), 2))
+    return rec
+
+
+def nuts(model, args, warmup, samples):
+    mcmc = MCMC(NUTS(model), num_warmup=warmup, num_samples=samples, num_chains=1,
+                progress_bar=False)
+    key = jax.random.PRNGKey(C.SEED)
+    t0 = C.now()
+    mcmc.run(key, *args, extra_fields=("num_steps",))
+    first = C.now() - t0
+    t0 = C.now()
+    mcmc.run(key, *args, extra_fields=("num_steps",))
+    total = C.now() - t0
+    s = mcmc.get_samples(group_by_chain=True)
+    min_ess = min(float(np.min(effective_sample_size(np.asarray(v)))) for v in s.values())
+    steps = int(np.sum(mcmc.get_extra_fields()["num_steps"]))  # sampling phase only
+    return {"total_s": total, "first_run_s": first, "min_ess": C.r(min_ess, 1),
+            "min_ess_per_s": C.r(min_ess / total, 2),
+            "sampling_leapfrog_steps": steps,
+            "means": {k: C.r(np.asarray(v).mean((0, 1)), 3) for k, v in s.items()}}
+
+
+def eight_schools_model(sigma, y):
+    mu = numpyro.sample("mu", dist.Normal(0.0, 5.0))
+    tau = numpyro.sample("tau", dist.HalfCauchy(5.0))
+    with numpyro.plate("J", sigma.shape[0]):
+        th = numpyro.sample("theta_tilde", dist.Normal(0.0, 1.0))
+        numpyro.sample("obs", dist.Normal(mu + tau * th, sigma), obs=y)
+
+
+def logreg_model(X, y):
+    w = numpyro.sample("w", dist.Normal(jnp.zeros(X.shape[1]), 1.0).to_event(1))
+    b = numpyro.sample("b", dist.Normal(0.0, 1.0))
+    with numpyro.plate("data", X.shape[0]):
+        numpyro.sample("obs", dist.Bernoulli(logits=X @ w + b), obs=y)
+
+
+def eight_schools_nuts():
+    y, sigma = C.eight_schools()
+    return nuts(eight_schools_model, (f32(sigma), f32(y)), C.EIGHT["warmup"], C.EIGHT["samples"])
+
+
+def logreg_nuts():
+    X, y = C.logreg()
+    return nuts(logreg_model, (f32(X), f32(y)), C.LOGREG["warmup"], C.LOGREG["samples"])
+
+
+if __name__ == "__main__":
+    C.main("numpyro", {"numpyro": numpyro.__version__, "jax": jax.__version__},
+           os.cpu_count(),
+           {"coin_svi": coin_svi, "linreg_svi": lambda: linreg(None),
+            "linreg_svi_subsample": lambda: linreg(C.LINREG["subsample"]),
+            "eight_schools_nuts": eight_schools_nuts, "logreg_nuts": logreg_nuts})

@@ -1,0 +1,60 @@
+"""Reads the JSON lines of ppl, Pyro and NumPyro runs and prints a markdown table: per workload
+and metric, the median over runs with [min-max], and each peer's ratio to ppl (peer / ppl: above
+1 means ppl is faster)."""
+import json
+import statistics
+import sys
+from collections import defaultdict
+
+METRICS = {
+    "coin_svi": [("ms / step (median step)", "sec_per_step_median", 1e3)],
+    "linreg_svi": [("ms / step (median step)", "sec_per_step_median", 1e3)],
+    "linreg_svi_subsample": [("ms / step (median step)", "sec_per_step_median", 1e3)],
+    "eight_schools_nuts": [("total s", "total_s", 1), ("min ESS / s", "min_ess_per_s", 1),
+                           ("ms / leapfrog", "ms_per_leapfrog", 1)],
+    "logreg_nuts": [("total s", "total_s", 1), ("min ESS / s", "min_ess_per_s", 1),
+                    ("ms / leapfrog", "ms_per_leapfrog", 1)],
+}
+SYSTEMS = ["ppl", "pyro", "numpyro"]
+
+
+def fmt(xs):
+    if not xs:
+        return "-"
+    m = statistics.median(xs)
+    return f"{m:.4g} [{min(xs):.4g}-{max(xs):.4g}]"
+
+
+def main(paths):
+    runs = defaultdict(list)
+    for p in paths:
+        with open(p) as f:
+            for line in f:
+                line = line.strip()
+                if line.startswith("{"):
+                    rec = json.loads(line)
+                    if rec.get("status", "ok") == "ok":
+                        runs[(rec["system"], rec["workload"])].append(rec)
+    print("| workload | metric | ppl | Pyro | NumPyro (jitted) | Pyro / ppl | NumPyro / ppl |")
+    print("|---|---|---|---|---|---|---|")
+    for wl, metrics in METRICS.items():
+        for label, key, mult in metrics:
+            vals = {s: [r[key] * mult for r in runs[(s, wl)] if key in r] for s in SYSTEMS}
+            if not any(vals.values()):
+                continue
+            cells = [fmt(vals[s]) for s in SYSTEMS]
+            ratios = []
+            for s in ("pyro", "numpyro"):
+                if vals["ppl"] and vals[s]:
+                    a, b = statistics.median(vals[s]), statistics.median(vals["ppl"])
+                    # For throughput metrics (ESS/s) higher is better: report ppl / peer.
+                    ratios.append(f"{(b / a if 'ESS' in label else a / b):.2f}x")
+                else:
+                    ratios.append("-")
+            print(f"| {wl} | {label} | " + " | ".join(cells + ratios) + " |")
+    print()
+    print("Runs: " + ", ".join(f"{s}/{w}: {len(v)}" for (s, w), v in sorted(runs.items())))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
