@@ -3,6 +3,7 @@
 use indexmap::IndexMap;
 use tch::Tensor;
 
+use super::host::{Bufs, HostBufs, HostFloat};
 use super::per_param::{per_param_optimizer, scalar_i64, take, take_step, Rule};
 use crate::error::Result;
 
@@ -36,7 +37,37 @@ impl Default for AdagradConfig {
 /// torch's `step` and `sum`.
 pub(crate) struct AdagradState {
     step: i64,
-    sum: Tensor,
+    /// `[sum]`.
+    bufs: Bufs,
+}
+
+/// torch's arithmetic on the host for a small CPU param (see `host.rs`).
+fn host_update<T: HostFloat>(
+    c: &AdagradConfig,
+    clr: f64,
+    h: &mut HostBufs<T>,
+    p: &mut Tensor,
+    grad: &Tensor,
+) -> Result<()> {
+    h.read(p, grad)?;
+    let weight_decay = T::of(c.weight_decay);
+    let eps = T::of(c.eps);
+    let neg_clr = T::of(-clr);
+    let wd = c.weight_decay != 0.0;
+    let HostBufs {
+        bufs, p: ps, g: gs, ..
+    } = &mut *h;
+    for ((p, &g), sum) in ps.iter_mut().zip(gs.iter()).zip(bufs[0].iter_mut()) {
+        let mut g = g;
+        if wd {
+            g = g + weight_decay * *p;
+        }
+        let s = *sum + g * g;
+        *sum = s;
+        let std = s.sqrt() + eps;
+        *p = *p + neg_clr * g / std;
+    }
+    h.write(p)
 }
 
 pub(crate) struct AdagradRule;
@@ -53,7 +84,7 @@ impl Rule for AdagradRule {
     fn init(c: &AdagradConfig, p: &Tensor) -> Result<AdagradState> {
         Ok(AdagradState {
             step: 0,
-            sum: p.f_full_like(c.initial_accumulator_value)?,
+            bufs: Bufs::new(p, &[c.initial_accumulator_value])?,
         })
     }
 
@@ -64,30 +95,34 @@ impl Rule for AdagradRule {
         p: &mut Tensor,
         grad: Tensor,
     ) -> Result<()> {
+        st.bufs.place(p, &grad)?;
         st.step += 1;
+        let clr = lr / (1.0 + (st.step - 1) as f64 * c.lr_decay);
+        let sum = match &mut st.bufs {
+            Bufs::F32(h) => return host_update(c, clr, h, p, &grad),
+            Bufs::F64(h) => return host_update(c, clr, h, p, &grad),
+            Bufs::Tensors(ts) => &mut ts[0],
+        };
         let mut grad = grad;
         if c.weight_decay != 0.0 {
             grad = grad.f_add(&p.f_mul_scalar(c.weight_decay)?)?;
         }
-        let clr = lr / (1.0 + (st.step - 1) as f64 * c.lr_decay);
-        let _ = st.sum.f_addcmul_(&grad, &grad)?;
-        let mut std = st.sum.f_sqrt()?;
+        let _ = sum.f_addcmul_(&grad, &grad)?;
+        let mut std = sum.f_sqrt()?;
         let _ = std.f_add_scalar_(c.eps)?;
         let _ = p.f_addcdiv_(&grad.f_mul_scalar(-clr)?, &std)?;
         Ok(())
     }
 
     fn save(st: &AdagradState) -> Result<Vec<(&'static str, Tensor)>> {
-        Ok(vec![
-            ("step", scalar_i64(st.step)),
-            ("sum", st.sum.shallow_clone()),
-        ])
+        let mut bufs = st.bufs.tensors()?;
+        Ok(vec![("step", scalar_i64(st.step)), ("sum", bufs.remove(0))])
     }
 
     fn load(_c: &AdagradConfig, fields: &mut IndexMap<String, Tensor>) -> Result<AdagradState> {
         Ok(AdagradState {
             step: take_step(fields)?,
-            sum: take(fields, "sum")?,
+            bufs: Bufs::Tensors(vec![take(fields, "sum")?]),
         })
     }
 }

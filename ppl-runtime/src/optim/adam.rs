@@ -1,11 +1,11 @@
 //! Adam, with the arithmetic of `torch.optim.Adam` (single-tensor path).
 
 use indexmap::IndexMap;
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
-use super::host::{host_kind, lerp, maximum, read, to_tensor, to_vec, write, HostFloat};
+use super::host::{lerp, maximum, Bufs, HostBufs, HostFloat};
 use super::per_param::{per_param_optimizer, scalar_i64, take, take_step, Rule};
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// Settings of [`Adam`]; the defaults are torch's.
 #[derive(Clone, Debug, PartialEq)]
@@ -34,252 +34,95 @@ impl Default for AdamConfig {
     }
 }
 
-/// Adam's moment estimates (torch's `exp_avg`, `exp_avg_sq`, `max_exp_avg_sq`), as tensors or,
-/// for small CPU params, as host vectors (see `host.rs`).
-pub(crate) enum Moments {
-    Tensors {
-        exp_avg: Tensor,
-        exp_avg_sq: Tensor,
-        max_exp_avg_sq: Option<Tensor>,
-    },
-    F32(HostMoments<f32>),
-    F64(HostMoments<f64>),
-}
-
-pub(crate) struct HostMoments<T> {
-    pub(crate) shape: Vec<i64>,
-    pub(crate) exp_avg: Vec<T>,
-    pub(crate) exp_avg_sq: Vec<T>,
-    pub(crate) max_exp_avg_sq: Option<Vec<T>>,
-    /// Scratch: the param's and the gradient's values.
-    pub(crate) p: Vec<T>,
-    pub(crate) g: Vec<T>,
-}
-
-impl<T: HostFloat> HostMoments<T> {
-    fn zeros(shape: Vec<i64>, n: usize, amsgrad: bool) -> Self {
-        let z = vec![T::of(0.0); n];
-        HostMoments {
-            shape,
-            exp_avg: z.clone(),
-            exp_avg_sq: z.clone(),
-            max_exp_avg_sq: amsgrad.then(|| z.clone()),
-            p: Vec::with_capacity(n),
-            g: Vec::with_capacity(n),
-        }
-    }
-
-    fn from_tensors(
-        shape: Vec<i64>,
-        exp_avg: &Tensor,
-        exp_avg_sq: &Tensor,
-        max_exp_avg_sq: Option<&Tensor>,
-    ) -> Result<Self> {
-        let n = exp_avg.numel();
-        Ok(HostMoments {
-            shape,
-            exp_avg: to_vec(exp_avg)?,
-            exp_avg_sq: to_vec(exp_avg_sq)?,
-            max_exp_avg_sq: max_exp_avg_sq.map(to_vec).transpose()?,
-            p: Vec::with_capacity(n),
-            g: Vec::with_capacity(n),
-        })
-    }
-
-    fn tensors(&self) -> Result<(Tensor, Tensor, Option<Tensor>)> {
-        Ok((
-            to_tensor(&self.exp_avg, &self.shape)?,
-            to_tensor(&self.exp_avg_sq, &self.shape)?,
-            self.max_exp_avg_sq
-                .as_deref()
-                .map(|m| to_tensor(m, &self.shape))
-                .transpose()?,
-        ))
-    }
-
-    /// Reads the values of `p` and `grad` into the scratch vectors.
-    pub(crate) fn read(&mut self, p: &Tensor, grad: &Tensor) -> Result<()> {
-        read(p, &mut self.p)?;
-        read(grad, &mut self.g)?;
-        if self.p.len() != self.exp_avg.len() || self.g.len() != self.exp_avg.len() {
-            return Err(Error::Shape(format!(
-                "param of {} and gradient of {} elements for moments of {}",
-                self.p.len(),
-                self.g.len(),
-                self.exp_avg.len()
-            )));
-        }
-        Ok(())
-    }
-
-    /// torch's single-tensor Adam on the host, operation by operation.
-    #[allow(clippy::too_many_arguments)]
-    fn update(
-        &mut self,
-        c: &AdamConfig,
-        decoupled: bool,
-        lr: f64,
-        step_size: f64,
-        bias_correction2_sqrt: f64,
-        p: &mut Tensor,
-        grad: &Tensor,
-    ) -> Result<()> {
-        self.read(p, grad)?;
-        let (b1, b2) = c.betas;
-        let weight_decay = T::of(c.weight_decay);
-        let decay = T::of(1.0 - lr * c.weight_decay);
-        let w1 = T::of(1.0 - b1);
-        let beta2 = T::of(b2);
-        let w2 = T::of(1.0 - b2);
-        let bc2 = T::of(bias_correction2_sqrt);
-        let eps = T::of(c.eps);
-        let neg_step = T::of(-step_size);
-        let wd = c.weight_decay != 0.0;
-        for i in 0..self.p.len() {
-            let mut p = self.p[i];
-            let mut g = self.g[i];
-            if wd {
-                if decoupled {
-                    p = p * decay;
-                } else {
-                    g = g + weight_decay * p;
-                }
-            }
-            let m = lerp(self.exp_avg[i], g, w1);
-            self.exp_avg[i] = m;
-            let v = self.exp_avg_sq[i] * beta2;
-            let v = v + w2 * g * g;
-            self.exp_avg_sq[i] = v;
-            let second = match &mut self.max_exp_avg_sq {
-                Some(mx) => {
-                    mx[i] = maximum(mx[i], v);
-                    mx[i]
-                }
-                None => v,
-            };
-            let denom = second.sqrt() / bc2 + eps;
-            self.p[i] = p + neg_step * m / denom;
-        }
-        write(p, &self.p, &self.shape)
-    }
-}
-
-/// Adam's per-param state: torch's `step` and the moments.
+/// Adam's per-param state: torch's `step` and the buffers `exp_avg`, `exp_avg_sq` and, with
+/// AMSGrad, `max_exp_avg_sq`, in that order.
 pub(crate) struct AdamState {
     pub(crate) step: i64,
-    pub(crate) moments: Moments,
+    pub(crate) bufs: Bufs,
 }
+
+const NAMES: [&str; 3] = ["exp_avg", "exp_avg_sq", "max_exp_avg_sq"];
 
 impl AdamState {
     pub(crate) fn new(p: &Tensor, amsgrad: bool) -> Result<Self> {
-        let moments = match host_kind(p, p) {
-            Some(Kind::Float) => Moments::F32(HostMoments::zeros(p.size(), p.numel(), amsgrad)),
-            Some(Kind::Double) => Moments::F64(HostMoments::zeros(p.size(), p.numel(), amsgrad)),
-            _ => Moments::Tensors {
-                exp_avg: p.f_zeros_like()?,
-                exp_avg_sq: p.f_zeros_like()?,
-                max_exp_avg_sq: if amsgrad {
-                    Some(p.f_zeros_like()?)
-                } else {
-                    None
-                },
-            },
-        };
-        Ok(AdamState { step: 0, moments })
-    }
-
-    /// The moments as tensors (host vectors are copied into new tensors).
-    fn tensors(&self) -> Result<(Tensor, Tensor, Option<Tensor>)> {
-        match &self.moments {
-            Moments::Tensors {
-                exp_avg,
-                exp_avg_sq,
-                max_exp_avg_sq,
-            } => Ok((
-                exp_avg.shallow_clone(),
-                exp_avg_sq.shallow_clone(),
-                max_exp_avg_sq.as_ref().map(Tensor::shallow_clone),
-            )),
-            Moments::F32(h) => h.tensors(),
-            Moments::F64(h) => h.tensors(),
-        }
+        let n = if amsgrad { 3 } else { 2 };
+        Ok(AdamState {
+            step: 0,
+            bufs: Bufs::new(p, &[0.0; 3][..n])?,
+        })
     }
 
     pub(crate) fn save(&self) -> Result<Vec<(&'static str, Tensor)>> {
-        let (exp_avg, exp_avg_sq, max_exp_avg_sq) = self.tensors()?;
-        let mut out = vec![
-            ("step", scalar_i64(self.step)),
-            ("exp_avg", exp_avg),
-            ("exp_avg_sq", exp_avg_sq),
-        ];
-        if let Some(m) = max_exp_avg_sq {
-            out.push(("max_exp_avg_sq", m));
-        }
+        let mut out = vec![("step", scalar_i64(self.step))];
+        out.extend(NAMES.into_iter().zip(self.bufs.tensors()?));
         Ok(out)
     }
 
     pub(crate) fn load(fields: &mut IndexMap<String, Tensor>, amsgrad: bool) -> Result<Self> {
+        let n = if amsgrad { 3 } else { 2 };
+        let bufs = NAMES[..n]
+            .iter()
+            .map(|name| take(fields, name))
+            .collect::<Result<Vec<_>>>()?;
         Ok(AdamState {
             step: take_step(fields)?,
-            moments: Moments::Tensors {
-                exp_avg: take(fields, "exp_avg")?,
-                exp_avg_sq: take(fields, "exp_avg_sq")?,
-                max_exp_avg_sq: if amsgrad {
-                    Some(take(fields, "max_exp_avg_sq")?)
-                } else {
-                    None
-                },
-            },
+            bufs: Bufs::Tensors(bufs),
         })
     }
+}
 
-    /// Moves the moments to where this step computes: the host for a small CPU param (a state
-    /// just loaded arrives as tensors), tensors otherwise.
-    pub(crate) fn place(&mut self, p: &Tensor, grad: &Tensor) -> Result<()> {
-        let kind = host_kind(p, grad);
-        let moments = match (&self.moments, kind) {
-            (Moments::Tensors { .. }, None)
-            | (Moments::F32(_), Some(Kind::Float))
-            | (Moments::F64(_), Some(Kind::Double)) => return Ok(()),
-            (
-                Moments::Tensors {
-                    exp_avg,
-                    exp_avg_sq,
-                    max_exp_avg_sq,
-                },
-                Some(k),
-            ) if exp_avg.kind() == k && exp_avg.device() == tch::Device::Cpu => {
-                let shape = p.size();
-                if k == Kind::Float {
-                    Moments::F32(HostMoments::from_tensors(
-                        shape,
-                        exp_avg,
-                        exp_avg_sq,
-                        max_exp_avg_sq.as_ref(),
-                    )?)
-                } else {
-                    Moments::F64(HostMoments::from_tensors(
-                        shape,
-                        exp_avg,
-                        exp_avg_sq,
-                        max_exp_avg_sq.as_ref(),
-                    )?)
-                }
+/// torch's single-tensor Adam on the host, operation by operation (see `host.rs`).
+#[allow(clippy::too_many_arguments)]
+fn host_update<T: HostFloat>(
+    c: &AdamConfig,
+    decoupled: bool,
+    lr: f64,
+    step_size: f64,
+    bias_correction2_sqrt: f64,
+    h: &mut HostBufs<T>,
+    p: &mut Tensor,
+    grad: &Tensor,
+) -> Result<()> {
+    h.read(p, grad)?;
+    let (b1, b2) = c.betas;
+    let weight_decay = T::of(c.weight_decay);
+    let decay = T::of(1.0 - lr * c.weight_decay);
+    let w1 = T::of(1.0 - b1);
+    let beta2 = T::of(b2);
+    let w2 = T::of(1.0 - b2);
+    let bc2 = T::of(bias_correction2_sqrt);
+    let eps = T::of(c.eps);
+    let neg_step = T::of(-step_size);
+    let wd = c.weight_decay != 0.0;
+    let (exp_avg, rest) = h.bufs.split_at_mut(1);
+    let (exp_avg, (exp_avg_sq, max_exp_avg_sq)) = (&mut exp_avg[0], rest.split_at_mut(1));
+    let (exp_avg_sq, mut max_exp_avg_sq) = (&mut exp_avg_sq[0], max_exp_avg_sq.first_mut());
+    for i in 0..h.p.len() {
+        let mut p = h.p[i];
+        let mut g = h.g[i];
+        if wd {
+            if decoupled {
+                p = p * decay;
+            } else {
+                g = g + weight_decay * p;
             }
-            (Moments::Tensors { .. }, Some(_)) => return Ok(()),
-            _ => {
-                let (exp_avg, exp_avg_sq, max_exp_avg_sq) = self.tensors()?;
-                let device = p.device();
-                Moments::Tensors {
-                    exp_avg: exp_avg.f_to_device(device)?,
-                    exp_avg_sq: exp_avg_sq.f_to_device(device)?,
-                    max_exp_avg_sq: max_exp_avg_sq.map(|m| m.f_to_device(device)).transpose()?,
-                }
+        }
+        let m = lerp(exp_avg[i], g, w1);
+        exp_avg[i] = m;
+        let v = exp_avg_sq[i] * beta2;
+        let v = v + w2 * g * g;
+        exp_avg_sq[i] = v;
+        let second = match &mut max_exp_avg_sq {
+            Some(mx) => {
+                mx[i] = maximum(mx[i], v);
+                mx[i]
             }
+            None => v,
         };
-        self.moments = moments;
-        Ok(())
+        let denom = second.sqrt() / bc2 + eps;
+        h.p[i] = p + neg_step * m / denom;
     }
+    h.write(p)
 }
 
 /// One step of torch's single-tensor Adam/AdamW on `p`. `decoupled`: AdamW's weight decay
@@ -292,7 +135,7 @@ pub(crate) fn adam_update(
     p: &mut Tensor,
     grad: Tensor,
 ) -> Result<()> {
-    st.place(p, &grad)?;
+    st.bufs.place(p, &grad)?;
     st.step += 1;
     let (b1, b2) = c.betas;
     // torch keeps `step` as a float tensor and computes these in Python floats.
@@ -301,18 +144,32 @@ pub(crate) fn adam_update(
     let bias_correction2 = 1.0 - b2.powf(step);
     let step_size = lr / bias_correction1;
     let bias_correction2_sqrt = bias_correction2.powf(0.5);
-    let (exp_avg, exp_avg_sq, max_exp_avg_sq) = match &mut st.moments {
-        Moments::F32(h) => {
-            return h.update(c, decoupled, lr, step_size, bias_correction2_sqrt, p, &grad)
+    let ts = match &mut st.bufs {
+        Bufs::F32(h) => {
+            return host_update(
+                c,
+                decoupled,
+                lr,
+                step_size,
+                bias_correction2_sqrt,
+                h,
+                p,
+                &grad,
+            )
         }
-        Moments::F64(h) => {
-            return h.update(c, decoupled, lr, step_size, bias_correction2_sqrt, p, &grad)
+        Bufs::F64(h) => {
+            return host_update(
+                c,
+                decoupled,
+                lr,
+                step_size,
+                bias_correction2_sqrt,
+                h,
+                p,
+                &grad,
+            )
         }
-        Moments::Tensors {
-            exp_avg,
-            exp_avg_sq,
-            max_exp_avg_sq,
-        } => (exp_avg, exp_avg_sq, max_exp_avg_sq),
+        Bufs::Tensors(ts) => ts,
     };
     let mut grad = grad;
     if c.weight_decay != 0.0 {
@@ -322,13 +179,16 @@ pub(crate) fn adam_update(
             grad = grad.f_add(&p.f_mul_scalar(c.weight_decay)?)?;
         }
     }
+    let (exp_avg, rest) = ts.split_at_mut(1);
+    let (exp_avg, (exp_avg_sq, max_exp_avg_sq)) = (&mut exp_avg[0], rest.split_at_mut(1));
+    let exp_avg_sq = &mut exp_avg_sq[0];
     let _ = exp_avg.f_lerp_(&grad, 1.0 - b1)?;
     let _ = exp_avg_sq.f_mul_scalar_(b2)?;
     let _ = exp_avg_sq.f_addcmul_(&grad, &grad.f_mul_scalar(1.0 - b2)?)?;
-    let second = match max_exp_avg_sq {
+    let second = match max_exp_avg_sq.first() {
         Some(m) => {
             let _ = m.f_maximum_out(m, exp_avg_sq)?;
-            &*m
+            m
         }
         None => &*exp_avg_sq,
     };

@@ -3,8 +3,8 @@
 use indexmap::IndexMap;
 use tch::Tensor;
 
-use super::adam::{AdamState, HostMoments, Moments};
-use super::host::{write, HostFloat};
+use super::adam::AdamState;
+use super::host::{Bufs, HostBufs, HostFloat};
 use super::per_param::{per_param_optimizer, Rule};
 use crate::error::Result;
 
@@ -45,7 +45,7 @@ pub(crate) struct ClippedAdamRule;
 fn host_update<T: HostFloat>(
     c: &ClippedAdamConfig,
     step_size: f64,
-    h: &mut HostMoments<T>,
+    h: &mut HostBufs<T>,
     p: &mut Tensor,
     grad: &Tensor,
 ) -> Result<()> {
@@ -57,22 +57,24 @@ fn host_update<T: HostFloat>(
     let eps = T::of(c.eps);
     let neg_step = T::of(-step_size);
     let wd = c.weight_decay != 0.0;
+    let (exp_avg, exp_avg_sq) = h.bufs.split_at_mut(1);
+    let (exp_avg, exp_avg_sq) = (&mut exp_avg[0], &mut exp_avg_sq[0]);
     for i in 0..h.p.len() {
         let p = h.p[i];
         let mut g = h.g[i];
         if wd {
             g = g + weight_decay * p;
         }
-        let m = h.exp_avg[i] * beta1;
+        let m = exp_avg[i] * beta1;
         let m = m + w1 * g;
-        h.exp_avg[i] = m;
-        let v = h.exp_avg_sq[i] * beta2;
+        exp_avg[i] = m;
+        let v = exp_avg_sq[i] * beta2;
         let v = v + w2 * g * g;
-        h.exp_avg_sq[i] = v;
+        exp_avg_sq[i] = v;
         let denom = v.sqrt() + eps;
         h.p[i] = p + neg_step * m / denom;
     }
-    write(p, &h.p, &h.shape)
+    h.write(p)
 }
 
 impl Rule for ClippedAdamRule {
@@ -102,7 +104,7 @@ impl Rule for ClippedAdamRule {
         // Pyro clamps the param's gradient in place.
         let mut grad = grad;
         let _ = grad.f_clamp_(-c.clip_norm, c.clip_norm)?;
-        st.place(p, &grad)?;
+        st.bufs.place(p, &grad)?;
         st.step += 1;
         let (b1, b2) = c.betas;
         // Pyro keeps `step` as a Python int.
@@ -110,15 +112,12 @@ impl Rule for ClippedAdamRule {
         let bias_correction1 = 1.0 - b1.powf(step);
         let bias_correction2 = 1.0 - b2.powf(step);
         let step_size = lr * bias_correction2.sqrt() / bias_correction1;
-        let (exp_avg, exp_avg_sq) = match &mut st.moments {
-            Moments::F32(h) => return host_update(c, step_size, h, p, &grad),
-            Moments::F64(h) => return host_update(c, step_size, h, p, &grad),
-            Moments::Tensors {
-                exp_avg,
-                exp_avg_sq,
-                ..
-            } => (exp_avg, exp_avg_sq),
+        let (exp_avg, exp_avg_sq) = match &mut st.bufs {
+            Bufs::F32(h) => return host_update(c, step_size, h, p, &grad),
+            Bufs::F64(h) => return host_update(c, step_size, h, p, &grad),
+            Bufs::Tensors(ts) => ts.split_at_mut(1),
         };
+        let (exp_avg, exp_avg_sq) = (&mut exp_avg[0], &mut exp_avg_sq[0]);
         if c.weight_decay != 0.0 {
             grad = grad.f_add(&p.f_mul_scalar(c.weight_decay)?)?;
         }

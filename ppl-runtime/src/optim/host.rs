@@ -156,3 +156,131 @@ pub(crate) fn write<T: HostFloat>(p: &mut Tensor, v: &[T], shape: &[i64]) -> Res
     p.f_copy_(&to_tensor(v, shape)?)?;
     Ok(())
 }
+
+/// An optimizer's per-param buffers (momenta, running averages), as tensors or, for a small CPU
+/// param, as host vectors of the param's float type.
+pub(crate) enum Bufs {
+    /// libtorch tensors shaped like the param.
+    Tensors(Vec<Tensor>),
+    /// float32 host vectors.
+    F32(HostBufs<f32>),
+    /// float64 host vectors.
+    F64(HostBufs<f64>),
+}
+
+/// Host buffers with scratch space for the param's and the gradient's values.
+pub(crate) struct HostBufs<T> {
+    pub(crate) shape: Vec<i64>,
+    pub(crate) bufs: Vec<Vec<T>>,
+    pub(crate) p: Vec<T>,
+    pub(crate) g: Vec<T>,
+}
+
+impl<T: HostFloat> HostBufs<T> {
+    fn filled(p: &Tensor, inits: &[f64]) -> Self {
+        let n = p.numel();
+        HostBufs {
+            shape: p.size(),
+            bufs: inits.iter().map(|&x| vec![T::of(x); n]).collect(),
+            p: Vec::with_capacity(n),
+            g: Vec::with_capacity(n),
+        }
+    }
+
+    fn from_tensors(shape: Vec<i64>, ts: &[Tensor]) -> Result<Self> {
+        let n = shape.iter().product::<i64>().max(0) as usize;
+        Ok(HostBufs {
+            shape,
+            bufs: ts.iter().map(to_vec).collect::<Result<_>>()?,
+            p: Vec::with_capacity(n),
+            g: Vec::with_capacity(n),
+        })
+    }
+
+    fn tensors(&self) -> Result<Vec<Tensor>> {
+        self.bufs
+            .iter()
+            .map(|b| to_tensor(b, &self.shape))
+            .collect()
+    }
+
+    /// Reads the values of `p` and `grad` into the scratch vectors.
+    pub(crate) fn read(&mut self, p: &Tensor, grad: &Tensor) -> Result<()> {
+        read(p, &mut self.p)?;
+        read(grad, &mut self.g)?;
+        let n = self.p.len();
+        if self.g.len() != n || self.bufs.iter().any(|b| b.len() != n) {
+            return Err(crate::error::Error::Shape(format!(
+                "param of {n} and gradient of {} elements for optimizer state of shape {:?}",
+                self.g.len(),
+                self.shape
+            )));
+        }
+        Ok(())
+    }
+
+    /// Writes the scratch param values back into `p`.
+    pub(crate) fn write(&self, p: &mut Tensor) -> Result<()> {
+        write(p, &self.p, &self.shape)
+    }
+}
+
+impl Bufs {
+    /// Buffers for param `p`, buffer `i` filled with `inits[i]`: on the host when the fast path
+    /// applies to `p`, else tensors like `p`.
+    pub(crate) fn new(p: &Tensor, inits: &[f64]) -> Result<Self> {
+        Ok(match host_kind(p, p) {
+            Some(Kind::Float) => Bufs::F32(HostBufs::filled(p, inits)),
+            Some(Kind::Double) => Bufs::F64(HostBufs::filled(p, inits)),
+            _ => Bufs::Tensors(
+                inits
+                    .iter()
+                    .map(|&x| p.f_full_like(x))
+                    .collect::<std::result::Result<_, _>>()?,
+            ),
+        })
+    }
+
+    /// The buffers as tensors (host vectors are copied into new CPU tensors).
+    pub(crate) fn tensors(&self) -> Result<Vec<Tensor>> {
+        match self {
+            Bufs::Tensors(ts) => Ok(ts.iter().map(Tensor::shallow_clone).collect()),
+            Bufs::F32(h) => h.tensors(),
+            Bufs::F64(h) => h.tensors(),
+        }
+    }
+
+    /// Moves the buffers to where this step computes: the host for a small CPU param (state just
+    /// loaded arrives as tensors), tensors on the param's device otherwise.
+    pub(crate) fn place(&mut self, p: &Tensor, grad: &Tensor) -> Result<()> {
+        let kind = host_kind(p, grad);
+        let placed = match (&*self, kind) {
+            (Bufs::Tensors(_), None)
+            | (Bufs::F32(_), Some(Kind::Float))
+            | (Bufs::F64(_), Some(Kind::Double)) => return Ok(()),
+            (Bufs::Tensors(ts), Some(k))
+                if ts
+                    .iter()
+                    .all(|t| t.kind() == k && t.device() == Device::Cpu) =>
+            {
+                if k == Kind::Float {
+                    Bufs::F32(HostBufs::from_tensors(p.size(), ts)?)
+                } else {
+                    Bufs::F64(HostBufs::from_tensors(p.size(), ts)?)
+                }
+            }
+            (Bufs::Tensors(_), Some(_)) => return Ok(()),
+            _ => {
+                let device = p.device();
+                Bufs::Tensors(
+                    self.tensors()?
+                        .into_iter()
+                        .map(|t| t.f_to_device(device))
+                        .collect::<std::result::Result<_, _>>()?,
+                )
+            }
+        };
+        *self = placed;
+        Ok(())
+    }
+}

@@ -3,6 +3,7 @@
 use indexmap::IndexMap;
 use tch::Tensor;
 
+use super::host::{lerp, Bufs, HostBufs, HostFloat};
 use super::per_param::{per_param_optimizer, scalar_i64, take, take_step, Rule};
 use crate::error::Result;
 
@@ -38,12 +39,80 @@ impl Default for RmsPropConfig {
 }
 
 /// torch's `step`, `square_avg`, `momentum_buffer` (when `momentum > 0`) and `grad_avg` (when
-/// centered).
+/// centered), the buffers in that order.
 pub(crate) struct RmsPropState {
     step: i64,
-    square_avg: Tensor,
-    momentum_buffer: Option<Tensor>,
-    grad_avg: Option<Tensor>,
+    bufs: Bufs,
+    /// The buffers' names, for saving.
+    names: Vec<&'static str>,
+}
+
+/// The names of the buffers that `c` calls for, in order.
+fn names(c: &RmsPropConfig) -> Vec<&'static str> {
+    let mut names = vec!["square_avg"];
+    if c.momentum > 0.0 {
+        names.push("momentum_buffer");
+    }
+    if c.centered {
+        names.push("grad_avg");
+    }
+    names
+}
+
+/// Where the optional buffers are.
+fn slots(c: &RmsPropConfig) -> (Option<usize>, Option<usize>) {
+    let momentum = (c.momentum > 0.0).then_some(1);
+    let grad_avg = c.centered.then_some(1 + usize::from(c.momentum > 0.0));
+    (momentum, grad_avg)
+}
+
+/// torch's arithmetic on the host for a small CPU param (see `host.rs`).
+fn host_update<T: HostFloat>(
+    c: &RmsPropConfig,
+    lr: f64,
+    h: &mut HostBufs<T>,
+    p: &mut Tensor,
+    grad: &Tensor,
+) -> Result<()> {
+    h.read(p, grad)?;
+    let (momentum_at, grad_avg_at) = slots(c);
+    let weight_decay = T::of(c.weight_decay);
+    let alpha = T::of(c.alpha);
+    let w = T::of(1.0 - c.alpha);
+    let minus_one = T::of(-1.0);
+    let eps = T::of(c.eps);
+    let momentum = T::of(c.momentum);
+    let neg_lr = T::of(-lr);
+    let wd = c.weight_decay != 0.0;
+    for i in 0..h.p.len() {
+        let p = h.p[i];
+        let mut g = h.g[i];
+        if wd {
+            g = g + weight_decay * p;
+        }
+        let sq = h.bufs[0][i] * alpha;
+        let sq = sq + w * g * g;
+        h.bufs[0][i] = sq;
+        let avg = match grad_avg_at {
+            Some(j) => {
+                let ga = lerp(h.bufs[j][i], g, w);
+                h.bufs[j][i] = ga;
+                (sq + minus_one * ga * ga).sqrt()
+            }
+            None => sq.sqrt(),
+        };
+        let avg = avg + eps;
+        h.p[i] = match momentum_at {
+            Some(j) => {
+                let buf = h.bufs[j][i] * momentum;
+                let buf = buf + g / avg;
+                h.bufs[j][i] = buf;
+                p + neg_lr * buf
+            }
+            None => p + neg_lr * g / avg,
+        };
+    }
+    h.write(p)
 }
 
 pub(crate) struct RmsPropRule;
@@ -58,19 +127,11 @@ impl Rule for RmsPropRule {
     }
 
     fn init(c: &RmsPropConfig, p: &Tensor) -> Result<RmsPropState> {
+        let names = names(c);
         Ok(RmsPropState {
             step: 0,
-            square_avg: p.f_zeros_like()?,
-            momentum_buffer: if c.momentum > 0.0 {
-                Some(p.f_zeros_like()?)
-            } else {
-                None
-            },
-            grad_avg: if c.centered {
-                Some(p.f_zeros_like()?)
-            } else {
-                None
-            },
+            bufs: Bufs::new(p, &vec![0.0; names.len()])?,
+            names,
         })
     }
 
@@ -81,27 +142,36 @@ impl Rule for RmsPropRule {
         p: &mut Tensor,
         grad: Tensor,
     ) -> Result<()> {
+        st.bufs.place(p, &grad)?;
         st.step += 1;
+        let ts = match &mut st.bufs {
+            Bufs::F32(h) => return host_update(c, lr, h, p, &grad),
+            Bufs::F64(h) => return host_update(c, lr, h, p, &grad),
+            Bufs::Tensors(ts) => ts,
+        };
+        let (momentum_at, grad_avg_at) = slots(c);
         let mut grad = grad;
         if c.weight_decay != 0.0 {
             grad = grad.f_add(&p.f_mul_scalar(c.weight_decay)?)?;
         }
-        let _ = st.square_avg.f_mul_scalar_(c.alpha)?;
-        let _ = st
-            .square_avg
-            .f_addcmul_(&grad, &grad.f_mul_scalar(1.0 - c.alpha)?)?;
-        let mut avg = match &mut st.grad_avg {
-            Some(grad_avg) => {
+        let square_avg = &mut ts[0];
+        let _ = square_avg.f_mul_scalar_(c.alpha)?;
+        let _ = square_avg.f_addcmul_(&grad, &grad.f_mul_scalar(1.0 - c.alpha)?)?;
+        let square_avg = ts[0].shallow_clone();
+        let mut avg = match grad_avg_at {
+            Some(j) => {
+                let grad_avg = &mut ts[j];
                 let _ = grad_avg.f_lerp_(&grad, 1.0 - c.alpha)?;
-                let mut v = st.square_avg.f_addcmul(&grad_avg.f_neg()?, grad_avg)?;
+                let mut v = square_avg.f_addcmul(&grad_avg.f_neg()?, grad_avg)?;
                 let _ = v.f_sqrt_()?;
                 v
             }
-            None => st.square_avg.f_sqrt()?,
+            None => square_avg.f_sqrt()?,
         };
         let _ = avg.f_add_scalar_(c.eps)?;
-        match &mut st.momentum_buffer {
-            Some(buf) => {
+        match momentum_at {
+            Some(j) => {
+                let buf = &mut ts[j];
                 let _ = buf.f_mul_scalar_(c.momentum)?;
                 let _ = buf.f_addcdiv_(&grad, &avg)?;
                 let _ = p.f_add_(&buf.f_mul_scalar(-lr)?)?;
@@ -114,33 +184,21 @@ impl Rule for RmsPropRule {
     }
 
     fn save(st: &RmsPropState) -> Result<Vec<(&'static str, Tensor)>> {
-        let mut out = vec![
-            ("step", scalar_i64(st.step)),
-            ("square_avg", st.square_avg.shallow_clone()),
-        ];
-        if let Some(b) = &st.momentum_buffer {
-            out.push(("momentum_buffer", b.shallow_clone()));
-        }
-        if let Some(g) = &st.grad_avg {
-            out.push(("grad_avg", g.shallow_clone()));
-        }
+        let mut out = vec![("step", scalar_i64(st.step))];
+        out.extend(st.names.iter().copied().zip(st.bufs.tensors()?));
         Ok(out)
     }
 
     fn load(c: &RmsPropConfig, fields: &mut IndexMap<String, Tensor>) -> Result<RmsPropState> {
+        let names = names(c);
+        let bufs = names
+            .iter()
+            .map(|n| take(fields, n))
+            .collect::<Result<Vec<_>>>()?;
         Ok(RmsPropState {
             step: take_step(fields)?,
-            square_avg: take(fields, "square_avg")?,
-            momentum_buffer: if c.momentum > 0.0 {
-                Some(take(fields, "momentum_buffer")?)
-            } else {
-                None
-            },
-            grad_avg: if c.centered {
-                Some(take(fields, "grad_avg")?)
-            } else {
-                None
-            },
+            bufs: Bufs::Tensors(bufs),
+            names,
         })
     }
 }

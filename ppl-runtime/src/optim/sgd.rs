@@ -3,7 +3,8 @@
 use indexmap::IndexMap;
 use tch::Tensor;
 
-use super::per_param::{per_param_optimizer, Rule};
+use super::host::{Bufs, HostBufs, HostFloat};
+use super::per_param::{per_param_optimizer, take, Rule};
 use crate::error::{Error, Result};
 
 /// Settings of [`Sgd`]; the defaults are torch's.
@@ -35,7 +36,44 @@ impl Default for SgdConfig {
 
 /// The momentum buffer, created from the first gradient (torch's `momentum_buffer`).
 pub(crate) struct SgdState {
-    momentum_buffer: Option<Tensor>,
+    momentum_buffer: Option<Bufs>,
+}
+
+/// torch's arithmetic on the host for a small CPU param (see `host.rs`); `first`: the momentum
+/// buffer is new and takes the gradient's value.
+fn host_update<T: HostFloat>(
+    c: &SgdConfig,
+    lr: f64,
+    first: bool,
+    h: &mut HostBufs<T>,
+    p: &mut Tensor,
+    grad: &Tensor,
+) -> Result<()> {
+    h.read(p, grad)?;
+    let weight_decay = T::of(c.weight_decay);
+    let momentum = T::of(c.momentum);
+    let w = T::of(1.0 - c.dampening);
+    let neg_lr = T::of(-lr);
+    let wd = c.weight_decay != 0.0;
+    for i in 0..h.p.len() {
+        let p = h.p[i];
+        let mut g = h.g[i];
+        if wd {
+            g = g + weight_decay * p;
+        }
+        if let Some(buf) = h.bufs.first_mut() {
+            let b = if first {
+                g
+            } else {
+                let b = buf[i] * momentum;
+                b + w * g
+            };
+            buf[i] = b;
+            g = if c.nesterov { g + momentum * b } else { b };
+        }
+        h.p[i] = p + neg_lr * g;
+    }
+    h.write(p)
 }
 
 pub(crate) struct SgdRule;
@@ -67,19 +105,30 @@ impl Rule for SgdRule {
         p: &mut Tensor,
         grad: Tensor,
     ) -> Result<()> {
+        let first = st.momentum_buffer.is_none();
+        // Without momentum the buffers are empty, just marking where the update runs.
+        let inits: &[f64] = if c.momentum != 0.0 { &[0.0] } else { &[] };
+        let bufs = match &mut st.momentum_buffer {
+            Some(b) => b,
+            None => st.momentum_buffer.insert(Bufs::new(p, inits)?),
+        };
+        bufs.place(p, &grad)?;
+        let buf = match bufs {
+            Bufs::F32(h) => return host_update(c, lr, first, h, p, &grad),
+            Bufs::F64(h) => return host_update(c, lr, first, h, p, &grad),
+            Bufs::Tensors(ts) => ts.first_mut(),
+        };
         let mut grad = grad;
         if c.weight_decay != 0.0 {
             grad = grad.f_add(&p.f_mul_scalar(c.weight_decay)?)?;
         }
-        if c.momentum != 0.0 {
-            let buf = match &mut st.momentum_buffer {
-                None => st.momentum_buffer.insert(crate::params::deep_copy(&grad)?),
-                Some(buf) => {
-                    let _ = buf.f_mul_scalar_(c.momentum)?;
-                    let _ = buf.f_add_(&grad.f_mul_scalar(1.0 - c.dampening)?)?;
-                    buf
-                }
-            };
+        if let Some(buf) = buf {
+            if first {
+                *buf = crate::params::deep_copy(&grad)?;
+            } else {
+                let _ = buf.f_mul_scalar_(c.momentum)?;
+                let _ = buf.f_add_(&grad.f_mul_scalar(1.0 - c.dampening)?)?;
+            }
             grad = if c.nesterov {
                 grad.f_add(&buf.f_mul_scalar(c.momentum)?)?
             } else {
@@ -91,16 +140,25 @@ impl Rule for SgdRule {
     }
 
     fn save(st: &SgdState) -> Result<Vec<(&'static str, Tensor)>> {
-        // Without a buffer there is nothing to keep: a fresh state is the same.
+        // Without a buffer (no momentum, or no step yet) there is nothing to keep.
         Ok(match &st.momentum_buffer {
-            Some(b) => vec![("momentum_buffer", b.shallow_clone())],
+            Some(b) => b
+                .tensors()?
+                .into_iter()
+                .map(|t| ("momentum_buffer", t))
+                .collect(),
             None => Vec::new(),
         })
     }
 
-    fn load(_c: &SgdConfig, fields: &mut IndexMap<String, Tensor>) -> Result<SgdState> {
+    fn load(c: &SgdConfig, fields: &mut IndexMap<String, Tensor>) -> Result<SgdState> {
+        if c.momentum == 0.0 {
+            return Ok(SgdState {
+                momentum_buffer: None,
+            });
+        }
         Ok(SgdState {
-            momentum_buffer: Some(super::per_param::take(fields, "momentum_buffer")?),
+            momentum_buffer: Some(Bufs::Tensors(vec![take(fields, "momentum_buffer")?])),
         })
     }
 }
