@@ -2,6 +2,7 @@
 
 use tch::{Kind, Tensor};
 
+use super::host::{host_kind, read, HostFloat};
 use super::lr::{LrScheduled, LrScheduler};
 use super::Optimizer;
 use crate::error::{Error, Result};
@@ -27,6 +28,18 @@ pub fn clip_grad_norm(params: &[(String, Tensor)], max_norm: f64, norm_type: f64
     let Some(first) = grads.first() else {
         return Ok(0.0);
     };
+    let kind = host_kind(first, first);
+    if kind.is_some()
+        && grads
+            .iter()
+            .all(|g| host_kind(g, g) == kind && g.numel() > 0)
+    {
+        return if kind == Some(Kind::Float) {
+            host_clip::<f32>(&grads, max_norm, norm_type)
+        } else {
+            host_clip::<f64>(&grads, max_norm, norm_type)
+        };
+    }
     let device = first.device();
     let norms = grads
         .iter()
@@ -48,6 +61,55 @@ pub fn clip_grad_norm(params: &[(String, Tensor)], max_norm: f64, norm_type: f64
         let _ = g.f_mul_(&coef.f_to_device(g.device())?)?;
     }
     Ok(total.f_double_value(&[])?)
+}
+
+/// The `p`-norm of `xs`, accumulated in f64.
+fn host_norm(xs: impl Iterator<Item = f64>, p: f64) -> f64 {
+    if p == f64::INFINITY {
+        xs.map(f64::abs)
+            .fold(0.0, |m, x| if x > m || x.is_nan() { x } else { m })
+    } else if p == f64::NEG_INFINITY {
+        xs.map(f64::abs).fold(
+            f64::INFINITY,
+            |m, x| if x < m || x.is_nan() { x } else { m },
+        )
+    } else if p == 0.0 {
+        xs.filter(|&x| x != 0.0).count() as f64
+    } else if p == 1.0 {
+        xs.map(f64::abs).sum()
+    } else if p == 2.0 {
+        xs.map(|x| x * x).sum::<f64>().sqrt()
+    } else {
+        xs.map(|x| x.abs().powf(p)).sum::<f64>().powf(1.0 / p)
+    }
+}
+
+/// [`clip_grad_norm`] for small CPU gradients of one float type: the norms on the host, each
+/// rounded to `T` as torch's would be; the gradients are scaled (one libtorch op each) only when
+/// the coefficient is below 1.
+fn host_clip<T: HostFloat>(grads: &[Tensor], max_norm: f64, norm_type: f64) -> Result<f64> {
+    let mut buf: Vec<T> = Vec::new();
+    let mut norms = Vec::with_capacity(grads.len());
+    for g in grads {
+        read(g, &mut buf)?;
+        let n = host_norm(buf.iter().map(|x| x.to_f64()), norm_type);
+        norms.push(T::of(n).to_f64());
+    }
+    let total = T::of(host_norm(norms.into_iter(), norm_type));
+    // torch: `reciprocal(total + 1e-6) * max_norm`, clamped to at most 1, in `T`.
+    let coef = T::of(max_norm) * (T::of(1.0) / (total + T::of(1e-6)));
+    let coef = if coef.is_nan() || coef < T::of(1.0) {
+        coef
+    } else {
+        T::of(1.0)
+    };
+    if coef.is_nan() || coef < T::of(1.0) {
+        for g in grads {
+            let mut g = g.shallow_clone();
+            let _ = g.f_mul_scalar_(coef.to_f64())?;
+        }
+    }
+    Ok(total.to_f64())
 }
 
 /// Clamps every gradient of `params` elementwise to `[-clip_value, clip_value]` (torch's

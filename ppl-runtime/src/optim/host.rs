@@ -7,7 +7,9 @@
 //! one copy out of the param and its gradient, one copy back. The loop performs torch's
 //! elementwise operations in torch's order and precision (its scalar kernel path), so results
 //! agree with `torch.optim` to the rounding of the fused multiply-adds that libtorch's vectorized
-//! kernels use: an ulp or so. [`set_small_tensor_fast_path`] turns this off.
+//! kernels use: an ulp or so. Gradient-norm clipping of small CPU gradients likewise computes the
+//! norms on the host (accumulating in f64) and touches the gradients only when it scales them.
+//! [`set_small_tensor_fast_path`] turns all of this off.
 
 use std::ops::{Add, Div, Mul, Sub};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -48,6 +50,8 @@ pub(crate) trait HostFloat:
     fn is_nan(self) -> bool;
     /// Appends the native-endian bytes.
     fn push_bytes(self, out: &mut Vec<u8>);
+    /// As f64 (exact).
+    fn to_f64(self) -> f64;
 }
 
 impl HostFloat for f32 {
@@ -63,6 +67,9 @@ impl HostFloat for f32 {
     fn push_bytes(self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.to_ne_bytes())
     }
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
 }
 
 impl HostFloat for f64 {
@@ -77,6 +84,9 @@ impl HostFloat for f64 {
     }
     fn push_bytes(self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.to_ne_bytes())
+    }
+    fn to_f64(self) -> f64 {
+        self
     }
 }
 
