@@ -286,6 +286,16 @@ fn fixtures() -> Value {
 /// `fast` turns the host fast path for small params on or off before the first and after the
 /// `k`-th step. Returns the final params.
 fn run_case(case: &Value, resume_at: Option<usize>, fast: (bool, bool)) -> Vec<Tensor> {
+    run_case_on(case, resume_at, fast, Device::Cpu)
+}
+
+/// [`run_case`] with the params on `device`.
+fn run_case_on(
+    case: &Value,
+    resume_at: Option<usize>,
+    fast: (bool, bool),
+    device: Device,
+) -> Vec<Tensor> {
     set_small_tensor_fast_path(fast.0);
     let name = case["name"].as_str().expect("test setup");
     let kind = kind_of(case);
@@ -295,7 +305,9 @@ fn run_case(case: &Value, resume_at: Option<usize>, fast: (bool, bool)) -> Vec<T
         .map(|n| {
             (
                 n.to_string(),
-                tensor(&case["init"][n], kind).set_requires_grad(true),
+                tensor(&case["init"][n], kind)
+                    .to_device(device)
+                    .set_requires_grad(true),
             )
         })
         .collect();
@@ -304,7 +316,7 @@ fn run_case(case: &Value, resume_at: Option<usize>, fast: (bool, bool)) -> Vec<T
     let grads = case["grads"].as_array().expect("test setup");
     for (k, grads_k) in grads.iter().enumerate() {
         for (n, p) in &params {
-            set_grad(p, &tensor(&grads_k[n.as_str()], kind));
+            set_grad(p, &tensor(&grads_k[n.as_str()], kind).to_device(device));
         }
         optim.step(&params).expect("test setup");
         optim
@@ -352,6 +364,20 @@ fn optimizers_match_torch() {
         // Switching paths mid-run.
         run_case(case, Some(2), (true, false));
         run_case(case, Some(4), (false, true));
+    }
+}
+
+/// On a GPU, where the host fast path never applies, the libtorch-op path (CUDA kernels) follows
+/// torch too, and resumes from its state. Skipped without CUDA.
+#[test]
+fn optimizers_match_torch_on_cuda() {
+    if !tch::Cuda::is_available() {
+        eprintln!("no CUDA device: skipped");
+        return;
+    }
+    let fx = fixtures();
+    for case in fx["cases"].as_array().expect("test setup") {
+        run_case_on(case, Some(3), (true, true), Device::Cuda(0));
     }
 }
 
