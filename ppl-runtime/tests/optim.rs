@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use ppl::optim::{
     load_checkpoint, save_checkpoint, set_small_tensor_fast_path, Adagrad, AdagradConfig, Adam,
     AdamConfig, AdamW, AdamWConfig, ClipConfig, Clipped, ClippedAdam, ClippedAdamConfig,
-    ExponentialLr, LrScheduled, LrScheduler, PlateauMode, ReduceLrOnPlateau,
+    ExponentialLr, LrScheduled, LrScheduler, MultiStepLr, PlateauMode, ReduceLrOnPlateau,
     ReduceLrOnPlateauConfig, RmsProp, RmsPropConfig, Sgd, SgdConfig, StepLr, ThresholdMode,
 };
 use ppl::prelude::*;
@@ -199,6 +199,15 @@ fn build_optimizer(case: &Value) -> Box<dyn Full> {
             )
             .expect("test setup"),
         ),
+        Some("multistep") => {
+            let milestones: Vec<i64> = s["milestones"]
+                .as_array()
+                .expect("test setup")
+                .iter()
+                .map(|m| m.as_i64().expect("test setup"))
+                .collect();
+            Box::new(MultiStepLr::new(base, &milestones, f(s, "gamma", 0.1)))
+        }
         Some("plateau") => {
             let d = ReduceLrOnPlateauConfig::default();
             let config = ReduceLrOnPlateauConfig {
@@ -801,6 +810,27 @@ fn svi_checkpoint_resumes_bit_identically() -> ppl::Result<()> {
         },
         "clipped-adam-step-plateau",
     )?;
+    Ok(())
+}
+
+#[test]
+fn svi_can_borrow_its_optimizer() -> ppl::Result<()> {
+    clear_param_store();
+    let data = Tensor::from_slice(&[0.5f32, 1.5]);
+    let mut adam = ExponentialLr::new(Adam::default(), 0.5);
+    {
+        let mut svi = Svi::new(
+            || normal_model(&data),
+            || normal_guide(&data),
+            &mut adam,
+            TraceElbo::default(),
+        );
+        svi.step()?;
+        svi.optim.scheduler_step(None)?;
+    }
+    assert_eq!(adam.lr("loc"), Some(5e-4));
+    assert!(adam.state()?.len() > 2);
+    clear_param_store();
     Ok(())
 }
 

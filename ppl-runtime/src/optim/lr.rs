@@ -42,6 +42,22 @@ impl<O: LrScheduler + ?Sized> LrScheduler for Box<O> {
     }
 }
 
+impl<O: LrScheduled + ?Sized> LrScheduled for &mut O {
+    fn for_each_lr(&mut self, f: &mut dyn FnMut(&str, &mut f64)) {
+        (**self).for_each_lr(f)
+    }
+
+    fn lr(&self, name: &str) -> Option<f64> {
+        (**self).lr(name)
+    }
+}
+
+impl<O: LrScheduler + ?Sized> LrScheduler for &mut O {
+    fn scheduler_step(&mut self, metric: Option<f64>) -> Result<()> {
+        (**self).scheduler_step(metric)
+    }
+}
+
 /// Prefix of a wrapper's own state entries.
 pub(crate) const OWN: &str = "sched/";
 /// Prefix of the wrapped optimizer's state entries.

@@ -14,7 +14,7 @@
 //! | [`Sgd`], [`SgdConfig`] | `pyro.optim.SGD` / `torch.optim.SGD` |
 //! | [`RmsProp`], [`RmsPropConfig`] | `pyro.optim.RMSprop` / `torch.optim.RMSprop` |
 //! | [`Adagrad`], [`AdagradConfig`] | `pyro.optim.Adagrad` / `torch.optim.Adagrad` |
-//! | [`ExponentialLr`], [`StepLr`], [`ReduceLrOnPlateau`] | `pyro.optim.ExponentialLR`, `StepLR`, `ReduceLROnPlateau` |
+//! | [`ExponentialLr`], [`StepLr`], [`MultiStepLr`], [`ReduceLrOnPlateau`] | `pyro.optim.ExponentialLR`, `StepLR`, `MultiStepLR`, `ReduceLROnPlateau` |
 //! | [`Clipped`], [`ClipConfig`], [`clip_grad_norm`], [`clip_grad_value`] | `clip_args`; `torch.nn.utils.clip_grad_norm_`, `clip_grad_value_` |
 //! | [`save_checkpoint`], [`load_checkpoint`] | `pyro.get_param_store().save()` with `optim.save()` |
 //!
@@ -73,6 +73,7 @@ mod clipped_adam;
 mod exponential_lr;
 mod host;
 mod lr;
+mod multi_step_lr;
 pub(crate) mod per_param;
 mod reduce_lr_on_plateau;
 mod rmsprop;
@@ -88,6 +89,7 @@ pub use clipped_adam::{ClippedAdam, ClippedAdamConfig};
 pub use exponential_lr::ExponentialLr;
 pub use host::set_small_tensor_fast_path;
 pub use lr::{LrScheduled, LrScheduler};
+pub use multi_step_lr::MultiStepLr;
 pub use reduce_lr_on_plateau::{
     PlateauMode, ReduceLrOnPlateau, ReduceLrOnPlateauConfig, ThresholdMode,
 };
@@ -119,6 +121,21 @@ pub trait Optimizer {
 }
 
 impl<O: Optimizer + ?Sized> Optimizer for Box<O> {
+    fn step(&mut self, params: &[(String, Tensor)]) -> Result<()> {
+        (**self).step(params)
+    }
+
+    fn state(&self) -> Result<Vec<(String, Tensor)>> {
+        (**self).state()
+    }
+
+    fn load_state(&mut self, state: Vec<(String, Tensor)>) -> Result<()> {
+        (**self).load_state(state)
+    }
+}
+
+/// A borrowed optimizer, so that e.g. [`Svi`](crate::infer::Svi) can use one that outlives it.
+impl<O: Optimizer + ?Sized> Optimizer for &mut O {
     fn step(&mut self, params: &[(String, Tensor)]) -> Result<()> {
         (**self).step(params)
     }
