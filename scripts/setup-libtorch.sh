@@ -14,6 +14,8 @@ venv=$cache/torch-$want
 
 die() { echo "ppl setup: error: $*" >&2; exit 1; }
 
+command -v rustc >/dev/null || die "rustc was not found; install Rust (https://rustup.rs) and rerun."
+
 if [ -n "${LIBTORCH:-}" ]; then
   libtorch=$LIBTORCH
   [ -d "$libtorch/lib" ] && [ -d "$libtorch/include" ] ||
@@ -41,8 +43,9 @@ hdr=$(grep -rhs -E "define TORCH_VERSION_(MAJOR|MINOR|PATCH) " "$libtorch/includ
   die "libtorch at $libtorch is version '${hdr:-unknown}', but ppl (tch 0.24.0) needs exactly $want; set LIBTORCH to a libtorch $want or unset it to let setup install one."
 
 lib=$libtorch/lib
-host=$(rustc -vV 2>/dev/null | sed -n 's/^host: //p')
-[ -n "$host" ] || die "rustc was not found; install Rust (https://rustup.rs) and rerun."
+command -v rustc >/dev/null || die "rustc was not found; install Rust (https://rustup.rs) and rerun."
+host=$(rustc -vV | sed -n 's/^host: //p')
+[ -n "$host" ] || die "could not read the host triple from 'rustc -vV'."
 flags="\"-C\", \"link-arg=-Wl,-rpath,$lib\""
 if [ -f "$lib/libtorch_cuda.so" ]; then
   # Without --no-as-needed the linker drops torch_cuda (no symbol refers to it) and CUDA vanishes.
