@@ -477,6 +477,43 @@ fn clip_grad_value_and_norm_basics() -> ppl::Result<()> {
 }
 
 #[test]
+fn clip_settings_per_param_name() -> ppl::Result<()> {
+    // Pyro's callable clip_args: values of `a` clamped to 0.1, the norm of `b` limited to 1.
+    let sgd = Sgd::new(SgdConfig {
+        lr: 1.0,
+        ..Default::default()
+    });
+    let mut optim = Clipped::per_param(sgd, |name: &str| {
+        if name == "a" {
+            ClipConfig {
+                clip_value: Some(0.1),
+                ..Default::default()
+            }
+        } else {
+            ClipConfig {
+                max_norm: Some(1.0),
+                ..Default::default()
+            }
+        }
+    });
+    let (a, b) = (leaf(&[0.0, 0.0]), leaf(&[0.0, 0.0]));
+    set_grad(&a, &Tensor::from_slice(&[3.0f32, -0.05]));
+    set_grad(&b, &Tensor::from_slice(&[3.0f32, 4.0]));
+    optim.step(&[
+        ("a".to_string(), a.shallow_clone()),
+        ("b".to_string(), b.shallow_clone()),
+    ])?;
+    assert_eq!(values(&a), vec![-0.1f32 as f64, 0.05f32 as f64]);
+    let vb = values(&b);
+    assert!(
+        (vb[0] + 0.6).abs() < 1e-6 && (vb[1] + 0.8).abs() < 1e-6,
+        "{vb:?}"
+    );
+    assert_eq!(optim.last_norm(), Some(5.0));
+    Ok(())
+}
+
+#[test]
 fn per_param_settings_follow_the_name() -> ppl::Result<()> {
     let mut adam = Adam::per_param(|name: &str| AdamConfig {
         lr: if name.starts_with("baseline") {
@@ -496,6 +533,8 @@ fn per_param_settings_follow_the_name() -> ppl::Result<()> {
     adam.step(&params)?;
     assert_eq!(adam.lr("baseline.w"), Some(1e-3));
     assert_eq!(adam.lr("loc"), Some(1e-4));
+    assert_eq!(adam.config("loc").map(|c| c.lr), Some(1e-4));
+    assert!(adam.config("never_seen").is_none());
     // Adam's first step is lr * sign(grad).
     assert!((values(&params[0].1)[0] + 1e-3).abs() < 1e-9);
     assert!((values(&params[1].1)[0] + 1e-4).abs() < 1e-9);

@@ -1,5 +1,6 @@
 //! Gradient clipping (`torch.nn.utils.clip_grad_norm_`, `clip_grad_value_`, Pyro's `clip_args`).
 
+use indexmap::IndexMap;
 use tch::{Kind, Tensor};
 
 use super::host::{host_kind, read, HostFloat};
@@ -170,11 +171,31 @@ impl Default for ClipConfig {
 /// assert!((x.double_value(&[1]) + 0.8).abs() < 1e-6); // the gradient (0.6, 0.8) after clipping
 /// # Ok(()) }
 /// ```
-#[derive(Debug)]
 pub struct Clipped<O> {
     optim: O,
-    config: ClipConfig,
+    settings: Settings,
     last_norm: Option<f64>,
+}
+
+/// One config for all params, or one per name.
+enum Settings {
+    All(ClipConfig),
+    PerName {
+        config_fn: Box<dyn Fn(&str) -> ClipConfig>,
+        seen: IndexMap<String, ClipConfig>,
+    },
+}
+
+impl<O: std::fmt::Debug> std::fmt::Debug for Clipped<O> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("Clipped");
+        d.field("optim", &self.optim);
+        match &self.settings {
+            Settings::All(c) => d.field("config", c),
+            Settings::PerName { seen, .. } => d.field("per_param", seen),
+        };
+        d.field("last_norm", &self.last_norm).finish()
+    }
 }
 
 impl<O: Optimizer> Clipped<O> {
@@ -182,7 +203,20 @@ impl<O: Optimizer> Clipped<O> {
     pub fn new(optim: O, config: ClipConfig) -> Self {
         Clipped {
             optim,
-            config,
+            settings: Settings::All(config),
+            last_norm: None,
+        }
+    }
+
+    /// Clips each param's gradient on its own with the settings `f(name)` (asked once per name;
+    /// `per_param` is implied): Pyro's callable `clip_args`.
+    pub fn per_param(optim: O, f: impl Fn(&str) -> ClipConfig + 'static) -> Self {
+        Clipped {
+            optim,
+            settings: Settings::PerName {
+                config_fn: Box::new(f),
+                seen: IndexMap::new(),
+            },
             last_norm: None,
         }
     }
@@ -211,7 +245,31 @@ impl<O: Optimizer> Clipped<O> {
 
 impl<O: Optimizer> Optimizer for Clipped<O> {
     fn step(&mut self, params: &[(String, Tensor)]) -> Result<()> {
-        let c = &self.config;
+        let c = match &mut self.settings {
+            Settings::All(c) => c,
+            Settings::PerName { config_fn, seen } => {
+                let mut largest: Option<f64> = None;
+                for p in params {
+                    if !p.1.grad().defined() {
+                        continue;
+                    }
+                    let c = match seen.get_index_of(p.0.as_str()) {
+                        Some(i) => &seen[i],
+                        None => seen.entry(p.0.clone()).or_insert(config_fn(&p.0)),
+                    };
+                    let one = std::slice::from_ref(p);
+                    if let Some(max_norm) = c.max_norm {
+                        let n = clip_grad_norm(one, max_norm, c.norm_type)?;
+                        largest = Some(largest.map_or(n, |l| l.max(n)));
+                    }
+                    if let Some(v) = c.clip_value {
+                        clip_grad_value(one, v)?;
+                    }
+                }
+                self.last_norm = largest;
+                return self.optim.step(params);
+            }
+        };
         if let Some(max_norm) = c.max_norm {
             if c.per_param {
                 let mut largest: Option<f64> = None;

@@ -120,6 +120,11 @@ impl<R: Rule> PerParam<R> {
         }
     }
 
+    /// The settings of `name`.
+    pub(crate) fn config(&self, name: &str) -> Option<&R::Config> {
+        self.slots.get(name).map(|s| &s.config)
+    }
+
     /// The current learning rate of `name`.
     pub(crate) fn lr(&self, name: &str) -> Option<f64> {
         self.slots.get(name).map(|s| s.lr)
@@ -258,6 +263,12 @@ macro_rules! per_param_optimizer {
                 $name {
                     inner: $crate::optim::per_param::PerParam::new(Box::new(f)),
                 }
+            }
+
+            /// The settings of param `name`, once the optimizer has seen it (its learning rate
+            /// as configured; the current one is [`LrScheduled::lr`](crate::optim::LrScheduled::lr)).
+            pub fn config(&self, name: &str) -> Option<&$config> {
+                self.inner.config(name)
             }
         }
 
