@@ -132,6 +132,26 @@ impl Constraint {
         }
     }
 
+    /// For elementwise constraints on a single number: the membership test, without tensor ops.
+    pub fn check_scalar(&self) -> Option<Box<dyn Fn(f64) -> bool>> {
+        Some(match self.clone() {
+            Constraint::Real => Box::new(|v: f64| !v.is_nan()),
+            Constraint::Positive => Box::new(|v| v > 0.0),
+            Constraint::Nonnegative => Box::new(|v| v >= 0.0),
+            Constraint::UnitInterval => Box::new(|v| (0.0..=1.0).contains(&v)),
+            Constraint::Interval(a, b) => Box::new(move |v| v >= a && v <= b),
+            Constraint::GreaterThan(a) => Box::new(move |v| v > a),
+            Constraint::GreaterThanEq(a) => Box::new(move |v| v >= a),
+            Constraint::LessThan(b) => Box::new(move |v| v < b),
+            Constraint::IntegerInterval(a, b) => {
+                Box::new(move |v| v.floor() == v && v >= a as f64 && v <= b as f64)
+            }
+            Constraint::NonnegativeInteger => Box::new(|v| v.floor() == v && v >= 0.0),
+            Constraint::Boolean => Box::new(|v| v == 0.0 || v == 1.0),
+            _ => return None,
+        })
+    }
+
     /// A boolean tensor: whether each event of `value` satisfies the constraint (shape: `value`'s
     /// shape less the event dims).
     pub fn check(&self, value: &Tensor) -> Result<Tensor> {

@@ -64,6 +64,15 @@ pub enum Error {
         op: &'static str,
     },
 
+    /// No analytic KL divergence is registered for this pair of families.
+    #[error("no KL divergence rule for {p} against {q}")]
+    NoKlRule {
+        /// The first family.
+        p: &'static str,
+        /// The second family.
+        q: &'static str,
+    },
+
     /// A parameter read before it was initialized.
     #[error("param `{0}` is not in the param store and was given no initial value")]
     MissingParam(String),

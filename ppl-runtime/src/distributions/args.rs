@@ -80,16 +80,48 @@ pub fn broadcast_args<const N: usize>(dist: &'static str, args: [Arg; N]) -> Res
         .map_err(|_| Error::Invalid(format!("{dist}: wrong number of parameters")))
 }
 
+/// The value of a one-element CPU tensor, read with one op instead of a reduction and a read
+/// (validation of scalar parameters is on the hot path of every sample site).
+fn cpu_scalar(t: &Tensor) -> Result<Option<f64>> {
+    if t.numel() != 1 || t.device() != tch::Device::Cpu {
+        return Ok(None);
+    }
+    let idx = vec![0i64; t.dim()];
+    Ok(Some(t.f_double_value(&idx)?))
+}
+
 /// Errors unless every element of `t` is `> 0` (when validation is on).
 pub fn check_positive(dist: &'static str, param: &'static str, t: &Tensor) -> Result<()> {
+    if validation_enabled() {
+        if let Some(v) = cpu_scalar(t)? {
+            return scalar_verdict(dist, param, "> 0", v > 0.0);
+        }
+    }
     check(dist, param, "> 0", || t.f_gt(0.0)?.f_all())
 }
 
 /// Errors unless every element of `t` is in `[0, 1]` (when validation is on).
 pub fn check_unit(dist: &'static str, param: &'static str, t: &Tensor) -> Result<()> {
+    if validation_enabled() {
+        if let Some(v) = cpu_scalar(t)? {
+            return scalar_verdict(dist, param, "in [0, 1]", (0.0..=1.0).contains(&v));
+        }
+    }
     check(dist, param, "in [0, 1]", || {
         t.f_ge(0.0)?.f_logical_and(&t.f_le(1.0)?)?.f_all()
     })
+}
+
+fn scalar_verdict(dist: &'static str, param: &'static str, expected: &str, ok: bool) -> Result<()> {
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidParameter {
+            dist,
+            param,
+            expected: expected.to_string(),
+        })
+    }
 }
 
 /// Runs a validation check when validation is on.
@@ -121,7 +153,11 @@ pub fn validate_sample(d: &dyn Distribution, value: &Tensor) -> Result<()> {
     if matches!(support, Constraint::Real | Constraint::RealVector) {
         return Ok(());
     }
-    if support.check(value)?.f_all()?.f_int64_value(&[])? == 0 {
+    let inside = match (cpu_scalar(value)?, support.check_scalar()) {
+        (Some(v), Some(pred)) => pred(v),
+        _ => support.check(value)?.f_all()?.f_int64_value(&[])? != 0,
+    };
+    if !inside {
         return Err(Error::OutsideSupport {
             dist: d.name(),
             support: support.to_string(),

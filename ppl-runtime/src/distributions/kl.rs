@@ -54,9 +54,9 @@ pub fn kl_divergence(p: &dyn Distribution, q: &dyn Distribution) -> Result<Tenso
     pair!(Poisson, poisson);
     pair!(Bernoulli, bernoulli);
     pair!(Categorical, categorical);
-    Err(Error::NotImplemented {
-        dist: p.name(),
-        op: "kl_divergence against this family (no rule registered)",
+    Err(Error::NoKlRule {
+        p: p.name(),
+        q: q.name(),
     })
 }
 

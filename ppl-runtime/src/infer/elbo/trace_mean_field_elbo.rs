@@ -25,7 +25,7 @@ pub struct TraceMeanFieldElbo {
 fn analytic_kl(q: &dyn Distribution, p: &dyn Distribution) -> Result<Option<Tensor>> {
     match crate::distributions::kl_divergence(q, p) {
         Ok(t) => Ok(Some(t)),
-        Err(Error::NotImplemented { .. }) => Ok(None),
+        Err(Error::NoKlRule { .. }) => Ok(None),
         Err(e) => Err(e),
     }
 }
