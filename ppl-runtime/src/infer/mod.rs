@@ -1,16 +1,23 @@
 //! Inference algorithms.
 
+pub mod autoguide;
 mod elbo;
 mod importance;
 mod marginal;
+mod predictive;
 mod search;
 mod svi;
 
+pub use autoguide::{
+    AutoDelta, AutoDiagonalNormal, AutoGuide, AutoLaplaceApproximation,
+    AutoLowRankMultivariateNormal, AutoMultivariateNormal, AutoNormal,
+};
 pub use elbo::{
     get_traces, Elbo, ElboConfig, ElboOutput, RenyiElbo, TraceElbo, TraceGraphElbo,
     TraceMeanFieldElbo, PARTICLES_PLATE,
 };
 pub use importance::{EmpiricalMarginal, Importance, ImportancePosterior, PARTICLE_PLATE};
 pub use marginal::{sample_value, Marginal, MarginalValue, Memoized, ValueIndex};
+pub use predictive::{Predictive, PREDICTIVE_PLATE};
 pub use search::{Search, WeightedTrace};
 pub use svi::Svi;
