@@ -265,7 +265,7 @@ pub(crate) struct PlateSet {
 /// Guards of the plates a site is sampled in; dropping them leaves the plates.
 pub(crate) struct EnteredPlates {
     // Dropped in reverse order of entry (innermost plate first).
-    guards: Vec<(poutine::PlateGuard, HandlerGuard<FixedSubsample>)>,
+    guards: Vec<(poutine::PlateGuard, Option<HandlerGuard<FixedSubsample>>)>,
 }
 
 impl Drop for EnteredPlates {
@@ -307,15 +307,13 @@ impl PlateSet {
     pub fn enter(&self, site: &LatentSite) -> Result<EnteredPlates> {
         let mut guards = Vec::with_capacity(site.frames.len());
         for f in &site.frames {
-            let idx = match self.indices.get(&*f.name) {
-                Some(i) => i.shallow_clone(),
-                None => Tensor::f_arange(f.full_size, (Kind::Int64, tch::Device::Cpu))?,
-            };
-            let fixed = FixedSubsample {
-                name: f.name.to_string(),
-                indices: idx,
-            }
-            .enter();
+            let fixed = self.indices.get(&*f.name).map(|idx| {
+                FixedSubsample {
+                    name: f.name.to_string(),
+                    indices: idx.shallow_clone(),
+                }
+                .enter()
+            });
             let p = plate_of(f).device(site.value.device()).enter()?;
             guards.push((p, fixed));
         }
