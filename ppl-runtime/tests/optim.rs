@@ -891,7 +891,8 @@ fn checkpoint_needs_optimizer_state() -> ppl::Result<()> {
     Ok(())
 }
 
-/// Rough cost of one optimizer step on two scalar params (the coin-flip guide's); run with
+/// Rough cost of one optimizer step on two scalar params (the coin-flip guide's), with and
+/// without the host fast path, and of a whole coin-flip SVI step; run with
 /// `cargo test --release -p ppl-runtime --test optim -- --ignored --nocapture`.
 #[test]
 #[ignore]
@@ -913,28 +914,69 @@ fn optimizer_step_cost() -> ppl::Result<()> {
         eprintln!("{what}: {us:.2} us per step (2 scalar params)");
         Ok(())
     }
-    time("Adam", &mut Adam::default())?;
-    time("AdamW", &mut AdamW::default())?;
-    time("ClippedAdam", &mut ClippedAdam::default())?;
-    time("SGD", &mut Sgd::default())?;
-    time(
-        "SGD momentum",
-        &mut Sgd::new(SgdConfig {
+    for fast in [true, false] {
+        set_small_tensor_fast_path(fast);
+        eprintln!("host fast path: {fast}");
+        time("Adam", &mut Adam::default())?;
+        time("AdamW", &mut AdamW::default())?;
+        time("ClippedAdam", &mut ClippedAdam::default())?;
+        time("SGD", &mut Sgd::default())?;
+        let momentum = SgdConfig {
             momentum: 0.9,
             ..Default::default()
-        }),
-    )?;
-    time("RMSprop", &mut RmsProp::default())?;
-    time("Adagrad", &mut Adagrad::default())?;
-    time(
-        "Clipped<Adam>",
-        &mut Clipped::new(
-            Adam::default(),
-            ClipConfig {
-                max_norm: Some(1.0),
-                ..Default::default()
-            },
-        ),
-    )?;
+        };
+        time("SGD momentum", &mut Sgd::new(momentum))?;
+        time("RMSprop", &mut RmsProp::default())?;
+        time("Adagrad", &mut Adagrad::default())?;
+        let clip = ClipConfig {
+            max_norm: Some(1.0),
+            ..Default::default()
+        };
+        time("Clipped<Adam>", &mut Clipped::new(Adam::default(), clip))?;
+
+        // The coin-flip SVI step (Beta(10, 10) prior, 10 flips, Beta guide), Adam.
+        clear_param_store();
+        set_rng_seed(0);
+        let flips = Tensor::from_slice(&[1.0f32, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0]);
+        let adam = Adam::new(AdamConfig {
+            lr: 0.0005,
+            betas: (0.9, 0.999),
+            ..Default::default()
+        });
+        let mut svi = Svi::new(
+            || coin(&flips),
+            || coin_guide(&flips),
+            adam,
+            TraceElbo::default(),
+        );
+        for _ in 0..200 {
+            svi.step()?;
+        }
+        let n = 2000;
+        let t0 = std::time::Instant::now();
+        for _ in 0..n {
+            svi.step()?;
+        }
+        let ms = t0.elapsed().as_secs_f64() * 1e3 / n as f64;
+        eprintln!("coin SVI step: {ms:.4} ms");
+    }
+    set_small_tensor_fast_path(true);
+    clear_param_store();
+    Ok(())
+}
+
+#[model]
+fn coin(flips: &Tensor) -> ppl::Result<()> {
+    let fairness = sample!(Beta::new(10.0, 10.0)?);
+    let _data = plate!("data", flips.size()[0]);
+    sample!("obs", Bernoulli::new(&fairness)?, obs = flips);
+    Ok(())
+}
+
+#[guide]
+fn coin_guide(_flips: &Tensor) -> ppl::Result<()> {
+    let alpha_q = param!(Tensor::from(15.0f32), constraint = positive);
+    let beta_q = param!(Tensor::from(15.0f32), constraint = positive);
+    let _fairness = sample!("fairness", Beta::new(&alpha_q, &beta_q)?);
     Ok(())
 }
