@@ -4,6 +4,7 @@ pub mod autoguide;
 mod elbo;
 mod importance;
 mod marginal;
+pub mod mcmc;
 mod predictive;
 mod search;
 mod svi;
@@ -17,6 +18,7 @@ pub use elbo::{
     TraceMeanFieldElbo, PARTICLES_PLATE,
 };
 pub use importance::{EmpiricalMarginal, Importance, ImportancePosterior, PARTICLE_PLATE};
+pub use mcmc::{Hmc, Mcmc, Nuts};
 pub use marginal::{sample_value, Marginal, MarginalValue, Memoized, ValueIndex};
 pub use predictive::{Predictive, PREDICTIVE_PLATE};
 pub use search::{Search, WeightedTrace};

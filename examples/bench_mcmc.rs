@@ -1,0 +1,157 @@
+//! Timing of NUTS on the peer benchmarks (`eight_schools_nuts`, `logreg_nuts`), with the settings
+//! of the Pyro and NumPyro scripts: NUTS defaults, one chain, seed 0; eight schools 1000 warmup +
+//! 1000 samples, logistic regression 500 + 500. Prints one JSON line per workload with the peers'
+//! fields (total seconds, ms per leapfrog step, min ESS, min ESS/s, step size, divergences, mean
+//! acceptance probability).
+//!
+//! `cargo run --release --example bench_mcmc [-- --only eight_schools_nuts] [--repeat 3]`
+
+use std::time::Instant;
+
+use ppl::infer::mcmc::{diagnostics, Mcmc, Nuts};
+use ppl::prelude::*;
+
+const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../data");
+
+fn read_csv(name: &str) -> (Vec<String>, Vec<Vec<f64>>) {
+    let path = format!("{DATA}/{name}");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let mut lines = text.lines();
+    let header = lines
+        .next()
+        .unwrap_or_default()
+        .split(',')
+        .map(str::to_string)
+        .collect();
+    let rows = lines
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            l.split(',')
+                .map(|v| v.trim().parse::<f64>().expect("a number"))
+                .collect()
+        })
+        .collect();
+    (header, rows)
+}
+
+#[model]
+fn eight_schools(sigma: &Tensor, y: &Tensor) -> ppl::Result<()> {
+    let mu = sample!(Normal::new(0.0, 5.0)?);
+    let tau = sample!(HalfCauchy::new(5.0)?);
+    let _j = plate!("J", sigma.size()[0]);
+    let theta_tilde = sample!(Normal::new(0.0, 1.0)?);
+    let theta = &mu + &tau * &theta_tilde;
+    sample!("obs", Normal::new(&theta, sigma)?, obs = y);
+    Ok(())
+}
+
+#[model]
+fn logreg(x: &Tensor, y: &Tensor) -> ppl::Result<()> {
+    let d = x.size()[1];
+    let w = sample!(Normal::new(Tensor::zeros([d], (Kind::Float, x.device())), 1.0)?.to_event(1)?);
+    let b = sample!(Normal::new(0.0, 1.0)?);
+    let _data = plate!("data", x.size()[0]);
+    let logits = x.matmul(&w) + &b;
+    sample!("obs", Bernoulli::from_logits(&logits)?, obs = y);
+    Ok(())
+}
+
+fn json_num(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v}")
+    } else {
+        "null".into()
+    }
+}
+
+fn bench(name: &str, mcmc: &mut Mcmc, run: &dyn Fn(&mut Mcmc) -> ppl::Result<()>) {
+    let t0 = Instant::now();
+    run(mcmc).expect("mcmc run");
+    let total = t0.elapsed().as_secs_f64();
+    let ch = &mcmc.chains()[0];
+    let diag = mcmc.diagnostics().expect("diagnostics");
+    let mut min_ess = f64::INFINITY;
+    let mut ess_fields = Vec::new();
+    for (site, d) in &diag {
+        for &e in &d.n_eff {
+            min_ess = min_ess.min(e);
+        }
+        let v: Vec<String> = d.n_eff.iter().map(|e| format!("{e:.1}")).collect();
+        ess_fields.push(format!("\"{site}\": [{}]", v.join(", ")));
+    }
+    let leapfrog = ch.warmup_grad_evals + ch.sample_grad_evals;
+    let samples = mcmc.get_samples().expect("samples");
+    let means: Vec<String> = samples
+        .iter()
+        .map(|(k, v)| {
+            let m = v.to_kind(Kind::Double).mean_dim(0, false, Kind::Double);
+            let m: Vec<f64> = Vec::try_from(m.reshape([-1])).expect("means");
+            let m: Vec<String> = m.iter().map(|x| format!("{x:.4}")).collect();
+            format!("\"{k}\": [{}]", m.join(", "))
+        })
+        .collect();
+    let mean_steps = diagnostics::mean(
+        &ch.stats
+            .iter()
+            .map(|s| s.num_steps as f64)
+            .collect::<Vec<_>>(),
+    );
+    println!(
+        "{{\"workload\": \"{name}\", \"system\": \"ppl\", \"total_s\": {total:.4}, \
+         \"warmup_s\": {:.4}, \"sampling_s\": {:.4}, \"min_ess\": {:.1}, \"ess_per_s\": {:.3}, \
+         \"num_divergences\": {}, \"mean_accept_prob\": {:.3}, \"step_size\": {:.5}, \
+         \"sampling_num_steps_mean\": {:.2}, \"leapfrog_steps_total\": {leapfrog}, \
+         \"ms_per_leapfrog\": {:.5}, \"post_mean\": {{{}}}, \"ess\": {{{}}}}}",
+        ch.warmup_seconds,
+        ch.sample_seconds,
+        min_ess,
+        min_ess / total,
+        mcmc.num_divergences(),
+        ch.mean_accept_prob(),
+        ch.step_size,
+        mean_steps,
+        json_num(1000.0 * total / leapfrog.max(1) as f64),
+        means.join(", "),
+        ess_fields.join(", "),
+    );
+}
+
+fn main() {
+    let only: String = ppl_examples::arg("only", String::new());
+    let repeat: usize = ppl_examples::arg("repeat", 1);
+    let device = ppl_examples::device_from_args();
+    let (_, es) = read_csv("eight_schools.csv");
+    let y: Vec<f32> = es.iter().map(|r| r[1] as f32).collect();
+    let sigma: Vec<f32> = es.iter().map(|r| r[2] as f32).collect();
+    let (_, lr) = read_csv("logreg.csv");
+    let n = lr.len() as i64;
+    let xs: Vec<f32> = lr
+        .iter()
+        .flat_map(|r| r[..10].iter().map(|&v| v as f32))
+        .collect();
+    let ys: Vec<f32> = lr.iter().map(|r| r[10] as f32).collect();
+    for _ in 0..repeat {
+        if only.is_empty() || only.contains("eight_schools_nuts") {
+            let y = Tensor::from_slice(&y).to_device(device);
+            let sigma = Tensor::from_slice(&sigma).to_device(device);
+            let mut mcmc = Mcmc::new(Nuts::new())
+                .num_samples(1000)
+                .warmup_steps(1000)
+                .seed(0)
+                .progress_bar(false);
+            bench("eight_schools_nuts", &mut mcmc, &|m| {
+                m.run(|| eight_schools(&sigma, &y))
+            });
+        }
+        if only.is_empty() || only.contains("logreg_nuts") {
+            let x = Tensor::from_slice(&xs).reshape([n, 10]).to_device(device);
+            let yt = Tensor::from_slice(&ys).to_device(device);
+            let mut mcmc = Mcmc::new(Nuts::new())
+                .num_samples(500)
+                .warmup_steps(500)
+                .seed(0)
+                .progress_bar(false);
+            bench("logreg_nuts", &mut mcmc, &|m| m.run(|| logreg(&x, &yt)));
+        }
+    }
+}

@@ -1,0 +1,495 @@
+//! The potential energy of a model: minus its log joint density as a function of one flat vector
+//! of unconstrained latent values.
+//!
+//! The model is traced once ([`SiteSpec::discover`]) to find its latent sample sites, their shapes
+//! and supports. Each site is mapped to unconstrained space with [`biject_to`] of its support, and
+//! the flat vector `z` is the concatenation of the unconstrained values, in execution order. Then
+//!
+//! ```text
+//! U(z) = -( log p(x(z), data) + Σ_sites log |det ∂x/∂z| )
+//! ```
+//!
+//! where `log p` is the model's log joint density with every latent site given its constrained
+//! value `x(z)` (observed sites, plates, `scale`, `mask` and `factor` count as in any trace) and the
+//! gradient comes from torch's autograd. The sampler itself works on `Vec<f64>`; a tensor is built
+//! from `z` once per evaluation, in the model's dtype and on its device.
+
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use tch::{Device, Kind, Tensor};
+
+use crate::constraints::Constraint;
+use crate::error::{Error, Result, ResultExt};
+use crate::naming;
+use crate::poutine::runtime::{Handler, Messenger, Msg, SiteKind};
+use crate::poutine::trace_struct::scale_and_mask;
+use crate::poutine::{trace, Trace};
+use crate::transforms::{biject_to, TransformRef};
+
+/// The description of one latent site: what the sampler needs to know about it. Plain data, so it
+/// can be sent to the thread of each chain.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SiteSpec {
+    /// The site's name.
+    pub name: String,
+    /// The shape of its (constrained) value.
+    pub shape: Vec<i64>,
+    /// The shape of its unconstrained value.
+    pub unconstrained_shape: Vec<i64>,
+    /// The support of its distribution.
+    pub support: Constraint,
+    /// Where its unconstrained values start in the flat vector.
+    pub offset: usize,
+    /// How many unconstrained values it has.
+    pub numel: usize,
+}
+
+/// The latent sites of a model and the dtype and device of its values.
+#[derive(Clone, Debug)]
+pub struct ModelSpec {
+    /// Latent sites in execution order.
+    pub sites: Vec<SiteSpec>,
+    /// The total number of unconstrained values.
+    pub dim: usize,
+    /// The dtype of the latent values.
+    pub kind: Kind,
+    /// The device of the latent values.
+    pub device: Device,
+}
+
+fn is_scored(msg: &Msg) -> bool {
+    msg.kind == SiteKind::Sample
+        && !msg.infer.is_subsample
+        && !msg.infer.is_deterministic
+        && !msg.infer.do_not_score
+}
+
+fn numel(shape: &[i64]) -> usize {
+    shape.iter().product::<i64>().max(0) as usize
+}
+
+/// Whether the bijection onto `c` is the identity (no transform or Jacobian needed).
+fn is_identity(c: &Constraint) -> bool {
+    match c {
+        Constraint::Real | Constraint::RealVector => true,
+        Constraint::Independent(b, _) => is_identity(b),
+        _ => false,
+    }
+}
+
+impl ModelSpec {
+    /// Traces `model` once (latent sites draw from their priors) and describes its latent sites.
+    ///
+    /// A latent site with a discrete support, or one marked for enumeration, is an error naming
+    /// it: HMC and NUTS move through continuous space only.
+    pub fn discover<R>(model: &dyn Fn() -> Result<R>) -> Result<ModelSpec> {
+        let (_, tr) = trace(model)?;
+        ModelSpec::from_trace(&tr)
+    }
+
+    /// Describes the latent sites of a trace.
+    pub fn from_trace(tr: &Trace) -> Result<ModelSpec> {
+        let mut sites = Vec::new();
+        let mut offset = 0;
+        let mut kind_device = None;
+        for s in tr.stochastic_nodes() {
+            let d = s.dist()?;
+            let support = d.support();
+            if support.is_discrete() || s.infer.enumerate.is_some() {
+                return Err(Error::AtSite {
+                    site: s.name.clone(),
+                    source: Box::new(Error::Invalid(format!(
+                        "latent site with the discrete distribution {} (support {support}): HMC \
+                         and NUTS can only sample continuous latent sites; observe it, or \
+                         marginalize it out of the model",
+                        d.name()
+                    ))),
+                });
+            }
+            let t = biject_to(&support).at_site(&s.name)?;
+            let shape = s.value.size();
+            let unconstrained_shape = t.inverse_shape(&shape);
+            let n = numel(&unconstrained_shape);
+            if kind_device.is_none() {
+                kind_device = Some((s.value.kind(), s.value.device()));
+            }
+            sites.push(SiteSpec {
+                name: s.name.clone(),
+                shape,
+                unconstrained_shape,
+                support,
+                offset,
+                numel: n,
+            });
+            offset += n;
+        }
+        let Some((kind, device)) = kind_device else {
+            return Err(Error::Invalid(
+                "the model has no latent sample sites: there is nothing for MCMC to sample".into(),
+            ));
+        };
+        let kind = if crate::distributions::is_float(kind) {
+            kind
+        } else {
+            Kind::Float
+        };
+        Ok(ModelSpec {
+            sites,
+            dim: offset,
+            kind,
+            device,
+        })
+    }
+
+    /// The site called `name`.
+    pub fn site(&self, name: &str) -> Option<&SiteSpec> {
+        self.sites.iter().find(|s| s.name == name)
+    }
+}
+
+/// Gives the latent sites their values and sums the log-densities of all scored sites.
+struct PotentialMessenger {
+    values: Rc<HashMap<String, Tensor>>,
+    terms: Vec<Tensor>,
+    seen: usize,
+}
+
+impl Default for PotentialMessenger {
+    fn default() -> Self {
+        PotentialMessenger {
+            values: Rc::new(HashMap::new()),
+            terms: Vec::new(),
+            seen: 0,
+        }
+    }
+}
+
+impl Messenger for PotentialMessenger {
+    fn process(&mut self, msg: &mut Msg) -> Result<()> {
+        if msg.kind == SiteKind::Sample && !msg.is_observed && is_scored(msg) {
+            match self.values.get(&msg.name) {
+                Some(v) => {
+                    msg.value = Some(v.shallow_clone());
+                    self.seen += 1;
+                }
+                None => {
+                    return Err(Error::MissingSite {
+                        site: msg.name.clone(),
+                        message: "a latent site that the model did not have when it was first \
+                                  traced: HMC and NUTS need the same latent sites in every run"
+                            .into(),
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn postprocess(&mut self, msg: &mut Msg) -> Result<()> {
+        if !is_scored(msg) {
+            return Ok(());
+        }
+        let (Some(d), Some(v)) = (msg.dist.as_ref(), msg.value.as_ref()) else {
+            return Ok(());
+        };
+        let lp = d.log_prob(v).at_site(&msg.name)?;
+        let lp = if msg.scale != 1.0 || msg.mask.is_some() {
+            scale_and_mask(&lp, msg.scale, msg.mask.as_ref()).at_site(&msg.name)?
+        } else {
+            lp
+        };
+        let lp = if lp.dim() == 0 {
+            lp
+        } else {
+            lp.f_sum(None::<Kind>).at_site(&msg.name)?
+        };
+        self.terms.push(lp);
+        Ok(())
+    }
+}
+
+/// A site's transform, resolved once.
+struct SiteMap {
+    spec: SiteSpec,
+    /// `None` for the identity.
+    transform: Option<TransformRef>,
+}
+
+/// Minus the log joint density of a model in unconstrained space, and its gradient.
+pub struct Potential<'a, R> {
+    model: &'a dyn Fn() -> Result<R>,
+    spec: ModelSpec,
+    maps: Vec<SiteMap>,
+    /// Number of gradient evaluations so far.
+    num_grad_evals: usize,
+}
+
+impl<'a, R> Potential<'a, R> {
+    /// The potential of `model` with the latent sites described by `spec`.
+    pub fn new(model: &'a dyn Fn() -> Result<R>, spec: ModelSpec) -> Result<Self> {
+        let mut maps = Vec::with_capacity(spec.sites.len());
+        for s in &spec.sites {
+            let transform = if is_identity(&s.support) {
+                None
+            } else {
+                Some(biject_to(&s.support).at_site(&s.name)?)
+            };
+            maps.push(SiteMap {
+                spec: s.clone(),
+                transform,
+            });
+        }
+        Ok(Potential {
+            model,
+            spec,
+            maps,
+            num_grad_evals: 0,
+        })
+    }
+
+    /// The latent sites.
+    pub fn spec(&self) -> &ModelSpec {
+        &self.spec
+    }
+
+    /// The number of unconstrained values.
+    pub fn dim(&self) -> usize {
+        self.spec.dim
+    }
+
+    /// How many gradients were evaluated so far.
+    pub fn num_grad_evals(&self) -> usize {
+        self.num_grad_evals
+    }
+
+    fn input(&self, z: &[f64], requires_grad: bool) -> Result<Tensor> {
+        if z.len() != self.spec.dim {
+            return Err(Error::Shape(format!(
+                "the unconstrained vector has {} values, the model's latent sites {}",
+                z.len(),
+                self.spec.dim
+            )));
+        }
+        let t = match self.spec.kind {
+            Kind::Double => Tensor::f_from_slice(z)?,
+            _ => {
+                let v: Vec<f32> = z.iter().map(|&x| x as f32).collect();
+                let t = Tensor::f_from_slice(&v)?;
+                if self.spec.kind == Kind::Float {
+                    t
+                } else {
+                    t.f_to_kind(self.spec.kind)?
+                }
+            }
+        };
+        let t = if self.spec.device == Device::Cpu {
+            t
+        } else {
+            t.f_to_device(self.spec.device)?
+        };
+        Ok(if requires_grad {
+            t.set_requires_grad(true)
+        } else {
+            t
+        })
+    }
+
+    /// The constrained value of each site, and the log-Jacobian terms.
+    fn constrain_tensor(&self, zt: &Tensor) -> Result<(HashMap<String, Tensor>, Vec<Tensor>)> {
+        let mut values = HashMap::with_capacity(self.maps.len());
+        let mut ladj = Vec::new();
+        let whole = self.maps.len() == 1;
+        for m in &self.maps {
+            let s = &m.spec;
+            // As few ops (and autograd nodes) as possible: one per site.
+            let flat = s.unconstrained_shape.len() == 1;
+            let u = if s.unconstrained_shape.is_empty() {
+                zt.f_select(0, s.offset as i64)?
+            } else if whole && flat {
+                zt.shallow_clone()
+            } else if flat {
+                zt.f_narrow(0, s.offset as i64, s.numel as i64)?
+            } else if whole {
+                zt.f_view(s.unconstrained_shape.as_slice())?
+            } else {
+                zt.f_narrow(0, s.offset as i64, s.numel as i64)?
+                    .f_view(s.unconstrained_shape.as_slice())?
+            };
+            let x = match &m.transform {
+                None => u,
+                Some(t) => {
+                    let x = t.forward(&u).at_site(&s.name)?;
+                    let j = t.log_abs_det_jacobian(&u, &x).at_site(&s.name)?;
+                    ladj.push(if j.dim() == 0 {
+                        j
+                    } else {
+                        j.f_sum(None::<Kind>)?
+                    });
+                    x
+                }
+            };
+            values.insert(s.name.clone(), x);
+        }
+        Ok((values, ladj))
+    }
+
+    /// `log p(x(z)) + log|det J|` as a scalar tensor.
+    fn log_density_tensor(&self, zt: &Tensor) -> Result<Tensor> {
+        let (values, mut terms) = self.constrain_tensor(zt)?;
+        let handler = PotentialMessenger {
+            values: Rc::new(values),
+            terms: Vec::new(),
+            seen: 0,
+        };
+        let h = {
+            let _run = naming::new_run();
+            let (_, h) = handler.run_with(|| (self.model)())?;
+            h
+        };
+        if h.seen != self.maps.len() {
+            let names: Vec<&str> = self.maps.iter().map(|m| m.spec.name.as_str()).collect();
+            return Err(Error::Invalid(format!(
+                "the model sampled {} of its {} latent sites ({}) in this run: HMC and NUTS \
+                 need the same latent sites in every run",
+                h.seen,
+                self.maps.len(),
+                names.join(", ")
+            )));
+        }
+        terms.extend(h.terms);
+        Ok(match terms.len() {
+            0 => Tensor::f_zeros([], (self.spec.kind, self.spec.device))?,
+            1 => terms.swap_remove(0),
+            _ => Tensor::f_stack(&terms, 0)?.f_sum(None::<Kind>)?,
+        })
+    }
+
+    /// `U(z)` without its gradient.
+    pub fn value(&mut self, z: &[f64]) -> Result<f64> {
+        tch::no_grad(|| {
+            let zt = self.input(z, false)?;
+            let lp = self.log_density_tensor(&zt)?;
+            Ok(-lp.f_double_value(&[])?)
+        })
+    }
+
+    /// `U(z)`, with its gradient written into `grad`.
+    pub fn value_and_grad(&mut self, z: &[f64], grad: &mut [f64]) -> Result<f64> {
+        let zt = self.input(z, true)?;
+        let lp = self.log_density_tensor(&zt)?;
+        let u = -lp.f_double_value(&[])?;
+        self.num_grad_evals += 1;
+        if !lp.requires_grad() {
+            grad.iter_mut().for_each(|g| *g = 0.0);
+            return Ok(u);
+        }
+        let g = Tensor::f_run_backward(&[&lp], &[&zt], false, false)?;
+        let g = g
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::Invalid("autograd returned no gradient".into()))?;
+        let g = if g.device() == Device::Cpu {
+            g
+        } else {
+            g.f_to_device(Device::Cpu)?
+        };
+        match g.kind() {
+            Kind::Double => g.f_copy_data(grad, self.spec.dim)?,
+            Kind::Float => {
+                let mut buf = vec![0f32; self.spec.dim];
+                g.f_copy_data(&mut buf, self.spec.dim)?;
+                for (o, v) in grad.iter_mut().zip(buf) {
+                    *o = v as f64;
+                }
+            }
+            _ => {
+                let g = g.f_to_kind(Kind::Double)?;
+                g.f_copy_data(grad, self.spec.dim)?;
+            }
+        }
+        // The gradient of U is minus that of the log density.
+        for v in grad.iter_mut() {
+            *v = -*v;
+        }
+        Ok(u)
+    }
+
+    /// The constrained values of a batch of unconstrained vectors (`n` rows of `dim` values, row
+    /// after row): one tensor per site, of shape `[n] + site shape`, in float64 on the CPU.
+    pub fn constrain_batch(&self, z: &[f64], n: usize) -> Result<Vec<(String, Tensor)>> {
+        let dim = self.spec.dim;
+        if z.len() != n * dim {
+            return Err(Error::Shape(format!(
+                "{} values are not {n} rows of {dim}",
+                z.len()
+            )));
+        }
+        tch::no_grad(|| {
+            let all = Tensor::f_from_slice(z)?.f_reshape([n as i64, dim as i64])?;
+            let mut out = Vec::with_capacity(self.maps.len());
+            for m in &self.maps {
+                let s = &m.spec;
+                let mut shape = vec![n as i64];
+                shape.extend_from_slice(&s.unconstrained_shape);
+                let u = all
+                    .f_narrow(1, s.offset as i64, s.numel as i64)?
+                    .f_reshape(shape.as_slice())?;
+                let x = match &m.transform {
+                    None => u,
+                    Some(t) => t.forward(&u).at_site(&s.name)?,
+                };
+                out.push((s.name.clone(), x));
+            }
+            Ok(out)
+        })
+    }
+
+    /// The unconstrained vector of the given constrained values, one per latent site.
+    pub fn unconstrain(&self, values: &HashMap<String, Tensor>) -> Result<Vec<f64>> {
+        let mut z = vec![0.0; self.spec.dim];
+        tch::no_grad(|| {
+            for m in &self.maps {
+                let s = &m.spec;
+                let v = values.get(&s.name).ok_or_else(|| Error::MissingSite {
+                    site: s.name.clone(),
+                    message: "no value for this latent site".into(),
+                })?;
+                let v = v.f_to_kind(Kind::Double)?.f_to_device(Device::Cpu)?;
+                let u = match &m.transform {
+                    None => v.shallow_clone(),
+                    Some(t) => t.inverse(&v).at_site(&s.name)?,
+                };
+                let u = u.f_reshape([-1])?.f_contiguous()?;
+                if u.size()[0] as usize != s.numel {
+                    return Err(Error::AtSite {
+                        site: s.name.clone(),
+                        source: Box::new(Error::Shape(format!(
+                            "a value of shape {:?} for a site of shape {:?}",
+                            v.size(),
+                            s.shape
+                        ))),
+                    });
+                }
+                u.f_copy_data(&mut z[s.offset..s.offset + s.numel], s.numel)?;
+            }
+            Ok::<(), Error>(())
+        })?;
+        Ok(z)
+    }
+}
+
+/// Names of the flat coordinates: `mu`, `theta[0]`, `theta[1]`, ... (unconstrained indices).
+pub fn coordinate_names(spec: &ModelSpec) -> Vec<String> {
+    let mut out = Vec::with_capacity(spec.dim);
+    for s in &spec.sites {
+        if s.numel == 1 && s.unconstrained_shape.iter().all(|&d| d == 1) {
+            out.push(s.name.clone());
+        } else {
+            for i in 0..s.numel {
+                out.push(format!("{}[{i}]", s.name));
+            }
+        }
+    }
+    out
+}
