@@ -18,8 +18,8 @@ pub use elbo::{
     TraceMeanFieldElbo, PARTICLES_PLATE,
 };
 pub use importance::{EmpiricalMarginal, Importance, ImportancePosterior, PARTICLE_PLATE};
-pub use mcmc::{Hmc, Mcmc, Nuts};
 pub use marginal::{sample_value, Marginal, MarginalValue, Memoized, ValueIndex};
+pub use mcmc::{Hmc, Mcmc, Nuts};
 pub use predictive::{Predictive, PREDICTIVE_PLATE};
 pub use search::{Search, WeightedTrace};
 pub use svi::Svi;
