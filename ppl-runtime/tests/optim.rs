@@ -959,6 +959,50 @@ fn optimizer_step_cost() -> ppl::Result<()> {
         }
         let ms = t0.elapsed().as_secs_f64() * 1e3 / n as f64;
         eprintln!("coin SVI step: {ms:.4} ms");
+        let t0 = std::time::Instant::now();
+        for _ in 0..n {
+            svi.evaluate_loss()?;
+        }
+        let ms = t0.elapsed().as_secs_f64() * 1e3 / n as f64;
+        eprintln!("coin SVI evaluate_loss: {ms:.4} ms");
+        let t0 = std::time::Instant::now();
+        for _ in 0..n {
+            let _ = coin_guide(&flips)?;
+        }
+        let ms = t0.elapsed().as_secs_f64() * 1e3 / n as f64;
+        eprintln!("coin guide alone: {ms:.4} ms");
+        let t0 = std::time::Instant::now();
+        for _ in 0..n {
+            let _ = poutine::trace(|| coin_guide(&flips))?;
+        }
+        let ms = t0.elapsed().as_secs_f64() * 1e3 / n as f64;
+        eprintln!("coin guide traced: {ms:.4} ms");
+        let t0 = std::time::Instant::now();
+        for _ in 0..n {
+            let _ = poutine::trace(|| coin(&flips))?;
+        }
+        let ms = t0.elapsed().as_secs_f64() * 1e3 / n as f64;
+        eprintln!("coin model traced: {ms:.4} ms");
+        let t0 = std::time::Instant::now();
+        for _ in 0..n {
+            let (_, mut tr) = poutine::trace(|| coin(&flips))?;
+            let _ = tr.log_prob_sum()?;
+        }
+        let ms = t0.elapsed().as_secs_f64() * 1e3 / n as f64;
+        eprintln!("coin model traced + log_prob_sum: {ms:.4} ms");
+        let x = Tensor::from(0.4f32);
+        let t0 = std::time::Instant::now();
+        for _ in 0..n {
+            let _ = Beta::new(10.0, 10.0)?.log_prob(&x)?;
+        }
+        let ms = t0.elapsed().as_secs_f64() * 1e3 / n as f64;
+        eprintln!("Beta(10, 10).log_prob: {ms:.4} ms");
+        let t0 = std::time::Instant::now();
+        for _ in 0..n {
+            let _ = Bernoulli::new(&x)?.log_prob(&flips)?;
+        }
+        let ms = t0.elapsed().as_secs_f64() * 1e3 / n as f64;
+        eprintln!("Bernoulli.log_prob(10 flips): {ms:.4} ms");
     }
     set_small_tensor_fast_path(true);
     clear_param_store();
