@@ -56,6 +56,19 @@ fn logreg(x: &Tensor, y: &Tensor) -> ppl::Result<()> {
     Ok(())
 }
 
+/// CPU seconds (user + system) of this process so far, from `/proc/self/stat` (0 where that is
+/// unavailable). On a shared machine wall time includes waiting for a core; CPU time does not.
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the command name (which is in parentheses): utime is the 14th field overall.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn json_num(v: f64) -> String {
     if v.is_finite() {
         format!("{v}")
@@ -65,9 +78,11 @@ fn json_num(v: f64) -> String {
 }
 
 fn bench(name: &str, mcmc: &mut Mcmc, run: &dyn Fn(&mut Mcmc) -> ppl::Result<()>) {
+    let c0 = cpu_seconds();
     let t0 = Instant::now();
     run(mcmc).expect("mcmc run");
     let total = t0.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - c0;
     let ch = &mcmc.chains()[0];
     let diag = mcmc.diagnostics().expect("diagnostics");
     let mut min_ess = f64::INFINITY;
@@ -98,10 +113,12 @@ fn bench(name: &str, mcmc: &mut Mcmc, run: &dyn Fn(&mut Mcmc) -> ppl::Result<()>
     );
     println!(
         "{{\"workload\": \"{name}\", \"system\": \"ppl\", \"total_s\": {total:.4}, \
+         \"cpu_s\": {cpu:.2}, \"ms_per_leapfrog_cpu\": {:.5}, \
          \"warmup_s\": {:.4}, \"sampling_s\": {:.4}, \"min_ess\": {:.1}, \"ess_per_s\": {:.3}, \
          \"num_divergences\": {}, \"mean_accept_prob\": {:.3}, \"step_size\": {:.5}, \
          \"sampling_num_steps_mean\": {:.2}, \"leapfrog_steps_total\": {leapfrog}, \
          \"ms_per_leapfrog\": {:.5}, \"post_mean\": {{{}}}, \"ess\": {{{}}}}}",
+        1000.0 * cpu / leapfrog.max(1) as f64,
         ch.warmup_seconds,
         ch.sample_seconds,
         min_ess,

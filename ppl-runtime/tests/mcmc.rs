@@ -272,6 +272,24 @@ fn discrete_latent_site_is_an_error_naming_it() {
     assert!(msg.contains("`k`") && msg.contains("discrete"), "{msg}");
 }
 
+#[test]
+fn subsampling_plate_is_an_error_naming_it() {
+    let data = Tensor::from_slice(&[0.1f32, 0.5, -0.3, 0.8]);
+    let model = || -> ppl::Result<()> {
+        let mu = ppl::sample("mu", Normal::new(0.0, 1.0)?, None)?;
+        let p = Plate::new("data", 4).subsample_size(2).enter()?;
+        let x = data.index_select(0, p.indices());
+        let _ = ppl::sample("x", Normal::new(&mu, 1.0)?, Some(x))?;
+        Ok(())
+    };
+    let err = Mcmc::new(Nuts::new())
+        .num_samples(5)
+        .run(model)
+        .expect_err("subsampling");
+    let msg = err.to_string();
+    assert!(msg.contains("`data`") && msg.contains("subsample"), "{msg}");
+}
+
 fn small_model() -> impl Fn() -> ppl::Result<()> {
     let data = Tensor::from_slice(&[0.3f32, -0.2, 0.9]);
     move || -> ppl::Result<()> {

@@ -90,6 +90,22 @@ impl ModelSpec {
 
     /// Describes the latent sites of a trace.
     pub fn from_trace(tr: &Trace) -> Result<ModelSpec> {
+        // HMC needs the exact potential: a subsampling plate would make it random.
+        for s in tr.iter().filter(|s| s.is_scored()) {
+            if let Some(f) = s.cond_indep_stack.iter().find(|f| f.size != f.full_size) {
+                return Err(Error::AtSite {
+                    site: s.name.clone(),
+                    source: Box::new(Error::Plate {
+                        plate: f.name.to_string(),
+                        message: format!(
+                            "subsamples {} of {}: HMC and NUTS need the log density of all the \
+                             data; drop subsample_size for MCMC",
+                            f.size, f.full_size
+                        ),
+                    }),
+                });
+            }
+        }
         let mut sites = Vec::new();
         let mut offset = 0;
         let mut kind_device = None;
