@@ -967,7 +967,7 @@ fn optimizer_step_cost() -> ppl::Result<()> {
         eprintln!("coin SVI evaluate_loss: {ms:.4} ms");
         let t0 = std::time::Instant::now();
         for _ in 0..n {
-            let _ = coin_guide(&flips)?;
+            coin_guide(&flips)?;
         }
         let ms = t0.elapsed().as_secs_f64() * 1e3 / n as f64;
         eprintln!("coin guide alone: {ms:.4} ms");
