@@ -13,9 +13,10 @@ scheduler is one scheduler per param, and Pyro's `clip_args` clip each param's g
 own. Cases with "clip_all" instead clip all gradients together with
 `torch.nn.utils.clip_grad_norm_` / `clip_grad_value_` before the steps.
 
-ClippedAdam is Pyro's (pyro/optim/clipped_adam.py), written out below since Pyro is not installed
-here: each step multiplies the lr by `lrd`, clamps the gradient elementwise to +-clip_norm, then
-takes an Adam step with bias correction folded into the step size.
+ClippedAdam and AdagradRMSProp are Pyro's (pyro/optim/clipped_adam.py, adagrad_rmsprop.py),
+written out below since Pyro is not installed here. ClippedAdam: each step multiplies the lr by
+`lrd`, clamps the gradient elementwise to +-clip_norm, then takes an Adam step with bias
+correction folded into the step size.
 
 Tensors are {"shape": [...], "data": [...]}; float32 and float64 variants of every case.
 """
@@ -65,6 +66,36 @@ class ClippedAdam(torch.optim.Optimizer):
                 p.addcdiv_(exp_avg, denom, value=-step_size)
 
 
+class AdagradRMSProp(torch.optim.Optimizer):
+    """pyro.optim.adagrad_rmsprop.AdagradRMSProp with today's tensor API."""
+
+    def __init__(self, params, eta=1.0, delta=1.0e-16, t=0.1):
+        super().__init__(params, dict(eta=eta, delta=delta, t=t))
+        for group in self.param_groups:
+            for p in group["params"]:
+                state = self.state[p]
+                state["step"] = 0
+                state["sum"] = torch.zeros_like(p)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                grad = p.grad
+                state = self.state[p]
+                state["step"] += 1
+                if state["step"] == 1:
+                    state["sum"] = grad * grad
+                else:
+                    state["sum"] *= 1.0 - group["t"]
+                    state["sum"] += group["t"] * grad * grad
+                lr = group["eta"] * (state["step"] ** (-0.5 + group["delta"]))
+                std = state["sum"].sqrt()
+                p.addcdiv_(grad, 1.0 + std, value=-lr)
+
+
 OPTIMIZERS = {
     "adam": torch.optim.Adam,
     "adamw": torch.optim.AdamW,
@@ -72,6 +103,7 @@ OPTIMIZERS = {
     "sgd": torch.optim.SGD,
     "rmsprop": torch.optim.RMSprop,
     "adagrad": torch.optim.Adagrad,
+    "adagrad_rmsprop": AdagradRMSProp,
 }
 
 
@@ -135,7 +167,9 @@ def run_case(name, optimizer, config, dtype, per_param=None, scheduler=None, cli
                 else:
                     scheds[n].step()
         trajectory.append({n: enc(params[n]) for n in NAMES})
-        lrs.append({n: float(optims[n].param_groups[0]["lr"]) for n in NAMES})
+        # AdagradRMSProp has no "lr": its step-size scale is "eta".
+        lrs.append({n: float(optims[n].param_groups[0].get("lr", optims[n].param_groups[0].get("eta")))
+                    for n in NAMES})
     case = {
         "name": f"{name}_{str(dtype).split('.')[-1]}",
         "optimizer": optimizer,
@@ -178,6 +212,8 @@ def cases():
         ("adagrad_default", "adagrad", {}, {}),
         ("adagrad_decay", "adagrad",
          {"lr": 0.1, "lr_decay": 0.05, "initial_accumulator_value": 0.3, "eps": 1e-8, "weight_decay": 0.2}, {}),
+        ("adagrad_rmsprop_default", "adagrad_rmsprop", {}, {}),
+        ("adagrad_rmsprop_args", "adagrad_rmsprop", {"eta": 0.3, "delta": 0.1, "t": 0.4}, {}),
         ("sched_exponential", "sgd", {"lr": 0.1, "momentum": 0.5},
          {"scheduler": {"kind": "exponential", "gamma": 0.7}}),
         ("sched_step", "adam", {"lr": 0.1},

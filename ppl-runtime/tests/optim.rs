@@ -12,10 +12,11 @@
 use std::collections::HashMap;
 
 use ppl::optim::{
-    load_checkpoint, save_checkpoint, set_small_tensor_fast_path, Adagrad, AdagradConfig, Adam,
-    AdamConfig, AdamW, AdamWConfig, ClipConfig, Clipped, ClippedAdam, ClippedAdamConfig,
-    ExponentialLr, LrScheduled, LrScheduler, MultiStepLr, PlateauMode, ReduceLrOnPlateau,
-    ReduceLrOnPlateauConfig, RmsProp, RmsPropConfig, Sgd, SgdConfig, StepLr, ThresholdMode,
+    load_checkpoint, save_checkpoint, set_small_tensor_fast_path, Adagrad, AdagradConfig,
+    AdagradRmsProp, AdagradRmsPropConfig, Adam, AdamConfig, AdamW, AdamWConfig, ClipConfig,
+    Clipped, ClippedAdam, ClippedAdamConfig, ExponentialLr, LrScheduled, LrScheduler, MultiStepLr,
+    PlateauMode, ReduceLrOnPlateau, ReduceLrOnPlateauConfig, RmsProp, RmsPropConfig, Sgd,
+    SgdConfig, StepLr, ThresholdMode,
 };
 use ppl::prelude::*;
 use serde_json::Value;
@@ -165,6 +166,15 @@ fn build_optimizer(case: &Value) -> Box<dyn Full> {
                     d.initial_accumulator_value,
                 ),
                 eps: f(&c, "eps", d.eps),
+            }
+        })),
+        "adagrad_rmsprop" => Box::new(AdagradRmsProp::per_param(move |n: &str| {
+            let c = cfg(n);
+            let d = AdagradRmsPropConfig::default();
+            AdagradRmsPropConfig {
+                eta: f(&c, "eta", d.eta),
+                delta: f(&c, "delta", d.delta),
+                t: f(&c, "t", d.t),
             }
         })),
         other => panic!("unknown optimizer {other}"),

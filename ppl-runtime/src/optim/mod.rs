@@ -14,14 +14,15 @@
 //! | [`Sgd`], [`SgdConfig`] | `pyro.optim.SGD` / `torch.optim.SGD` |
 //! | [`RmsProp`], [`RmsPropConfig`] | `pyro.optim.RMSprop` / `torch.optim.RMSprop` |
 //! | [`Adagrad`], [`AdagradConfig`] | `pyro.optim.Adagrad` / `torch.optim.Adagrad` |
+//! | [`AdagradRmsProp`], [`AdagradRmsPropConfig`] | `pyro.optim.AdagradRMSProp` |
 //! | [`ExponentialLr`], [`StepLr`], [`MultiStepLr`], [`ReduceLrOnPlateau`] | `pyro.optim.ExponentialLR`, `StepLR`, `MultiStepLR`, `ReduceLROnPlateau` |
 //! | [`Clipped`], [`ClipConfig`], [`clip_grad_norm`], [`clip_grad_value`] | `clip_args`; `torch.nn.utils.clip_grad_norm_`, `clip_grad_value_` |
 //! | [`save_checkpoint`], [`load_checkpoint`] | `pyro.get_param_store().save()` with `optim.save()` |
 //!
 //! Agreement with torch is tested on fixtures (`scripts/make_optim_fixtures.py`) to 1e-6 in
 //! float32: ppl performs torch's elementwise operations in torch's order. For small CPU params
-//! (scalars and short vectors, the usual guide params) Adam, AdamW and ClippedAdam skip the
-//! nine-odd libtorch calls per param and do the same arithmetic in a Rust loop, with one copy out
+//! (scalars and short vectors, the usual guide params) every built-in optimizer skips the
+//! handful of libtorch calls per param and do the same arithmetic in a Rust loop, with one copy out
 //! and one back, several times faster; [`set_small_tensor_fast_path`] turns that off.
 //!
 //! Schedulers and clipping are wrappers that are optimizers themselves, so they stack:
@@ -65,6 +66,7 @@
 //! ```
 
 mod adagrad;
+mod adagrad_rmsprop;
 mod adam;
 mod adamw;
 mod checkpoint;
@@ -81,6 +83,7 @@ mod sgd;
 mod step_lr;
 
 pub use adagrad::{Adagrad, AdagradConfig};
+pub use adagrad_rmsprop::{AdagradRmsProp, AdagradRmsPropConfig};
 pub use adam::{Adam, AdamConfig};
 pub use adamw::{AdamW, AdamWConfig};
 pub use checkpoint::{load_checkpoint, save_checkpoint};
