@@ -759,7 +759,12 @@ fn checkpoint_resumes_exactly<O: Optimizer + LrScheduler>(
 
     clear_param_store();
     let mut optim = make();
-    load_checkpoint(&path, &mut optim)?;
+    if tag == "adam" {
+        // Also through the explicit-device entry point.
+        ppl::optim::load_checkpoint_to(&path, &mut optim, Some(Device::Cpu))?;
+    } else {
+        load_checkpoint(&path, &mut optim)?;
+    }
     let mut svi = Svi::new(
         || normal_model(&data),
         || normal_guide(&data),

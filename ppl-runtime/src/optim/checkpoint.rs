@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use indexmap::IndexMap;
-use tch::Tensor;
+use tch::{Device, Tensor};
 
 use super::Optimizer;
 use crate::error::{Error, Result};
@@ -60,11 +60,22 @@ pub fn save_checkpoint(path: impl AsRef<Path>, optim: &dyn Optimizer) -> Result<
 /// optimizer state replaces the state of `optim`, which must be an optimizer of the same type and
 /// settings as the one saved. Tensors go back to the devices they were saved from.
 pub fn load_checkpoint(path: impl AsRef<Path>, optim: &mut dyn Optimizer) -> Result<()> {
+    load_checkpoint_to(path, optim, None)
+}
+
+/// [`load_checkpoint`] with every tensor moved to `device` when given (Pyro's `map_location`),
+/// e.g. to resume on the CPU a run checkpointed on a GPU.
+pub fn load_checkpoint_to(
+    path: impl AsRef<Path>,
+    optim: &mut dyn Optimizer,
+    device: Option<Device>,
+) -> Result<()> {
     let path = path.as_ref();
-    let mut tensors: IndexMap<String, Tensor> = Tensor::load_multi(path)
-        .map_err(io_err(path))?
-        .into_iter()
-        .collect();
+    let loaded = match device {
+        Some(d) => Tensor::load_multi_with_device(path, d),
+        None => Tensor::load_multi(path),
+    };
+    let mut tensors: IndexMap<String, Tensor> = loaded.map_err(io_err(path))?.into_iter().collect();
     let meta = tensors.shift_remove(META).ok_or_else(|| {
         Error::Invalid(format!(
             "{}: not a checkpoint (no optimizer state; a plain param store file?)",
@@ -84,5 +95,5 @@ pub fn load_checkpoint(path: impl AsRef<Path>, optim: &mut dyn Optimizer) -> Res
         state.push((name.to_string(), t));
     }
     optim.load_state(state)?;
-    with_param_store(|ps| ps.load(path, None))
+    with_param_store(|ps| ps.load(path, device))
 }

@@ -86,7 +86,7 @@ pub use adagrad::{Adagrad, AdagradConfig};
 pub use adagrad_rmsprop::{AdagradRmsProp, AdagradRmsPropConfig};
 pub use adam::{Adam, AdamConfig};
 pub use adamw::{AdamW, AdamWConfig};
-pub use checkpoint::{load_checkpoint, save_checkpoint};
+pub use checkpoint::{load_checkpoint, load_checkpoint_to, save_checkpoint};
 pub use clip::{clip_grad_norm, clip_grad_value, ClipConfig, Clipped};
 pub use clipped_adam::{ClippedAdam, ClippedAdamConfig};
 pub use exponential_lr::ExponentialLr;
