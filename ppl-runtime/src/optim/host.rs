@@ -2,9 +2,11 @@
 //!
 //! A libtorch call costs one to three microseconds however small its tensors, and an Adam step is
 //! nine of them per param: for the scalar and short-vector params of typical guides that is most
-//! of an SVI step. For such params (on the CPU, float32 or float64, at most [`HOST_MAX_NUMEL`]
-//! elements) Adam and AdamW keep their moments in Rust vectors and do the arithmetic in a loop:
-//! one copy out of the param and its gradient, one copy back. The loop performs torch's
+//! of an SVI step. For such params (on the CPU, float32 or float64, at most `HOST_MAX_NUMEL`
+//! elements) the built-in optimizers keep their buffers (moments, momenta, sums) in Rust vectors
+//! (`Bufs`) and do the arithmetic in a loop: one copy out of the param and its gradient, one
+//! copy back. The buffers save as tensors and come back as tensors, moving to the host at the
+//! next step. The loop performs torch's
 //! elementwise operations in torch's order and precision (its scalar kernel path), so results
 //! agree with `torch.optim` to the rounding of the fused multiply-adds that libtorch's vectorized
 //! kernels use: an ulp or so. Gradient-norm clipping of small CPU gradients likewise computes the
@@ -23,11 +25,12 @@ pub(crate) const HOST_MAX_NUMEL: usize = 4096;
 
 static FAST_PATH: AtomicBool = AtomicBool::new(true);
 
-/// Turns the host fast path for small CPU params of [`Adam`](super::Adam) and
-/// [`AdamW`](super::AdamW) on or off (on by default) for the whole process, and returns the
-/// previous setting. With it off every update is a sequence of libtorch ops, as in
-/// `torch.optim`; with it on small params are updated by a Rust loop that does the same
-/// arithmetic (see the `optim` module docs). Either way the state saves and loads the same.
+/// Turns the host fast path for small CPU params of the built-in optimizers and of
+/// [`clip_grad_norm`](super::clip_grad_norm) on or off (on by default) for the whole process, and
+/// returns the previous setting. With it off every update is a sequence of libtorch ops, as in
+/// `torch.optim`; with it on, params of at most 4096 elements on the CPU are updated by a Rust loop
+/// that does the same arithmetic (see the [`optim`](super) module docs). Either way the state
+/// saves and loads the same, and switching mid-run is allowed.
 pub fn set_small_tensor_fast_path(enabled: bool) -> bool {
     FAST_PATH.swap(enabled, Ordering::Relaxed)
 }

@@ -22,8 +22,9 @@
 //! Agreement with torch is tested on fixtures (`scripts/make_optim_fixtures.py`) to 1e-6 in
 //! float32: ppl performs torch's elementwise operations in torch's order. For small CPU params
 //! (scalars and short vectors, the usual guide params) every built-in optimizer skips the
-//! handful of libtorch calls per param and do the same arithmetic in a Rust loop, with one copy out
-//! and one back, several times faster; [`set_small_tensor_fast_path`] turns that off.
+//! handful of libtorch calls per param and does the same arithmetic in a Rust loop, with one copy
+//! out and one back: about 2 µs instead of 25 µs per scalar param for Adam.
+//! [`set_small_tensor_fast_path`] turns that off.
 //!
 //! Schedulers and clipping are wrappers that are optimizers themselves, so they stack:
 //! `ExponentialLr::new(Clipped::new(Adam::default(), clip), 0.99)`. A scheduler steps when told
