@@ -90,7 +90,7 @@ pub fn init_to_sample() -> InitLocFn {
 
 /// Initializes at the prior median, estimated from 15 draws (Pyro's `init_to_median`; the
 /// default of [`super::AutoDelta`] and the flat-vector guides). Falls back to
-/// [`init_to_feasible`] where the estimate is not finite.
+/// [`init_to_feasible`] where sampling fails or the estimate is not finite.
 pub fn init_to_median() -> InitLocFn {
     init_to_median_samples(15)
 }
@@ -98,17 +98,18 @@ pub fn init_to_median() -> InitLocFn {
 /// [`init_to_median`] with `num_samples` draws.
 pub fn init_to_median_samples(num_samples: i64) -> InitLocFn {
     InitLocFn::new(move |_, d| {
-        let s = tch::no_grad(|| d.sample(&[num_samples.max(1)]))?;
-        let s = if crate::distributions::is_float(s.kind()) {
-            s
-        } else {
-            s.f_to_kind(Kind::Float)?
+        let median = || -> Result<Tensor> {
+            let s = tch::no_grad(|| d.sample(&[num_samples.max(1)]))?;
+            let s = if crate::distributions::is_float(s.kind()) {
+                s
+            } else {
+                s.f_to_kind(Kind::Float)?
+            };
+            Ok(s.f_median_dim(0, false)?.0)
         };
-        let (m, _) = s.f_median_dim(0, false)?;
-        if finite(&m)? && in_support(d, &m)? {
-            Ok(m)
-        } else {
-            unconstrained_uniform(d, 0.0)
+        match median() {
+            Ok(m) if finite(&m)? && in_support(d, &m)? => Ok(m),
+            _ => unconstrained_uniform(d, 0.0),
         }
     })
 }
