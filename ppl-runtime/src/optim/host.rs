@@ -13,8 +13,8 @@
 //! norms on the host (accumulating in f64) and touches the gradients only when it scales them.
 //! [`set_small_tensor_fast_path`] turns all of this off.
 
+use std::cell::Cell;
 use std::ops::{Add, Div, Mul, Sub};
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use tch::{Device, Kind, Tensor};
 
@@ -23,16 +23,18 @@ use crate::error::Result;
 /// Largest param (in elements) updated on the host.
 pub(crate) const HOST_MAX_NUMEL: usize = 4096;
 
-static FAST_PATH: AtomicBool = AtomicBool::new(true);
+thread_local! {
+    static FAST_PATH: Cell<bool> = const { Cell::new(true) };
+}
 
 /// Turns the host fast path for small CPU params of the built-in optimizers and of
-/// [`clip_grad_norm`](super::clip_grad_norm) on or off (on by default) for the whole process, and
-/// returns the previous setting. With it off every update is a sequence of libtorch ops, as in
-/// `torch.optim`; with it on, params of at most 4096 elements on the CPU are updated by a Rust loop
-/// that does the same arithmetic (see the [`optim`](super) module docs). Either way the state
-/// saves and loads the same, and switching mid-run is allowed.
+/// [`clip_grad_norm`](super::clip_grad_norm) on or off (on by default) for this thread (like the
+/// param store), and returns the previous setting. With it off every update is a sequence of
+/// libtorch ops, as in `torch.optim`; with it on, params of at most 4096 elements on the CPU are
+/// updated by a Rust loop that does the same arithmetic (see the [`optim`](super) module docs).
+/// Either way the state saves and loads the same, and switching mid-run is allowed.
 pub fn set_small_tensor_fast_path(enabled: bool) -> bool {
-    FAST_PATH.swap(enabled, Ordering::Relaxed)
+    FAST_PATH.with(|f| f.replace(enabled))
 }
 
 /// The float types the host path handles.
@@ -123,7 +125,7 @@ pub(crate) fn maximum<T: HostFloat>(a: T, b: T) -> T {
 
 /// Which host type, if any, updates `p` with gradient `g`.
 pub(crate) fn host_kind(p: &Tensor, g: &Tensor) -> Option<Kind> {
-    if !FAST_PATH.load(Ordering::Relaxed) || p.device() != Device::Cpu {
+    if !FAST_PATH.with(Cell::get) || p.device() != Device::Cpu {
         return None;
     }
     let kind = p.kind();
