@@ -505,6 +505,7 @@ impl<'a> AutoLaplaceApproximation<'a> {
                     })
                     .collect(),
                 plates: flat.proto.plates.clone(),
+                index_devices: flat.proto.index_devices.clone(),
             },
             slices: flat.slices.clone(),
             latent_dim: flat.latent_dim,

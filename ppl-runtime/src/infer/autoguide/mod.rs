@@ -144,6 +144,8 @@ pub(crate) struct Prototype {
     pub sites: Vec<LatentSite>,
     /// The vectorized plates of the model, by name.
     pub plates: IndexMap<String, CondIndepFrame>,
+    /// The device of each subsampling plate's indices, by plate name.
+    pub index_devices: IndexMap<String, tch::Device>,
 }
 
 /// Repeats `t` periodically along `dim` up to `size` (Pyro's `periodic_repeat`).
@@ -169,7 +171,11 @@ pub(crate) fn setup_prototype(model: &ModelFn<'_>, init: &InitLocFn) -> Result<P
     drop(m);
     let mut sites = Vec::new();
     let mut plates: IndexMap<String, CondIndepFrame> = IndexMap::new();
+    let mut index_devices = IndexMap::new();
     for s in tr.iter() {
+        if s.infer.is_subsample {
+            index_devices.insert(s.name.clone(), s.value.device());
+        }
         for f in s.cond_indep_stack.iter().filter(|f| f.vectorized()) {
             plates
                 .entry(f.name.to_string())
@@ -236,7 +242,11 @@ pub(crate) fn setup_prototype(model: &ModelFn<'_>, init: &InitLocFn) -> Result<P
             is_real,
         });
     }
-    Ok(Prototype { sites, plates })
+    Ok(Prototype {
+        sites,
+        plates,
+        index_devices,
+    })
 }
 
 /// Supplies already drawn subsample indices to a plate entered again, hidden from the handlers
@@ -297,7 +307,12 @@ impl PlateSet {
             if f.size == f.full_size {
                 continue;
             }
-            let g = plate_of(f).enter()?;
+            let device = proto
+                .index_devices
+                .get(name)
+                .copied()
+                .unwrap_or(tch::Device::Cpu);
+            let g = plate_of(f).device(device).enter()?;
             indices.insert(name.clone(), g.indices().shallow_clone());
         }
         Ok(PlateSet { indices })
