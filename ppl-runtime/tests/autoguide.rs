@@ -595,3 +595,21 @@ fn simplex_latent_changes_shape_in_unconstrained_space() {
     assert_eq!(flat.latent_dim().unwrap(), 2);
     assert_eq!(flat.call().unwrap()["p"].size(), vec![3]);
 }
+
+#[model]
+fn macro_model(y: &Tensor) -> ppl::Result<()> {
+    let scale = sample!(HalfNormal::new(1.0)?);
+    let _data = plate!("data", y.size()[0]);
+    sample!("obs", Normal::new(0.0, &scale)?, obs = y);
+    Ok(())
+}
+
+#[test]
+fn works_with_the_model_macro() {
+    setup(40);
+    let y = Tensor::from_slice(&[0.5f32, -1.0, 1.5, -0.2]);
+    let guide = AutoNormal::new(|| macro_model(&y));
+    assert_eq!(guide.latent_sites().unwrap(), vec!["scale".to_string()]);
+    fit(|| macro_model(&y), || guide.call(), (100, 20));
+    assert!(guide.median().unwrap()["scale"].double_value(&[]) > 0.0);
+}
