@@ -135,6 +135,8 @@ def run_case(name, optimizer, config, dtype, per_param=None, scheduler=None, cli
                 scheds[n] = torch.optim.lr_scheduler.ExponentialLR(optims[n], **args)
             elif kind == "step":
                 scheds[n] = torch.optim.lr_scheduler.StepLR(optims[n], **args)
+            elif kind == "cosine":
+                scheds[n] = torch.optim.lr_scheduler.CosineAnnealingLR(optims[n], **args)
             elif kind == "multistep":
                 scheds[n] = torch.optim.lr_scheduler.MultiStepLR(optims[n], **args)
             elif kind == "plateau":
@@ -220,6 +222,10 @@ def cases():
          {"scheduler": {"kind": "step", "step_size": 2, "gamma": 0.5}}),
         ("sched_multistep", "rmsprop", {"lr": 0.05},
          {"scheduler": {"kind": "multistep", "milestones": [2, 4, 4], "gamma": 0.5}}),
+        ("sched_cosine", "adam", {"lr": 0.1},
+         {"scheduler": {"kind": "cosine", "T_max": 2, "eta_min": 0.01}}),
+        ("sched_cosine_clipped_adam", "clipped_adam", {"lr": 0.1, "lrd": 0.9},
+         {"scheduler": {"kind": "cosine", "T_max": 4}}),
         ("sched_plateau", "sgd", {"lr": 0.1},
          {"scheduler": {"kind": "plateau", "mode": "min", "factor": 0.5, "patience": 1, "threshold": 0.01,
                         "cooldown": 1, "min_lr": 0.02, "metrics": plateau_metrics}}),

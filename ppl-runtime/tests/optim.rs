@@ -14,9 +14,9 @@ use std::collections::HashMap;
 use ppl::optim::{
     load_checkpoint, save_checkpoint, set_small_tensor_fast_path, Adagrad, AdagradConfig,
     AdagradRmsProp, AdagradRmsPropConfig, Adam, AdamConfig, AdamW, AdamWConfig, ClipConfig,
-    Clipped, ClippedAdam, ClippedAdamConfig, ExponentialLr, LrScheduled, LrScheduler, MultiStepLr,
-    PlateauMode, ReduceLrOnPlateau, ReduceLrOnPlateauConfig, RmsProp, RmsPropConfig, Sgd,
-    SgdConfig, StepLr, ThresholdMode,
+    Clipped, ClippedAdam, ClippedAdamConfig, CosineAnnealingLr, ExponentialLr, LrScheduled,
+    LrScheduler, MultiStepLr, PlateauMode, ReduceLrOnPlateau, ReduceLrOnPlateauConfig, RmsProp,
+    RmsPropConfig, Sgd, SgdConfig, StepLr, ThresholdMode,
 };
 use ppl::prelude::*;
 use serde_json::Value;
@@ -53,6 +53,9 @@ impl LrScheduled for NoSchedule {
     }
     fn lr(&self, name: &str) -> Option<f64> {
         self.0.lr(name)
+    }
+    fn initial_lr(&self, name: &str) -> Option<f64> {
+        self.0.initial_lr(name)
     }
 }
 
@@ -206,6 +209,14 @@ fn build_optimizer(case: &Value) -> Box<dyn Full> {
                 base,
                 s["step_size"].as_i64().expect("test setup"),
                 f(s, "gamma", 0.1),
+            )
+            .expect("test setup"),
+        ),
+        Some("cosine") => Box::new(
+            CosineAnnealingLr::new(
+                base,
+                s["T_max"].as_i64().expect("test setup"),
+                f(s, "eta_min", 0.0),
             )
             .expect("test setup"),
         ),
@@ -683,6 +694,7 @@ fn scheduler_argument_errors() {
     )
     .is_err());
     assert!(StepLr::new(Adam::default(), 0, 0.1).is_err());
+    assert!(CosineAnnealingLr::new(Adam::default(), 0, 0.0).is_err());
 }
 
 #[test]

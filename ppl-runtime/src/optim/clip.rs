@@ -307,6 +307,10 @@ impl<O: LrScheduled> LrScheduled for Clipped<O> {
     fn lr(&self, name: &str) -> Option<f64> {
         self.optim.lr(name)
     }
+
+    fn initial_lr(&self, name: &str) -> Option<f64> {
+        self.optim.initial_lr(name)
+    }
 }
 
 impl<O: LrScheduler> LrScheduler for Clipped<O> {

@@ -67,6 +67,10 @@ impl<O: LrScheduled> LrScheduled for ExponentialLr<O> {
     fn lr(&self, name: &str) -> Option<f64> {
         self.optim.lr(name)
     }
+
+    fn initial_lr(&self, name: &str) -> Option<f64> {
+        self.optim.initial_lr(name)
+    }
 }
 
 impl<O: Optimizer + LrScheduled> Optimizer for ExponentialLr<O> {

@@ -16,6 +16,11 @@ pub trait LrScheduled {
 
     /// The current learning rate of param `name`, if the optimizer has seen it.
     fn lr(&self, name: &str) -> Option<f64>;
+
+    /// The learning rate param `name` started with (torch's `initial_lr`, what schedulers such as
+    /// [`CosineAnnealingLr`](super::CosineAnnealingLr) call `base_lr`), if the optimizer has seen
+    /// it.
+    fn initial_lr(&self, name: &str) -> Option<f64>;
 }
 
 /// A learning-rate scheduler (Pyro's `PyroLRScheduler`).
@@ -34,6 +39,10 @@ impl<O: LrScheduled + ?Sized> LrScheduled for Box<O> {
     fn lr(&self, name: &str) -> Option<f64> {
         (**self).lr(name)
     }
+
+    fn initial_lr(&self, name: &str) -> Option<f64> {
+        (**self).initial_lr(name)
+    }
 }
 
 impl<O: LrScheduler + ?Sized> LrScheduler for Box<O> {
@@ -49,6 +58,10 @@ impl<O: LrScheduled + ?Sized> LrScheduled for &mut O {
 
     fn lr(&self, name: &str) -> Option<f64> {
         (**self).lr(name)
+    }
+
+    fn initial_lr(&self, name: &str) -> Option<f64> {
+        (**self).initial_lr(name)
     }
 }
 

@@ -15,7 +15,7 @@
 //! | [`RmsProp`], [`RmsPropConfig`] | `pyro.optim.RMSprop` / `torch.optim.RMSprop` |
 //! | [`Adagrad`], [`AdagradConfig`] | `pyro.optim.Adagrad` / `torch.optim.Adagrad` |
 //! | [`AdagradRmsProp`], [`AdagradRmsPropConfig`] | `pyro.optim.AdagradRMSProp` |
-//! | [`ExponentialLr`], [`StepLr`], [`MultiStepLr`], [`ReduceLrOnPlateau`] | `pyro.optim.ExponentialLR`, `StepLR`, `MultiStepLR`, `ReduceLROnPlateau` |
+//! | [`ExponentialLr`], [`StepLr`], [`MultiStepLr`], [`CosineAnnealingLr`], [`ReduceLrOnPlateau`] | `pyro.optim.ExponentialLR`, `StepLR`, `MultiStepLR`, `CosineAnnealingLR`, `ReduceLROnPlateau` |
 //! | [`Clipped`], [`ClipConfig`], [`clip_grad_norm`], [`clip_grad_value`] | `clip_args`; `torch.nn.utils.clip_grad_norm_`, `clip_grad_value_` |
 //! | [`save_checkpoint`], [`load_checkpoint`] | `pyro.get_param_store().save()` with `optim.save()` |
 //!
@@ -73,6 +73,7 @@ mod adamw;
 mod checkpoint;
 mod clip;
 mod clipped_adam;
+mod cosine_annealing_lr;
 mod exponential_lr;
 mod host;
 mod lr;
@@ -90,6 +91,7 @@ pub use adamw::{AdamW, AdamWConfig};
 pub use checkpoint::{load_checkpoint, load_checkpoint_to, save_checkpoint};
 pub use clip::{clip_grad_norm, clip_grad_value, ClipConfig, Clipped};
 pub use clipped_adam::{ClippedAdam, ClippedAdamConfig};
+pub use cosine_annealing_lr::CosineAnnealingLr;
 pub use exponential_lr::ExponentialLr;
 pub use host::set_small_tensor_fast_path;
 pub use lr::{LrScheduled, LrScheduler};

@@ -77,6 +77,10 @@ impl<O: LrScheduled> LrScheduled for MultiStepLr<O> {
     fn lr(&self, name: &str) -> Option<f64> {
         self.optim.lr(name)
     }
+
+    fn initial_lr(&self, name: &str) -> Option<f64> {
+        self.optim.initial_lr(name)
+    }
 }
 
 impl<O: Optimizer + LrScheduled> Optimizer for MultiStepLr<O> {

@@ -125,6 +125,11 @@ impl<R: Rule> PerParam<R> {
         self.slots.get(name).map(|s| &s.config)
     }
 
+    /// The learning rate `name` started with.
+    pub(crate) fn initial_lr(&self, name: &str) -> Option<f64> {
+        self.slots.get(name).map(|s| R::lr(&s.config))
+    }
+
     /// The current learning rate of `name`.
     pub(crate) fn lr(&self, name: &str) -> Option<f64> {
         self.slots.get(name).map(|s| s.lr)
@@ -306,6 +311,10 @@ macro_rules! per_param_optimizer {
 
             fn lr(&self, name: &str) -> Option<f64> {
                 self.inner.lr(name)
+            }
+
+            fn initial_lr(&self, name: &str) -> Option<f64> {
+                self.inner.initial_lr(name)
             }
         }
     };

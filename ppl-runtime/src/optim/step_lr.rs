@@ -78,6 +78,10 @@ impl<O: LrScheduled> LrScheduled for StepLr<O> {
     fn lr(&self, name: &str) -> Option<f64> {
         self.optim.lr(name)
     }
+
+    fn initial_lr(&self, name: &str) -> Option<f64> {
+        self.optim.initial_lr(name)
+    }
 }
 
 impl<O: Optimizer + LrScheduled> Optimizer for StepLr<O> {
