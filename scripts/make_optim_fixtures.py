@@ -135,6 +135,8 @@ def run_case(name, optimizer, config, dtype, per_param=None, scheduler=None, cli
                 scheds[n] = torch.optim.lr_scheduler.ExponentialLR(optims[n], **args)
             elif kind == "step":
                 scheds[n] = torch.optim.lr_scheduler.StepLR(optims[n], **args)
+            elif kind == "lambda":  # lr_lambda(k) = base ** k
+                scheds[n] = torch.optim.lr_scheduler.LambdaLR(optims[n], lambda k, b=args["base"]: b ** k)
             elif kind == "cosine":
                 scheds[n] = torch.optim.lr_scheduler.CosineAnnealingLR(optims[n], **args)
             elif kind == "multistep":
@@ -226,6 +228,7 @@ def cases():
          {"scheduler": {"kind": "cosine", "T_max": 2, "eta_min": 0.01}}),
         ("sched_cosine_clipped_adam", "clipped_adam", {"lr": 0.1, "lrd": 0.9},
          {"scheduler": {"kind": "cosine", "T_max": 4}}),
+        ("sched_lambda", "adagrad", {"lr": 0.1}, {"scheduler": {"kind": "lambda", "base": 0.8}}),
         ("sched_plateau", "sgd", {"lr": 0.1},
          {"scheduler": {"kind": "plateau", "mode": "min", "factor": 0.5, "patience": 1, "threshold": 0.01,
                         "cooldown": 1, "min_lr": 0.02, "metrics": plateau_metrics}}),

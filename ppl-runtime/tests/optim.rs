@@ -14,9 +14,9 @@ use std::collections::HashMap;
 use ppl::optim::{
     load_checkpoint, save_checkpoint, set_small_tensor_fast_path, Adagrad, AdagradConfig,
     AdagradRmsProp, AdagradRmsPropConfig, Adam, AdamConfig, AdamW, AdamWConfig, ClipConfig,
-    Clipped, ClippedAdam, ClippedAdamConfig, CosineAnnealingLr, ExponentialLr, LrScheduled,
-    LrScheduler, MultiStepLr, PlateauMode, ReduceLrOnPlateau, ReduceLrOnPlateauConfig, RmsProp,
-    RmsPropConfig, Sgd, SgdConfig, StepLr, ThresholdMode,
+    Clipped, ClippedAdam, ClippedAdamConfig, CosineAnnealingLr, ExponentialLr, LambdaLr,
+    LrScheduled, LrScheduler, MultiStepLr, PlateauMode, ReduceLrOnPlateau, ReduceLrOnPlateauConfig,
+    RmsProp, RmsPropConfig, Sgd, SgdConfig, StepLr, ThresholdMode,
 };
 use ppl::prelude::*;
 use serde_json::Value;
@@ -212,6 +212,10 @@ fn build_optimizer(case: &Value) -> Box<dyn Full> {
             )
             .expect("test setup"),
         ),
+        Some("lambda") => {
+            let b = f(s, "base", 1.0);
+            Box::new(LambdaLr::new(base, move |k: i64| b.powf(k as f64)))
+        }
         Some("cosine") => Box::new(
             CosineAnnealingLr::new(
                 base,

@@ -15,7 +15,7 @@
 //! | [`RmsProp`], [`RmsPropConfig`] | `pyro.optim.RMSprop` / `torch.optim.RMSprop` |
 //! | [`Adagrad`], [`AdagradConfig`] | `pyro.optim.Adagrad` / `torch.optim.Adagrad` |
 //! | [`AdagradRmsProp`], [`AdagradRmsPropConfig`] | `pyro.optim.AdagradRMSProp` |
-//! | [`ExponentialLr`], [`StepLr`], [`MultiStepLr`], [`CosineAnnealingLr`], [`ReduceLrOnPlateau`] | `pyro.optim.ExponentialLR`, `StepLR`, `MultiStepLR`, `CosineAnnealingLR`, `ReduceLROnPlateau` |
+//! | [`ExponentialLr`], [`StepLr`], [`MultiStepLr`], [`CosineAnnealingLr`], [`LambdaLr`], [`ReduceLrOnPlateau`] | `pyro.optim.ExponentialLR`, `StepLR`, `MultiStepLR`, `CosineAnnealingLR`, `LambdaLR`, `ReduceLROnPlateau` |
 //! | [`Clipped`], [`ClipConfig`], [`clip_grad_norm`], [`clip_grad_value`] | `clip_args`; `torch.nn.utils.clip_grad_norm_`, `clip_grad_value_` |
 //! | [`save_checkpoint`], [`load_checkpoint`] | `pyro.get_param_store().save()` with `optim.save()` |
 //!
@@ -76,6 +76,7 @@ mod clipped_adam;
 mod cosine_annealing_lr;
 mod exponential_lr;
 mod host;
+mod lambda_lr;
 mod lr;
 mod multi_step_lr;
 pub(crate) mod per_param;
@@ -94,6 +95,7 @@ pub use clipped_adam::{ClippedAdam, ClippedAdamConfig};
 pub use cosine_annealing_lr::CosineAnnealingLr;
 pub use exponential_lr::ExponentialLr;
 pub use host::set_small_tensor_fast_path;
+pub use lambda_lr::LambdaLr;
 pub use lr::{LrScheduled, LrScheduler};
 pub use multi_step_lr::MultiStepLr;
 pub use reduce_lr_on_plateau::{
