@@ -208,6 +208,148 @@ fn bench_coin_svi() -> ppl::Result<Vec<(String, J)>> {
     Ok(rec)
 }
 
+const LINREG_STEPS: usize = 1000;
+const LINREG_LR: f64 = 0.01;
+const LINREG_SUBSAMPLE: i64 = 100;
+
+/// `(X [N, D], y [N])` and the true `(w, b)`.
+fn load_linreg() -> (Tensor, Tensor, Vec<f64>, f64) {
+    let (header, rows) = read_csv("linreg.csv");
+    let d = header.len() - 1;
+    let xs: Vec<f32> = rows
+        .iter()
+        .flat_map(|r| r[..d].iter().map(|v| *v as f32))
+        .collect();
+    let ys: Vec<f32> = rows.iter().map(|r| r[d] as f32).collect();
+    let x = Tensor::from_slice(&xs).reshape([rows.len() as i64, d as i64]);
+    let text = std::fs::read_to_string(data_dir().join("linreg_truth.csv")).expect("truth");
+    let truth: Vec<(String, f64)> = text
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let (k, v) = l.split_once(',')?;
+            Some((k.to_string(), v.trim().parse().ok()?))
+        })
+        .collect();
+    let w: Vec<f64> = (0..d)
+        .map(|j| {
+            truth
+                .iter()
+                .find(|(k, _)| *k == format!("w{j}"))
+                .map_or(f64::NAN, |(_, v)| *v)
+        })
+        .collect();
+    let b = truth
+        .iter()
+        .find(|(k, _)| k == "b")
+        .map_or(f64::NAN, |(_, v)| *v);
+    (x, Tensor::from_slice(&ys), w, b)
+}
+
+fn linreg_model(x: &Tensor, y: &Tensor, subsample: Option<i64>) -> ppl::Result<()> {
+    let (n, d) = (x.size()[0], x.size()[1]);
+    let opts = (x.kind(), x.device());
+    let w = sample!(
+        "w",
+        Normal::new(Tensor::zeros([d], opts), 1.0)?.to_event(1)?
+    );
+    let b = sample!("b", Normal::new(0.0, 1.0)?);
+    let sigma = sample!("sigma", HalfNormal::new(1.0)?);
+    let mut plate = Plate::new("data", n);
+    if let Some(k) = subsample {
+        plate = plate.subsample_size(k);
+    }
+    let p = plate.enter()?;
+    let (xb, yb) = match subsample {
+        None => (x.shallow_clone(), y.shallow_clone()),
+        Some(_) => (
+            x.index_select(0, p.indices()),
+            y.index_select(0, p.indices()),
+        ),
+    };
+    let mean = xb.matmul(&w) + &b;
+    let _ = sample!("obs", Normal::new(&mean, &sigma)?, obs = &yb);
+    Ok(())
+}
+
+fn bench_linreg(subsample: Option<i64>) -> ppl::Result<Vec<(String, J)>> {
+    use ppl::infer::autoguide::init_to_feasible;
+    let (x, y, w_true, b_true) = load_linreg();
+    clear_param_store();
+    set_rng_seed(SEED);
+    let guide = ppl::infer::AutoNormal::new(|| linreg_model(&x, &y, subsample))
+        .init_loc_fn(init_to_feasible())
+        .init_scale(0.1);
+    let adam = Adam::new(AdamConfig {
+        lr: LINREG_LR,
+        ..Default::default()
+    });
+    let mut svi = Svi::new(
+        || linreg_model(&x, &y, subsample),
+        || guide.call(),
+        adam,
+        TraceElbo::default(),
+    );
+    let (mut times, mut losses) = (Vec::with_capacity(LINREG_STEPS), Vec::new());
+    for _ in 0..LINREG_STEPS {
+        let t0 = Instant::now();
+        let loss = svi.step()?;
+        times.push(t0.elapsed().as_secs_f64());
+        losses.push(loss);
+    }
+    let med = guide.median()?;
+    let w: Vec<f64> = Vec::<f64>::try_from(med["w"].to_kind(Kind::Double))?;
+    let b = med["b"].double_value(&[]);
+    let sigma = med["sigma"].double_value(&[]);
+    let w_err = w
+        .iter()
+        .zip(&w_true)
+        .map(|(a, t)| (a - t).abs())
+        .fold(0.0, f64::max);
+    let mut rec = step_stats(&times);
+    rec.extend([
+        (
+            "config".into(),
+            J::O(vec![
+                ("steps".into(), J::I(LINREG_STEPS as i64)),
+                ("lr".into(), J::N(LINREG_LR)),
+                (
+                    "guide".into(),
+                    J::S("AutoNormal(init_to_feasible, init_scale=0.1)".into()),
+                ),
+                ("N".into(), J::I(x.size()[0])),
+                ("D".into(), J::I(x.size()[1])),
+                (
+                    "subsample_size".into(),
+                    subsample.map_or(J::S("none".into()), J::I),
+                ),
+                ("loss".into(), J::S("TraceElbo".into())),
+            ]),
+        ),
+        (
+            "w_post_mean".into(),
+            J::A(w.iter().map(|v| rnd(*v, 4)).collect()),
+        ),
+        ("b_post_mean".into(), J::N(rnd(b, 4))),
+        ("sigma_post_median".into(), J::N(rnd(sigma, 4))),
+        ("w_max_abs_err".into(), J::N(rnd(w_err, 4))),
+        ("b_abs_err".into(), J::N(rnd((b - b_true).abs(), 4))),
+        (
+            "final_loss_mean_last100".into(),
+            J::N(rnd(mean_last(&losses, 100), 2)),
+        ),
+    ]);
+    Ok(rec)
+}
+
+fn bench_linreg_full() -> ppl::Result<Vec<(String, J)>> {
+    bench_linreg(None)
+}
+
+fn bench_linreg_subsample() -> ppl::Result<Vec<(String, J)>> {
+    bench_linreg(Some(LINREG_SUBSAMPLE))
+}
+
 type Bench = fn() -> ppl::Result<Vec<(String, J)>>;
 
 fn main() -> ppl::Result<()> {
@@ -218,12 +360,17 @@ fn main() -> ppl::Result<()> {
             .and_then(|i| args.get(i + 1))
             .cloned()
     };
+    if let Some(n) = flag("--threads") {
+        tch::set_num_threads(n.parse().unwrap_or(1));
+    }
     if args.iter().any(|a| a == "--no-validation") {
         ppl::distributions::enable_validation(false);
     }
     let mut all: BTreeMap<&str, Bench> = BTreeMap::new();
     all.insert("coin_svi", bench_coin_svi);
-    let order = ["coin_svi"];
+    all.insert("linreg_svi", bench_linreg_full);
+    all.insert("linreg_svi_subsample", bench_linreg_subsample);
+    let order = ["coin_svi", "linreg_svi", "linreg_svi_subsample"];
     let only: Vec<String> = flag("--only")
         .map(|s| s.split(',').map(|x| x.trim().to_string()).collect())
         .unwrap_or_else(|| order.iter().map(|s| s.to_string()).collect());
