@@ -339,7 +339,8 @@ impl Mcmc {
     }
 
     /// Runs all chains one after another on this thread. `model` runs under the sampler's
-    /// handlers; it must sample the same latent sites every time.
+    /// handlers; it must sample the same latent sites every time. Distribution validation is
+    /// switched off while chains run (as Pyro's `MCMC` does) and restored afterwards.
     pub fn run<R>(&mut self, model: impl Fn() -> Result<R>) -> Result<()> {
         let _t = ThreadsGuard::set(self.num_threads);
         let _v = ValidationGuard(validation_enabled());
@@ -366,7 +367,8 @@ impl Mcmc {
     /// model is built per chain: `make_model(chain)` runs on the chain's thread (and once more on
     /// this thread, to find the latent sites and the initial points).
     ///
-    /// Results are the same as [`Mcmc::run`]'s for the same seed.
+    /// Results are the same as [`Mcmc::run`]'s for the same seed. Param stores are per thread:
+    /// a model that reads `param!`s should get their values from `make_model`'s captures.
     pub fn run_parallel<M, R, F>(&mut self, make_model: F) -> Result<()>
     where
         F: Fn(usize) -> M + Sync,

@@ -3,6 +3,12 @@
 //! every merged subtree and across the boundary of each merge), a divergence, or `max_tree_depth`
 //! doublings. The next state is drawn from the whole trajectory by multinomial sampling: uniform
 //! (weight-proportional) within subtrees, biased towards the newer half at the top level.
+//!
+//! The extra checks across a merge extend each half by the point of the other half that is
+//! adjacent to it. Inside subtrees this is exactly Stan's `build_tree`; at the top level, Stan's
+//! `transition` takes the momentum at the far end of the *last added subtree* where the end of
+//! the whole old trajectory is meant (they coincide for the first two doublings only); here the
+//! trajectory's actual ends are tracked.
 
 use rand::rngs::StdRng;
 
