@@ -339,6 +339,18 @@ mod tests {
         }
     }
 
+    /// R-hat by hand: chains (1, 2, 3, 4) and (2, 3, 4, 5). W = 5/3, B/n = var(2.5, 3.5) = 1/2,
+    /// var⁺ = (3/4) W + 1/2 = 7/4, R = sqrt(21/20). Split: halves (1,2), (3,4), (2,3), (4,5):
+    /// W = 1/2, B/n = var(1.5, 3.5, 2.5, 4.5) = 5/3, var⁺ = W/2 + 5/3, R = sqrt(23/6).
+    #[test]
+    fn r_hat_matches_the_formula() {
+        let (a, b) = ([1.0, 2.0, 3.0, 4.0], [2.0, 3.0, 4.0, 5.0]);
+        let r = gelman_rubin(&[&a, &b]).expect("rhat");
+        assert!((r - (21.0f64 / 20.0).sqrt()).abs() < 1e-12, "{r}");
+        let r = split_r_hat(&[&a, &b]).expect("split rhat");
+        assert!((r - (23.0f64 / 6.0).sqrt()).abs() < 1e-12, "{r}");
+    }
+
     #[test]
     fn r_hat_detects_disagreeing_chains() {
         let a = ar1(0.5, 1000, 1);
