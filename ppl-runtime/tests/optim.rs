@@ -924,7 +924,8 @@ fn checkpoint_needs_optimizer_state() -> ppl::Result<()> {
 
 /// Rough cost of one optimizer step on two scalar params (the coin-flip guide's), with and
 /// without the host fast path, and of a whole coin-flip SVI step; run with
-/// `cargo test --release -p ppl-runtime --test optim -- --ignored --nocapture`.
+/// `cargo test --release -p ppl-runtime --test optim -- --ignored --nocapture` (with
+/// `PPL_PROBE_THREADS=1` to run libtorch single-threaded).
 #[test]
 #[ignore]
 fn optimizer_step_cost() -> ppl::Result<()> {
@@ -945,6 +946,11 @@ fn optimizer_step_cost() -> ppl::Result<()> {
         eprintln!("{what}: {us:.2} us per step (2 scalar params)");
         Ok(())
     }
+    // libtorch's intra-op threads: on a busy machine their spinning dominates small-tensor work.
+    if let Ok(n) = std::env::var("PPL_PROBE_THREADS") {
+        tch::set_num_threads(n.parse().expect("PPL_PROBE_THREADS: a number"));
+    }
+    eprintln!("torch intra-op threads: {}", tch::get_num_threads());
     for fast in [true, false] {
         set_small_tensor_fast_path(fast);
         eprintln!("host fast path: {fast}");
