@@ -351,7 +351,9 @@ impl<'a, R> Potential<'a, R> {
     }
 
     /// `log p(x(z)) + log|det J|` as a scalar tensor.
-    fn log_density_tensor(&self, zt: &Tensor) -> Result<Tensor> {
+    /// The scalar terms of `log p(x(z)) + log|det J|`: one per scored site and per transformed
+    /// latent site.
+    fn log_density_terms(&self, zt: &Tensor) -> Result<Vec<Tensor>> {
         let (values, mut terms) = self.constrain_tensor(zt)?;
         let handler = PotentialMessenger {
             values: Rc::new(values),
@@ -374,6 +376,12 @@ impl<'a, R> Potential<'a, R> {
             )));
         }
         terms.extend(h.terms);
+        Ok(terms)
+    }
+
+    /// `log p(x(z)) + log|det J|` as a scalar tensor.
+    fn log_density_tensor(&self, zt: &Tensor) -> Result<Tensor> {
+        let mut terms = self.log_density_terms(zt)?;
         Ok(match terms.len() {
             0 => Tensor::f_zeros([], (self.spec.kind, self.spec.device))?,
             1 => terms.swap_remove(0),
@@ -393,14 +401,32 @@ impl<'a, R> Potential<'a, R> {
     /// `U(z)`, with its gradient written into `grad`.
     pub fn value_and_grad(&mut self, z: &[f64], grad: &mut [f64]) -> Result<f64> {
         let zt = self.input(z, true)?;
-        let lp = self.log_density_tensor(&zt)?;
-        let u = -lp.f_double_value(&[])?;
+        let terms = self.log_density_terms(&zt)?;
         self.num_grad_evals += 1;
-        if !lp.requires_grad() {
+        // The terms are separate roots of one backward pass (autograd sums their gradients):
+        // no graph nodes for adding them up, which cost more than reading each value.
+        let roots: Vec<&Tensor> = terms.iter().filter(|t| t.requires_grad()).collect();
+        let u = if self.spec.device == Device::Cpu {
+            let mut lp = 0.0;
+            for t in &terms {
+                lp += t.f_double_value(&[])?;
+            }
+            -lp
+        } else {
+            // One device-to-host copy rather than one per term.
+            let detached = terms
+                .iter()
+                .map(Tensor::f_detach)
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            -Tensor::f_stack(&detached, 0)?
+                .f_sum(None::<Kind>)?
+                .f_double_value(&[])?
+        };
+        if roots.is_empty() {
             grad.iter_mut().for_each(|g| *g = 0.0);
             return Ok(u);
         }
-        let g = Tensor::f_run_backward(&[&lp], &[&zt], false, false)?;
+        let g = Tensor::f_run_backward(&roots, &[&zt], false, false)?;
         let g = g
             .into_iter()
             .next()
