@@ -61,8 +61,17 @@ pub use tch;
 pub mod prelude {
     pub use crate::constraints::{self, Constraint};
     pub use crate::distributions::*;
-    pub use crate::infer::{Elbo, Svi, TraceElbo};
-    pub use crate::optim::{Adam, AdamConfig, Optimizer};
+    pub use crate::infer::{
+        AutoDelta, AutoDiagonalNormal, AutoLaplaceApproximation, AutoLowRankMultivariateNormal,
+        AutoMultivariateNormal, AutoNormal, Elbo, ElboConfig, EmpiricalMarginal, Importance,
+        Marginal, Mcmc, Nuts, Predictive, RenyiElbo, Search, Svi, TraceElbo, TraceGraphElbo,
+        TraceMeanFieldElbo,
+    };
+    pub use crate::optim::{
+        Adagrad, AdagradConfig, Adam, AdamConfig, AdamW, AdamWConfig, ClipConfig, Clipped,
+        ClippedAdam, ClippedAdamConfig, ExponentialLr, LrScheduled, LrScheduler, MultiStepLr,
+        Optimizer, ReduceLrOnPlateau, RmsProp, RmsPropConfig, Sgd, SgdConfig, StepLr,
+    };
     pub use crate::params::{get_param, with_param_store, ParamStore};
     pub use crate::poutine::{self, Handler, Plate, Trace};
     pub use crate::primitives::{
