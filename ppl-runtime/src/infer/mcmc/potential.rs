@@ -311,16 +311,14 @@ impl<'a, R> Potential<'a, R> {
         })
     }
 
-    /// The constrained value of each site, and the log-Jacobian terms.
-    fn constrain_tensor(&self, zt: &Tensor) -> Result<(HashMap<String, Tensor>, Vec<Tensor>)> {
-        let mut values = HashMap::with_capacity(self.maps.len());
-        let mut ladj = Vec::new();
+    /// The unconstrained value of each site: views of the flat `zt`.
+    fn split(&self, zt: &Tensor) -> Result<Vec<Tensor>> {
         let whole = self.maps.len() == 1;
+        let mut parts = Vec::with_capacity(self.maps.len());
         for m in &self.maps {
             let s = &m.spec;
-            // As few ops (and autograd nodes) as possible: one per site.
             let flat = s.unconstrained_shape.len() == 1;
-            let u = if s.unconstrained_shape.is_empty() {
+            parts.push(if s.unconstrained_shape.is_empty() {
                 zt.f_select(0, s.offset as i64)?
             } else if whole && flat {
                 zt.shallow_clone()
@@ -331,12 +329,68 @@ impl<'a, R> Potential<'a, R> {
             } else {
                 zt.f_narrow(0, s.offset as i64, s.numel as i64)?
                     .f_view(s.unconstrained_shape.as_slice())?
+            });
+        }
+        Ok(parts)
+    }
+
+    /// One leaf tensor (requiring grad) per site holding its unconstrained values: no autograd
+    /// node between the leaves and the model, as slicing one flat leaf would add per site.
+    fn leaves(&self, z: &[f64]) -> Result<Vec<Tensor>> {
+        if z.len() != self.spec.dim {
+            return Err(Error::Shape(format!(
+                "the unconstrained vector has {} values, the model's latent sites {}",
+                z.len(),
+                self.spec.dim
+            )));
+        }
+        if self.spec.device != Device::Cpu {
+            // One host-to-device copy, then detached views as leaves.
+            let flat = self.input(z, false)?;
+            return tch::no_grad(|| {
+                self.split(&flat)?
+                    .into_iter()
+                    .map(|t| Ok(t.f_detach()?.set_requires_grad(true)))
+                    .collect()
+            });
+        }
+        let mut out = Vec::with_capacity(self.maps.len());
+        for m in &self.maps {
+            let s = &m.spec;
+            let zs = &z[s.offset..s.offset + s.numel];
+            let t = match self.spec.kind {
+                Kind::Double => Tensor::f_from_slice(zs)?,
+                k => {
+                    let v: Vec<f32> = zs.iter().map(|&x| x as f32).collect();
+                    let t = Tensor::f_from_slice(&v)?;
+                    if k == Kind::Float {
+                        t
+                    } else {
+                        t.f_to_kind(k)?
+                    }
+                }
             };
+            let t = if s.unconstrained_shape.len() == 1 {
+                t
+            } else {
+                t.f_reshape(s.unconstrained_shape.as_slice())?
+            };
+            out.push(t.set_requires_grad(true));
+        }
+        Ok(out)
+    }
+
+    /// The constrained value of each site, and the log-Jacobian terms.
+    fn constrain_parts(&self, parts: &[Tensor]) -> Result<(HashMap<String, Tensor>, Vec<Tensor>)> {
+        let mut values = HashMap::with_capacity(self.maps.len());
+        let mut ladj = Vec::new();
+        for (m, u) in self.maps.iter().zip(parts) {
+            let s = &m.spec;
             let x = match &m.transform {
-                None => u,
+                None => u.shallow_clone(),
                 Some(t) => {
-                    let x = t.forward(&u).at_site(&s.name)?;
-                    let j = t.log_abs_det_jacobian(&u, &x).at_site(&s.name)?;
+                    let x = t.forward(u).at_site(&s.name)?;
+                    let j = t.log_abs_det_jacobian(u, &x).at_site(&s.name)?;
                     ladj.push(if j.dim() == 0 {
                         j
                     } else {
@@ -350,11 +404,10 @@ impl<'a, R> Potential<'a, R> {
         Ok((values, ladj))
     }
 
-    /// `log p(x(z)) + log|det J|` as a scalar tensor.
-    /// The scalar terms of `log p(x(z)) + log|det J|`: one per scored site and per transformed
-    /// latent site.
-    fn log_density_terms(&self, zt: &Tensor) -> Result<Vec<Tensor>> {
-        let (values, mut terms) = self.constrain_tensor(zt)?;
+    /// The scalar terms of `log p(x(z)) + log|det J|`, from the unconstrained value of each site:
+    /// one per scored site and per transformed latent site.
+    fn log_density_terms(&self, parts: &[Tensor]) -> Result<Vec<Tensor>> {
+        let (values, mut terms) = self.constrain_parts(parts)?;
         let handler = PotentialMessenger {
             values: Rc::new(values),
             terms: Vec::new(),
@@ -381,7 +434,7 @@ impl<'a, R> Potential<'a, R> {
 
     /// `log p(x(z)) + log|det J|` as a scalar tensor.
     fn log_density_tensor(&self, zt: &Tensor) -> Result<Tensor> {
-        let mut terms = self.log_density_terms(zt)?;
+        let mut terms = self.log_density_terms(&self.split(zt)?)?;
         Ok(match terms.len() {
             0 => Tensor::f_zeros([], (self.spec.kind, self.spec.device))?,
             1 => terms.swap_remove(0),
@@ -400,8 +453,8 @@ impl<'a, R> Potential<'a, R> {
 
     /// `U(z)`, with its gradient written into `grad`.
     pub fn value_and_grad(&mut self, z: &[f64], grad: &mut [f64]) -> Result<f64> {
-        let zt = self.input(z, true)?;
-        let terms = self.log_density_terms(&zt)?;
+        let leaves = self.leaves(z)?;
+        let terms = self.log_density_terms(&leaves)?;
         self.num_grad_evals += 1;
         // The terms are separate roots of one backward pass (autograd sums their gradients):
         // no graph nodes for adding them up, which cost more than reading each value.
@@ -426,33 +479,34 @@ impl<'a, R> Potential<'a, R> {
             grad.iter_mut().for_each(|g| *g = 0.0);
             return Ok(u);
         }
-        let g = Tensor::f_run_backward(&roots, &[&zt], false, false)?;
-        let g = g
-            .into_iter()
-            .next()
-            .ok_or_else(|| Error::Invalid("autograd returned no gradient".into()))?;
-        let g = if g.device() == Device::Cpu {
-            g
-        } else {
-            g.f_to_device(Device::Cpu)?
-        };
-        match g.kind() {
-            Kind::Double => g.f_copy_data(grad, self.spec.dim)?,
-            Kind::Float => {
-                let mut buf = vec![0f32; self.spec.dim];
-                g.f_copy_data(&mut buf, self.spec.dim)?;
-                for (o, v) in grad.iter_mut().zip(buf) {
-                    *o = v as f64;
-                }
-            }
-            _ => {
-                let g = g.f_to_kind(Kind::Double)?;
-                g.f_copy_data(grad, self.spec.dim)?;
-            }
+        let grads = Tensor::f_run_backward(&roots, &leaves, false, false)?;
+        if grads.len() != self.maps.len() {
+            return Err(Error::Invalid("autograd returned no gradient".into()));
         }
-        // The gradient of U is minus that of the log density.
-        for v in grad.iter_mut() {
-            *v = -*v;
+        for (m, g) in self.maps.iter().zip(grads) {
+            let (off, n) = (m.spec.offset, m.spec.numel);
+            let out = &mut grad[off..off + n];
+            let g = g.f_reshape([-1])?;
+            let g = if g.device() == Device::Cpu {
+                g
+            } else {
+                g.f_to_device(Device::Cpu)?
+            };
+            match g.kind() {
+                Kind::Double => g.f_copy_data(out, n)?,
+                Kind::Float => {
+                    let mut buf = vec![0f32; n];
+                    g.f_copy_data(&mut buf, n)?;
+                    for (o, v) in out.iter_mut().zip(buf) {
+                        *o = v as f64;
+                    }
+                }
+                _ => g.f_to_kind(Kind::Double)?.f_copy_data(out, n)?,
+            }
+            // The gradient of U is minus that of the log density.
+            for v in out.iter_mut() {
+                *v = -*v;
+            }
         }
         Ok(u)
     }
