@@ -380,7 +380,10 @@ fn main() -> ppl::Result<()> {
             std::process::exit(2);
         };
         let mut rec = vec![
-            ("system".to_string(), J::S("ppl".into())),
+            (
+                "system".to_string(),
+                J::S(flag("--system").unwrap_or_else(|| "ppl".into())),
+            ),
             ("workload".into(), J::S(name.clone())),
             ("run_id".into(), J::S(flag("--run-id").unwrap_or_default())),
             ("threads".into(), J::I(tch::get_num_threads() as i64)),

@@ -25,6 +25,7 @@ mkdir -p "$out"
 for i in $(seq "$rounds"); do
   echo "round $i/$rounds" >&2
   target/*/release/ppl_bench "${only[@]}" --out "$out/ppl.jsonl" > /dev/null
+  target/*/release/ppl_bench "${only[@]}" --threads 1 --system "ppl-1thread" --out "$out/ppl.jsonl" > /dev/null
   (cd bench/peers && "$peers/bin/python" pyro_bench.py "${only[@]}" --out "../../$out/pyro.jsonl" > /dev/null)
   (cd bench/peers && "$peers/bin/python" numpyro_bench.py "${only[@]}" --out "../../$out/numpyro.jsonl" > /dev/null)
 done

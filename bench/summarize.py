@@ -15,7 +15,7 @@ METRICS = {
     "logreg_nuts": [("total s", "total_s", 1), ("min ESS / s", "min_ess_per_s", 1),
                     ("ms / leapfrog", "ms_per_leapfrog", 1)],
 }
-SYSTEMS = ["ppl", "pyro", "numpyro"]
+PEERS = ["pyro", "numpyro"]
 
 
 def fmt(xs):
@@ -35,25 +35,30 @@ def main(paths):
                     rec = json.loads(line)
                     if rec.get("status", "ok") == "ok":
                         runs[(rec["system"], rec["workload"])].append(rec)
-    print("| workload | metric | ppl | Pyro | NumPyro (jitted) | Pyro / ppl | NumPyro / ppl |")
-    print("|---|---|---|---|---|---|---|")
+    ours = sorted({s for s, _ in runs if s not in PEERS}, key=lambda s: (s != "ppl", s))
+    systems = ours + PEERS
+    head = ours + ["Pyro", "NumPyro (jitted step)"] + [f"Pyro / {s}" for s in ours] + [
+        f"NumPyro / {s}" for s in ours]
+    print("| workload | metric | " + " | ".join(head) + " |")
+    print("|---|---|" + "---|" * len(head))
     for wl, metrics in METRICS.items():
         for label, key, mult in metrics:
-            vals = {s: [r[key] * mult for r in runs[(s, wl)] if key in r] for s in SYSTEMS}
+            vals = {s: [r[key] * mult for r in runs[(s, wl)] if key in r] for s in systems}
             if not any(vals.values()):
                 continue
-            cells = [fmt(vals[s]) for s in SYSTEMS]
+            cells = [fmt(vals[s]) for s in systems]
             ratios = []
-            for s in ("pyro", "numpyro"):
-                if vals["ppl"] and vals[s]:
-                    a, b = statistics.median(vals[s]), statistics.median(vals["ppl"])
-                    # For throughput metrics (ESS/s) higher is better: report ppl / peer.
-                    ratios.append(f"{(b / a if 'ESS' in label else a / b):.2f}x")
-                else:
-                    ratios.append("-")
+            for peer in PEERS:
+                for s in ours:
+                    if vals[s] and vals[peer]:
+                        a, b = statistics.median(vals[peer]), statistics.median(vals[s])
+                        # Throughput (ESS/s): higher is better, so report ppl / peer.
+                        ratios.append(f"{(b / a if 'ESS' in label else a / b):.2f}x")
+                    else:
+                        ratios.append("-")
             print(f"| {wl} | {label} | " + " | ".join(cells + ratios) + " |")
     print()
-    print("Runs: " + ", ".join(f"{s}/{w}: {len(v)}" for (s, w), v in sorted(runs.items())))
+    print("Runs: " + ", ".join(f"{s}/{w}: {len(v)}" for (s, w), v in sorted(runs.items()) if v))
 
 
 if __name__ == "__main__":
