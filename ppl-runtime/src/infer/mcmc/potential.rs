@@ -11,8 +11,14 @@
 //!
 //! where `log p` is the model's log joint density with every latent site given its constrained
 //! value `x(z)` (observed sites, plates, `scale`, `mask` and `factor` count as in any trace) and the
-//! gradient comes from torch's autograd. The sampler itself works on `Vec<f64>`; a tensor is built
-//! from `z` once per evaluation, in the model's dtype and on its device.
+//! gradient comes from torch's autograd. The sampler itself works on `Vec<f64>`; each evaluation
+//! builds one leaf tensor per latent site from `z`, in the model's dtype and on its device.
+//!
+//! Cost model: for the small models MCMC is mostly used on, an evaluation costs about one
+//! microsecond per tensor op forwards and several per autograd node backwards (libtorch's engine
+//! sets up thread-local state for every node), and next to nothing per value. So this module
+//! adds as few graph nodes as it can: no slicing of a flat leaf, no node to add the log-density
+//! terms up (they are separate roots of one backward pass).
 
 use std::collections::HashMap;
 use std::rc::Rc;
