@@ -23,16 +23,27 @@ use crate::error::Result;
 #[derive(Debug)]
 pub struct HalfCauchy {
     scale: Tensor,
+    /// The scale when given as a plain number (`log_prob` folds it into scalars).
+    scale_const: Option<f64>,
     batch_shape: Vec<i64>,
 }
 
 impl HalfCauchy {
     /// `HalfCauchy(scale)`; `scale` must be positive.
     pub fn new(scale: impl Into<Arg>) -> Result<HalfCauchy> {
-        let [scale] = broadcast_args("HalfCauchy", [scale.into()])?;
+        let scale = scale.into();
+        let scale_const = match scale {
+            Arg::Scalar(v) => Some(v),
+            Arg::Tensor(_) => None,
+        };
+        let [scale] = broadcast_args("HalfCauchy", [scale])?;
         check_positive("HalfCauchy", "scale", &scale)?;
         let batch_shape = scale.size();
-        Ok(HalfCauchy { scale, batch_shape })
+        Ok(HalfCauchy {
+            scale,
+            scale_const,
+            batch_shape,
+        })
     }
     /// The scale.
     pub fn scale(&self) -> &Tensor {
@@ -41,7 +52,7 @@ impl HalfCauchy {
 }
 
 impl Distribution for HalfCauchy {
-    scalar_family!("HalfCauchy"; scale);
+    scalar_family!("HalfCauchy"; scale; copy scale_const);
     fn support(&self) -> Constraint {
         Constraint::Nonnegative
     }
@@ -58,6 +69,21 @@ impl Distribution for HalfCauchy {
     }
     fn log_prob(&self, value: &Tensor) -> Result<Tensor> {
         validate_sample(self, value)?;
+        if let (Some(s), true) = (self.scale_const, crate::distributions::validation_enabled()) {
+            // Validation has ruled out negative values: no masking needed.
+            let lp = value
+                .f_mul_scalar(1.0 / s)?
+                .f_square()?
+                .f_log1p()?
+                .f_neg()?
+                .f_add_scalar(-s.ln() - (PI / 2.0).ln())?;
+            let shape = super::util::broadcast_shape(&lp.size(), &self.batch_shape);
+            return Ok(if lp.size() == shape {
+                lp
+            } else {
+                lp.f_expand(shape.as_slice(), false)?
+            });
+        }
         let z = value.f_div(&self.scale)?;
         let lp = z
             .f_square()?

@@ -8,7 +8,7 @@ use crate::error::Result;
 /// The `Distribution` methods every family with scalar events and only tensor fields (plus
 /// `batch_shape`) writes the same way: `name`, `batch_shape`, `event_shape`, `as_any`, `expand`.
 macro_rules! scalar_family {
-    ($name:literal; $($field:ident),*) => {
+    ($name:literal; $($field:ident),* $(; copy $($copy:ident),*)?) => {
         fn name(&self) -> &'static str {
             $name
         }
@@ -24,6 +24,7 @@ macro_rules! scalar_family {
         fn expand(&self, batch_shape: &[i64]) -> $crate::error::Result<super::DistRef> {
             Ok(std::rc::Rc::new(Self {
                 $($field: super::expand_param(&self.$field, batch_shape, &[])?,)*
+                $($($copy: self.$copy,)*)?
                 batch_shape: batch_shape.to_vec(),
             }))
         }
@@ -88,3 +89,27 @@ pub(crate) fn to_float(t: Tensor, kind: Kind) -> Result<Tensor> {
 
 /// The Euler–Mascheroni constant.
 pub(crate) const EULER_GAMMA: f64 = 0.577_215_664_901_532_9;
+
+/// The shape `a` and `b` broadcast to (torch's rules; the caller knows they are compatible).
+pub(crate) fn broadcast_shape(a: &[i64], b: &[i64]) -> Vec<i64> {
+    let n = a.len().max(b.len());
+    (0..n)
+        .map(|i| {
+            let x = if i + a.len() >= n {
+                a[i + a.len() - n]
+            } else {
+                1
+            };
+            let y = if i + b.len() >= n {
+                b[i + b.len() - n]
+            } else {
+                1
+            };
+            if x == 1 {
+                y
+            } else {
+                x
+            }
+        })
+        .collect()
+}
