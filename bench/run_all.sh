@@ -19,6 +19,7 @@ if [ ! -x "$peers/bin/python" ] || ! "$peers/bin/python" -c "import pyro, numpyr
     numpyro==0.22.0 jax==0.10.2 jaxlib==0.10.2 numpy==2.4.6
 fi
 cargo build --release -q -p ppl-bench
+cargo build --release -q -p ppl-examples --example bench_mcmc
 out=bench/results/$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$out"
 { date -u; uname -a; nproc; grep -m1 "model name" /proc/cpuinfo || true; } > "$out/environment.txt"
@@ -26,6 +27,8 @@ for i in $(seq "$rounds"); do
   echo "round $i/$rounds" >&2
   target/*/release/ppl_bench "${only[@]}" --out "$out/ppl.jsonl" > /dev/null
   target/*/release/ppl_bench "${only[@]}" --threads 1 --system "ppl-1thread" --out "$out/ppl.jsonl" > /dev/null
+  # NUTS (examples/bench_mcmc.rs; one chain, torch single-threaded while sampling, as Mcmc does)
+  target/*/release/examples/bench_mcmc "${only[@]}" >> "$out/ppl.jsonl"
   (cd bench/peers && "$peers/bin/python" pyro_bench.py "${only[@]}" --out "../../$out/pyro.jsonl" > /dev/null)
   (cd bench/peers && "$peers/bin/python" numpyro_bench.py "${only[@]}" --out "../../$out/numpyro.jsonl" > /dev/null)
 done

@@ -16,6 +16,8 @@ METRICS = {
                     ("ms / leapfrog", "ms_per_leapfrog", 1)],
 }
 PEERS = ["pyro", "numpyro"]
+# Other names of the same field in some producers' records.
+ALIASES = {"min_ess_per_s": ["ess_per_s"]}
 
 
 def fmt(xs):
@@ -43,7 +45,9 @@ def main(paths):
     print("|---|---|" + "---|" * len(head))
     for wl, metrics in METRICS.items():
         for label, key, mult in metrics:
-            vals = {s: [r[key] * mult for r in runs[(s, wl)] if key in r] for s in systems}
+            keys = [key] + ALIASES.get(key, [])
+            vals = {s: [next(r[k] for k in keys if k in r) * mult for r in runs[(s, wl)]
+                        if any(k in r for k in keys)] for s in systems}
             if not any(vals.values()):
                 continue
             cells = [fmt(vals[s]) for s in systems]
