@@ -103,8 +103,11 @@ fn main() -> ppl::Result<()> {
     let start = Instant::now();
     let n = train_set.len() as f64;
     let mut recent = Vec::new();
+    let mut train_secs = 0.0;
     for i in first..=steps {
+        let t0 = Instant::now();
         let loss = train::step(&air, &train_set.images, batch_size, &elbo, &mut adam)?;
+        train_secs += t0.elapsed().as_secs_f64();
         recent.push(loss / n);
         bar.set_position(i as u64);
         bar.set_message(format!("elbo {:.1}", -loss / n));
@@ -115,10 +118,10 @@ fn main() -> ppl::Result<()> {
             let secs = start.elapsed().as_secs_f64();
             bar.suspend(|| {
                 println!(
-                    "step {i:6}  elbo/image {:9.2}  count accuracy {acc:.3}  {:.3} s/step  \
+                    "step {i:6}  elbo/image {:9.2}  count accuracy {acc:.3}  {:.3} s/step (training)  \
                      elapsed {secs:.0} s  confusion {confusion:?}",
                     -mean,
-                    secs / (i + 1 - first) as f64,
+                    train_secs / (i + 1 - first) as f64,
                 )
             });
             train::visualize(&air, &eval_set, out_dir.join(format!("step_{i:06}.png")))?;
