@@ -73,17 +73,13 @@ mod adamw;
 mod checkpoint;
 mod clip;
 mod clipped_adam;
-mod cosine_annealing_lr;
-mod exponential_lr;
+mod epoch_scheduler;
 mod host;
-mod lambda_lr;
 mod lr;
-mod multi_step_lr;
 pub(crate) mod per_param;
 mod reduce_lr_on_plateau;
 mod rmsprop;
 mod sgd;
-mod step_lr;
 
 pub use adagrad::{Adagrad, AdagradConfig};
 pub use adagrad_rmsprop::{AdagradRmsProp, AdagradRmsPropConfig};
@@ -92,18 +88,17 @@ pub use adamw::{AdamW, AdamWConfig};
 pub use checkpoint::{load_checkpoint, load_checkpoint_to, save_checkpoint};
 pub use clip::{clip_grad_norm, clip_grad_value, ClipConfig, Clipped};
 pub use clipped_adam::{ClippedAdam, ClippedAdamConfig};
-pub use cosine_annealing_lr::CosineAnnealingLr;
-pub use exponential_lr::ExponentialLr;
+pub use epoch_scheduler::{
+    CosineAnnealingLr, CosineRule, EpochRule, EpochScheduler, ExponentialLr, ExponentialRule,
+    LambdaLr, LambdaRule, MultiStepLr, MultiStepRule, StepLr, StepRule,
+};
 pub use host::set_small_tensor_fast_path;
-pub use lambda_lr::LambdaLr;
 pub use lr::{LrScheduled, LrScheduler};
-pub use multi_step_lr::MultiStepLr;
 pub use reduce_lr_on_plateau::{
     PlateauMode, ReduceLrOnPlateau, ReduceLrOnPlateauConfig, ThresholdMode,
 };
 pub use rmsprop::{RmsProp, RmsPropConfig};
 pub use sgd::{Sgd, SgdConfig};
-pub use step_lr::StepLr;
 
 use tch::Tensor;
 
