@@ -32,19 +32,34 @@ impl TraceElbo {
 
 /// `(elbo, surrogate elbo)` of one (model, guide) trace pair, as Trace_ELBO computes them.
 pub(crate) fn elbo_and_surrogate(model: &mut Trace, guide: &mut Trace) -> Result<(Tensor, Tensor)> {
-    let mut elbo = zero_like(guide)?;
+    let needs_score = guide
+        .iter()
+        .any(|s| s.is_latent() && !s.dist.as_ref().is_some_and(|d| d.has_rsample()));
+    let mut elbo: Option<Tensor> = None;
+    // The log-density terms with their plates, kept only when score-function terms need them.
     let mut sites: Vec<(Tensor, Vec<crate::poutine::CondIndepFrame>)> = Vec::new();
     for s in model.iter_mut().filter(|s| s.is_scored()) {
-        let lp = s.compute_log_prob()?.shallow_clone();
-        elbo = elbo.f_add(&total(&lp)?)?;
-        sites.push((lp, s.cond_indep_stack.clone()));
+        let lp = s.compute_log_prob()?;
+        elbo = add_broadcast(elbo, total(lp)?)?;
+        if needs_score {
+            sites.push((lp.shallow_clone(), s.cond_indep_stack.clone()));
+        }
     }
     for s in guide.iter_mut().filter(|s| s.is_scored()) {
-        let lp = s.compute_log_prob()?.shallow_clone();
-        elbo = elbo.f_sub(&total(&lp)?)?;
-        sites.push((lp.f_neg()?, s.cond_indep_stack.clone()));
+        let lp = s.compute_log_prob()?;
+        elbo = add_broadcast(elbo, total(lp)?.f_neg()?)?;
+        if needs_score {
+            sites.push((lp.f_neg()?, s.cond_indep_stack.clone()));
+        }
     }
+    let elbo = match elbo {
+        Some(e) => e,
+        None => zero_like(guide)?,
+    };
     let mut surrogate = elbo.shallow_clone();
+    if !needs_score {
+        return Ok((elbo, surrogate));
+    }
     for s in guide.iter_mut().filter(|s| s.is_latent()) {
         if s.dist.as_ref().is_some_and(|d| d.has_rsample()) {
             continue;
