@@ -49,3 +49,20 @@ fn half_cauchy_with_number_scale_matches_tensor_scale() -> ppl::Result<()> {
     assert_same(&scalar.log_prob(&v)?, &slow1.log_prob(&v)?);
     Ok(())
 }
+
+#[test]
+fn validation_reads_broadcast_scalars_once_and_still_catches_bad_values() {
+    let loc = Tensor::zeros([1000], (Kind::Float, Device::Cpu));
+    // A bad number broadcast against a vector is caught...
+    assert!(Normal::new(&loc, Tensor::from(-1.0f32)).is_err());
+    assert!(Normal::new(&loc, -1.0).is_err());
+    // ...and so is one bad element in a vector.
+    let mut scale = Tensor::ones([1000], (Kind::Float, Device::Cpu));
+    let _ = scale.get(517).fill_(0.0);
+    assert!(Normal::new(&loc, &scale).is_err());
+    assert!(Normal::new(&loc, Tensor::from(2.0f32)).is_ok());
+    // A value broadcast from one number outside the support is caught too.
+    let b = Bernoulli::new(0.5).expect("valid");
+    let v = Tensor::from(0.5f32).expand([10], false);
+    assert!(b.log_prob(&v).is_err());
+}

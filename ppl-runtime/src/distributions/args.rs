@@ -83,7 +83,12 @@ pub fn broadcast_args<const N: usize>(dist: &'static str, args: [Arg; N]) -> Res
 /// The value of a one-element CPU tensor, read with one op instead of a reduction and a read
 /// (validation of scalar parameters is on the hot path of every sample site).
 fn cpu_scalar(t: &Tensor) -> Result<Option<f64>> {
-    if t.numel() != 1 || t.device() != tch::Device::Cpu {
+    if t.device() != tch::Device::Cpu {
+        return Ok(None);
+    }
+    // One element, or one element broadcast to a shape (all strides zero, as `broadcast_args`
+    // leaves a scalar parameter next to a vector one).
+    if t.numel() != 1 && !(t.numel() > 0 && t.stride().iter().all(|s| *s == 0)) {
         return Ok(None);
     }
     let idx = vec![0i64; t.dim()];
