@@ -57,7 +57,7 @@ fn validation_reads_broadcast_scalars_once_and_still_catches_bad_values() {
     assert!(Normal::new(&loc, Tensor::from(-1.0f32)).is_err());
     assert!(Normal::new(&loc, -1.0).is_err());
     // ...and so is one bad element in a vector.
-    let mut scale = Tensor::ones([1000], (Kind::Float, Device::Cpu));
+    let scale = Tensor::ones([1000], (Kind::Float, Device::Cpu));
     let _ = scale.get(517).fill_(0.0);
     assert!(Normal::new(&loc, &scale).is_err());
     assert!(Normal::new(&loc, Tensor::from(2.0f32)).is_ok());
