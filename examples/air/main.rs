@@ -6,7 +6,8 @@
 //!
 //! Flags: `--steps N` (default 1000), `--batch-size 64`, `--lr 1e-4`, `--baseline-lr 1e-3`,
 //! `--eval-every N` (default 100), `--out-dir out/air`, `--checkpoint PATH` (default
-//! `OUT_DIR/checkpoint.pt`; written at every evaluation and at the end), `--resume` (load it first),
+//! `OUT_DIR/checkpoint.pt`; written at every evaluation and at the end), `--resume` (load it
+//! first; the checkpoint's learning rates are kept unless `--lr` / `--baseline-lr` are given),
 //! `--device cpu|cuda`, `--data PATH` (an AIRD file; default `examples/air/data/multi_digits.bin`),
 //! `--mnist-dir DIR` (compose canvases from MNIST IDX files instead), `--threads N`, `--seed N`,
 //! `--eval-size N` (held-out images, default 1000), `--z-pres-prior K`.
@@ -79,6 +80,18 @@ fn main() -> ppl::Result<()> {
         ppl::module("decode", &air.decode_vs)?;
         ppl::module("guide", &air.guide_vs)?;
         ppl::module("baseline", &air.baseline_vs)?;
+        // The checkpoint restores each param's learning rate; `--lr` / `--baseline-lr` given
+        // on the command line replace them.
+        if flag("lr") || flag("baseline-lr") {
+            use ppl::optim::LrScheduled;
+            adam.for_each_lr(&mut |name, l| {
+                *l = if name.contains("baseline") {
+                    baseline_lr
+                } else {
+                    lr
+                }
+            });
+        }
         let step_file = checkpoint.with_extension("step");
         first = std::fs::read_to_string(step_file)
             .ok()
