@@ -115,7 +115,7 @@ def nuts(model, args, warmup, samples):
     return {"total_s": total, "min_ess": C.r(min_ess, 1), "min_ess_per_s": C.r(min_ess / total, 2),
             "leapfrog_steps_total": LEAPFROG[0],
             "ms_per_leapfrog": C.r(1e3 * total / max(LEAPFROG[0], 1), 4),
-            "means": {k: C.r(v.mean(0), 3) for k, v in mcmc.get_samples().items()}}
+            "means": {k: C.r(v.mean(0).numpy(), 3) for k, v in mcmc.get_samples().items()}}
 
 
 def eight_schools_model(sigma, y):
