@@ -41,36 +41,7 @@ impl Hmc {
         self.trajectory_length = Some(l);
         self
     }
-    /// The initial step size.
-    pub fn step_size(mut self, s: f64) -> Hmc {
-        self.options.step_size = s;
-        self
-    }
-    /// Whether the step size adapts during warmup.
-    pub fn adapt_step_size(mut self, on: bool) -> Hmc {
-        self.options.adapt_step_size = on;
-        self
-    }
-    /// Whether the mass matrix adapts during warmup.
-    pub fn adapt_mass_matrix(mut self, on: bool) -> Hmc {
-        self.options.adapt_mass_matrix = on;
-        self
-    }
-    /// A dense mass matrix.
-    pub fn full_mass(mut self, on: bool) -> Hmc {
-        self.options.full_mass = on;
-        self
-    }
-    /// The acceptance probability that step-size adaptation aims at.
-    pub fn target_accept_prob(mut self, p: f64) -> Hmc {
-        self.options.target_accept_prob = p;
-        self
-    }
-    /// How chains start.
-    pub fn init_strategy(mut self, s: InitStrategy) -> Hmc {
-        self.options.init_strategy = s;
-        self
-    }
+    super::kernel::kernel_option_setters!();
 
     fn steps_for(&self, step_size: f64) -> usize {
         match (self.num_steps, self.trajectory_length) {

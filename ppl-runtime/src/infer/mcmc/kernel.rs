@@ -259,3 +259,40 @@ pub(crate) fn log_sum_exp(a: f64, b: f64) -> f64 {
 pub(crate) fn uniform(rng: &mut StdRng) -> f64 {
     rng.random::<f64>()
 }
+
+/// The builder setters of the shared [`KernelOptions`], for `impl Hmc` and `impl Nuts`.
+macro_rules! kernel_option_setters {
+    () => {
+        /// The initial step size.
+        pub fn step_size(mut self, s: f64) -> Self {
+            self.options.step_size = s;
+            self
+        }
+        /// Whether the step size adapts during warmup.
+        pub fn adapt_step_size(mut self, on: bool) -> Self {
+            self.options.adapt_step_size = on;
+            self
+        }
+        /// Whether the mass matrix adapts during warmup.
+        pub fn adapt_mass_matrix(mut self, on: bool) -> Self {
+            self.options.adapt_mass_matrix = on;
+            self
+        }
+        /// A dense mass matrix.
+        pub fn full_mass(mut self, on: bool) -> Self {
+            self.options.full_mass = on;
+            self
+        }
+        /// The acceptance probability that step-size adaptation aims at.
+        pub fn target_accept_prob(mut self, p: f64) -> Self {
+            self.options.target_accept_prob = p;
+            self
+        }
+        /// How chains start.
+        pub fn init_strategy(mut self, s: InitStrategy) -> Self {
+            self.options.init_strategy = s;
+            self
+        }
+    };
+}
+pub(crate) use kernel_option_setters;
