@@ -1,14 +1,13 @@
 //! `AutoDelta`: a point-mass guide; SVI with it finds the MAP estimate.
 
-use std::cell::RefCell;
 use std::rc::Rc;
 
 use tch::Tensor;
 
 use super::normal::find;
+use super::LazyPrototype;
 use super::{
-    init_to_median, model_fn, setup_prototype, AutoGuide, InitLocFn, LatentSite, ModelFn, PlateSet,
-    Prototype, Samples,
+    init_to_median, model_fn, AutoGuide, InitLocFn, LatentSite, PlateSet, Prototype, Samples,
 };
 use crate::distributions::Delta;
 use crate::error::{Result, ResultExt};
@@ -20,26 +19,22 @@ use crate::primitives::{param, sample};
 ///
 /// Local latents in subsampling plates are handled as in [`super::AutoNormal`].
 pub struct AutoDelta<'a> {
-    model: ModelFn<'a>,
-    init_loc_fn: InitLocFn,
+    lazy: LazyPrototype<'a>,
     prefix: String,
-    proto: RefCell<Option<Rc<Prototype>>>,
 }
 
 impl<'a> AutoDelta<'a> {
     /// The guide of `model` (initialized with [`init_to_median`]).
     pub fn new<R>(model: impl FnMut() -> Result<R> + 'a) -> Self {
         AutoDelta {
-            model: model_fn(model),
-            init_loc_fn: init_to_median(),
+            lazy: LazyPrototype::new(model_fn(model), init_to_median()),
             prefix: "AutoDelta".into(),
-            proto: RefCell::new(None),
         }
     }
 
     /// Uses `f` to initialize the points (before the first call).
     pub fn init_loc_fn(mut self, f: InitLocFn) -> Self {
-        self.init_loc_fn = f;
+        self.lazy.init_loc_fn = f;
         self
     }
 
@@ -50,22 +45,12 @@ impl<'a> AutoDelta<'a> {
     }
 
     fn prototype(&self) -> Result<Rc<Prototype>> {
-        if let Some(p) = self.proto.borrow().as_ref() {
-            return Ok(p.clone());
-        }
-        let p = Rc::new(setup_prototype(&self.model, &self.init_loc_fn)?);
-        *self.proto.borrow_mut() = Some(p.clone());
-        Ok(p)
+        self.lazy.get()
     }
 
     /// The names of the latent sites the guide covers, in the model's order.
     pub fn latent_sites(&self) -> Result<Vec<String>> {
-        Ok(self
-            .prototype()?
-            .sites
-            .iter()
-            .map(|s| s.name.clone())
-            .collect())
+        self.lazy.latent_sites()
     }
 
     fn point(&self, site: &LatentSite) -> Result<Tensor> {

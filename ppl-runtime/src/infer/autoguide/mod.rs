@@ -386,3 +386,36 @@ pub(crate) fn quantile_tensor(qs: &[f64], ndim: usize, like: &Tensor) -> Result<
         .f_to_device(like.device())?
         .f_reshape(shape.as_slice())?)
 }
+
+/// A model and the prototype traced from it on first use (shared by the per-site guides).
+pub(crate) struct LazyPrototype<'a> {
+    model: ModelFn<'a>,
+    /// How the prototype's values are initialized (settable until the first use).
+    pub(crate) init_loc_fn: InitLocFn,
+    proto: RefCell<Option<Rc<Prototype>>>,
+}
+
+impl<'a> LazyPrototype<'a> {
+    pub(crate) fn new(model: ModelFn<'a>, init_loc_fn: InitLocFn) -> Self {
+        LazyPrototype {
+            model,
+            init_loc_fn,
+            proto: RefCell::new(None),
+        }
+    }
+
+    /// The prototype, traced from the model the first time.
+    pub(crate) fn get(&self) -> Result<Rc<Prototype>> {
+        if let Some(p) = self.proto.borrow().as_ref() {
+            return Ok(p.clone());
+        }
+        let p = Rc::new(setup_prototype(&self.model, &self.init_loc_fn)?);
+        *self.proto.borrow_mut() = Some(p.clone());
+        Ok(p)
+    }
+
+    /// The names of the latent sites, in the model's order.
+    pub(crate) fn latent_sites(&self) -> Result<Vec<String>> {
+        Ok(self.get()?.sites.iter().map(|s| s.name.clone()).collect())
+    }
+}

@@ -1,13 +1,13 @@
 //! `AutoNormal`: a mean-field normal guide, one loc and scale per latent site.
 
-use std::cell::RefCell;
 use std::rc::Rc;
 
 use tch::Tensor;
 
+use super::LazyPrototype;
 use super::{
-    init_to_feasible, model_fn, quantile_tensor, setup_prototype, AutoGuide, InitLocFn, LatentSite,
-    ModelFn, PlateSet, Prototype, Samples,
+    init_to_feasible, model_fn, quantile_tensor, AutoGuide, InitLocFn, LatentSite, PlateSet,
+    Prototype, Samples,
 };
 use crate::constraints::Constraint;
 use crate::distributions::{Delta, Distribution, DistributionExt, Normal};
@@ -55,28 +55,24 @@ use crate::primitives::{param, sample, sample_with, SampleOpts};
 /// # Ok(()) }
 /// ```
 pub struct AutoNormal<'a> {
-    model: ModelFn<'a>,
-    init_loc_fn: InitLocFn,
+    lazy: LazyPrototype<'a>,
     init_scale: f64,
     prefix: String,
-    proto: RefCell<Option<Rc<Prototype>>>,
 }
 
 impl<'a> AutoNormal<'a> {
     /// The guide of `model` (initialized with [`init_to_feasible`] and scale 0.1).
     pub fn new<R>(model: impl FnMut() -> Result<R> + 'a) -> Self {
         AutoNormal {
-            model: model_fn(model),
-            init_loc_fn: init_to_feasible(),
+            lazy: LazyPrototype::new(model_fn(model), init_to_feasible()),
             init_scale: 0.1,
             prefix: "AutoNormal".into(),
-            proto: RefCell::new(None),
         }
     }
 
     /// Uses `f` to initialize the locs (before the first call).
     pub fn init_loc_fn(mut self, f: InitLocFn) -> Self {
-        self.init_loc_fn = f;
+        self.lazy.init_loc_fn = f;
         self
     }
 
@@ -93,22 +89,12 @@ impl<'a> AutoNormal<'a> {
     }
 
     fn prototype(&self) -> Result<Rc<Prototype>> {
-        if let Some(p) = self.proto.borrow().as_ref() {
-            return Ok(p.clone());
-        }
-        let p = Rc::new(setup_prototype(&self.model, &self.init_loc_fn)?);
-        *self.proto.borrow_mut() = Some(p.clone());
-        Ok(p)
+        self.lazy.get()
     }
 
     /// The names of the latent sites the guide covers, in the model's order.
     pub fn latent_sites(&self) -> Result<Vec<String>> {
-        Ok(self
-            .prototype()?
-            .sites
-            .iter()
-            .map(|s| s.name.clone())
-            .collect())
+        self.lazy.latent_sites()
     }
 
     fn loc_and_scale(&self, site: &LatentSite) -> Result<(Tensor, Tensor)> {
