@@ -78,12 +78,23 @@ pub fn make_prior(k: f64) -> [f64; 3] {
     [p0, p1, p2]
 }
 
-/// A multi-layer perceptron: Linear, ReLU, ..., Linear.
+/// A multi-layer perceptron: Linear, ReLU, ..., Linear, initialized like torch's `nn.Linear`.
 pub fn mlp(p: nn::Path, input: i64, sizes: &[i64]) -> nn::Sequential {
     let mut seq = nn::seq();
     let mut i = input;
     for (k, &o) in sizes.iter().enumerate() {
-        seq = seq.add(nn::linear(&p / format!("l{k}"), i, o, Default::default()));
+        // torch's `nn.Linear` initialization (weights and bias uniform in ±1/√fan_in), as
+        // Pyro's AIR networks get; tch's default Kaiming-uniform weights are √6 ≈ 2.45 times
+        // wider, which starts the decoder with noisy windows that push `z_pres` to zero.
+        let bound = 1.0 / (i as f64).sqrt();
+        let cfg = nn::LinearConfig {
+            ws_init: nn::Init::Uniform {
+                lo: -bound,
+                up: bound,
+            },
+            ..Default::default()
+        };
+        seq = seq.add(nn::linear(&p / format!("l{k}"), i, o, cfg));
         if k + 1 < sizes.len() {
             seq = seq.add_fn(|x| x.relu());
         }

@@ -36,6 +36,8 @@ def main():
     p.add_argument("--eval-every", type=int, default=0)
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--baseline-lr", type=float, default=1e-3)
     args = p.parse_args()
     sys.path.insert(0, args.pyro_air_dir)
     import pyro
@@ -70,7 +72,7 @@ def main():
         decoder_output_use_sigmoid=True,
         scale_prior_sd=0.2,
     )
-    adam = optim.Adam(lambda name: {"lr": 1e-3 if "bl_" in name else 1e-4})
+    adam = optim.Adam(lambda name: {"lr": args.baseline_lr if "bl_" in name else args.lr})
     svi = SVI(air.model, air.guide, adam, loss=TraceGraph_ELBO())
 
     def accuracy():

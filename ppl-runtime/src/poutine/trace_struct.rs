@@ -112,6 +112,24 @@ impl Site {
             .as_ref()
             .ok_or_else(|| Error::NonFinite(self.name.clone()))
     }
+
+    /// The score function of a score-function (REINFORCE) gradient term: the log-density
+    /// *unscaled and unmasked* (Pyro's `ScoreParts.score_function`). The data-multiplicity
+    /// scale of a subsampling plate belongs to the cost it multiplies, which already carries
+    /// it; scaling both would weight score terms by `scale²` against the pathwise ones.
+    pub fn score_function(&mut self) -> Result<Tensor> {
+        self.compute_log_prob()?;
+        self.unscaled_log_prob
+            .as_ref()
+            .map(Tensor::shallow_clone)
+            .ok_or_else(|| Error::NonFinite(self.name.clone()))
+    }
+
+    /// Whether this is a latent site whose distribution has no reparameterized sampler, so
+    /// that gradients reach its parameters only through score-function terms.
+    pub fn is_non_reparam(&self) -> bool {
+        self.is_latent() && !self.dist.as_ref().is_some_and(|d| d.has_rsample())
+    }
 }
 
 /// `log_prob * scale`, zeroed where `mask` is false.

@@ -32,22 +32,30 @@ impl TraceElbo {
 
 /// `(elbo, surrogate elbo)` of one (model, guide) trace pair, as Trace_ELBO computes them.
 pub(crate) fn elbo_and_surrogate(model: &mut Trace, guide: &mut Trace) -> Result<(Tensor, Tensor)> {
-    let needs_score = guide
-        .iter()
-        .any(|s| s.is_latent() && !s.dist.as_ref().is_some_and(|d| d.has_rsample()));
+    let needs_score = guide.iter().any(|s| s.is_non_reparam());
     let mut elbo: Option<Tensor> = None;
+    // The surrogate differs from the ELBO only by the non-reparameterized guide sites' own
+    // `-log q` terms, left out as in Pyro (their expected gradient is zero: only noise).
+    let mut surrogate: Option<Tensor> = None;
     // The log-density terms with their plates, kept only when score-function terms need them.
     let mut sites: Vec<(Tensor, Vec<crate::poutine::CondIndepFrame>)> = Vec::new();
     for s in model.iter_mut().filter(|s| s.is_scored()) {
         let lp = s.compute_log_prob()?;
-        elbo = add_broadcast(elbo, total(lp)?)?;
+        let t = total(lp)?;
+        elbo = add_broadcast(elbo, t.shallow_clone())?;
+        surrogate = add_broadcast(surrogate, t)?;
         if needs_score {
             sites.push((lp.shallow_clone(), s.cond_indep_stack.clone()));
         }
     }
     for s in guide.iter_mut().filter(|s| s.is_scored()) {
+        let non_reparam = s.is_non_reparam();
         let lp = s.compute_log_prob()?;
-        elbo = add_broadcast(elbo, total(lp)?.f_neg()?)?;
+        let t = total(lp)?.f_neg()?;
+        elbo = add_broadcast(elbo, t.shallow_clone())?;
+        if !non_reparam {
+            surrogate = add_broadcast(surrogate, t)?;
+        }
         if needs_score {
             sites.push((lp.f_neg()?, s.cond_indep_stack.clone()));
         }
@@ -56,20 +64,20 @@ pub(crate) fn elbo_and_surrogate(model: &mut Trace, guide: &mut Trace) -> Result
         Some(e) => e,
         None => zero_like(guide)?,
     };
-    let mut surrogate = elbo.shallow_clone();
+    let mut surrogate = match surrogate {
+        Some(e) => e,
+        None => zero_like(guide)?,
+    };
     if !needs_score {
         return Ok((elbo, surrogate));
     }
-    for s in guide.iter_mut().filter(|s| s.is_latent()) {
-        if s.dist.as_ref().is_some_and(|d| d.has_rsample()) {
-            continue;
-        }
+    for s in guide.iter_mut().filter(|s| s.is_non_reparam()) {
         let mut log_r: Option<Tensor> = None;
         for (lp, frames) in &sites {
             log_r = add_broadcast(log_r, sum_to(&lp.f_detach()?, frames, &s.cond_indep_stack)?)?;
         }
         let Some(log_r) = log_r else { continue };
-        let score = s.compute_log_prob()?;
+        let score = s.score_function()?;
         surrogate = surrogate.f_add(&total(&score.f_mul(&log_r)?)?)?;
     }
     Ok((elbo, surrogate))

@@ -53,18 +53,22 @@ impl TraceGraphElbo {
             elbo = elbo.f_add(&total(&lp)?)?;
             model_terms.push((s.name.clone(), (lp.f_detach()?, s.cond_indep_stack.clone())));
         }
+        // The surrogate leaves out the non-reparameterized guide sites' own `-log q` terms, as
+        // Pyro does: their expected gradient is zero, so they would only add noise.
+        let mut surrogate = elbo.shallow_clone();
         let mut guide_terms: Vec<(String, Term)> = Vec::new();
         for s in guide.iter_mut().filter(|s| s.is_scored()) {
+            let non_reparam = s.is_non_reparam();
             let lp = s.compute_log_prob()?.shallow_clone();
-            elbo = elbo.f_sub(&total(&lp)?)?;
+            let t = total(&lp)?;
+            elbo = elbo.f_sub(&t)?;
+            if !non_reparam {
+                surrogate = surrogate.f_sub(&t)?;
+            }
             guide_terms.push((s.name.clone(), (lp.f_detach()?, s.cond_indep_stack.clone())));
         }
-        let mut surrogate = elbo.shallow_clone();
         let mut baseline_loss = super::zero_like(guide)?;
-        for s in guide.iter_mut().filter(|s| s.is_latent()) {
-            if s.dist.as_ref().is_some_and(|d| d.has_rsample()) {
-                continue;
-            }
+        for s in guide.iter_mut().filter(|s| s.is_non_reparam()) {
             let frames = s.cond_indep_stack.clone();
             let gpos = guide_terms.iter().position(|(n, _)| *n == s.name);
             let mpos = model_terms.iter().position(|(n, _)| *n == s.name);
@@ -106,7 +110,7 @@ impl TraceGraphElbo {
                 Some(b) => cost.f_sub(&b)?,
                 None => cost,
             };
-            let score = s.compute_log_prob()?;
+            let score = s.score_function()?;
             surrogate = surrogate.f_add(&total(&score.f_mul(&centered.f_detach()?)?)?)?;
         }
         Ok((elbo, surrogate, baseline_loss))
