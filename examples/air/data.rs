@@ -111,40 +111,53 @@ pub fn read_idx_u8(path: impl AsRef<Path>) -> std::io::Result<(Vec<usize>, Vec<u
     Ok((dims, b[start..].to_vec()))
 }
 
-/// Composes `n` canvases of side `canvas` from digit images (m, h, w) in [0, 1]: each holds
-/// 0..=`max_digits` digits (uniformly), each resized to a side drawn uniformly from
-/// `min_size..=max_size` and placed uniformly at random (overlaps take the maximum), as
-/// `make_data.py` does with scikit-learn's digits.
+/// Composes `n` canvases of side `canvas` from digit images (m, h, h) in [0, 1] the way Pyro's
+/// `multi_mnist` does (and `make_data.py` with scikit-learn's digits): each canvas holds
+/// 0..=`max_digits` digits (uniformly); each digit is resized by `1 / s` with
+/// `s ~ N(1.3, 0.1)` and placed uniformly at random; a canvas whose digits overlap (a summed
+/// pixel above 1) is drawn again (up to 100 times, then kept, clamped).
 pub fn compose(
     digits: &Tensor,
     n: usize,
     canvas: i64,
     max_digits: usize,
-    (min_size, max_size): (i64, i64),
     seed: u64,
 ) -> MultiDigits {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let m = digits.size()[0];
+    let side = digits.size()[1];
+    let place = |rng: &mut rand::rngs::StdRng| {
+        let d = digits.get(rng.random_range(0..m)).to_kind(Kind::Float);
+        // A standard normal draw by Box-Muller.
+        let (u1, u2): (f64, f64) = (rng.random_range(f64::EPSILON..1.0), rng.random());
+        let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
+        let size = ((side as f64 / (1.3 + 0.1 * z)) as i64).clamp(1, canvas - 1);
+        let small = d
+            .view([1, 1, side, side])
+            .upsample_bilinear2d([size, size], false, None, None)
+            .view([size, size])
+            .clamp(0.0, 1.0);
+        let r = rng.random_range(0..canvas - size);
+        let c = rng.random_range(0..canvas - size);
+        let img = Tensor::zeros([canvas, canvas], (Kind::Float, Device::Cpu));
+        img.narrow(0, r, size).narrow(1, c, size).copy_(&small);
+        img
+    };
     let mut images = Vec::with_capacity(n);
     let mut counts = Vec::with_capacity(n);
     for _ in 0..n {
         let k = rng.random_range(0..=max_digits);
-        let img = Tensor::zeros([canvas, canvas], (Kind::Float, Device::Cpu));
-        for _ in 0..k {
-            let d = digits.get(rng.random_range(0..m)).to_kind(Kind::Float);
-            let size = rng.random_range(min_size..=max_size.min(canvas));
-            let big = d
-                .view([1, 1, d.size()[0], d.size()[1]])
-                .upsample_bilinear2d([size, size], false, None, None)
-                .view([size, size])
-                .clamp(0.0, 1.0);
-            let r = rng.random_range(0..=canvas - size);
-            let c = rng.random_range(0..=canvas - size);
-            let mut region = img.narrow(0, r, size).narrow(1, c, size);
-            let merged = region.maximum(&big);
-            region.copy_(&merged);
+        let mut img = Tensor::zeros([canvas, canvas], (Kind::Float, Device::Cpu));
+        for _attempt in 0..100 {
+            img = Tensor::zeros([canvas, canvas], (Kind::Float, Device::Cpu));
+            for _ in 0..k {
+                img += place(&mut rng);
+            }
+            if img.max().double_value(&[]) <= 1.0 {
+                break;
+            }
         }
-        images.push(img);
+        images.push(img.clamp(0.0, 1.0));
         counts.push(k as f32);
     }
     MultiDigits {
@@ -154,8 +167,8 @@ pub fn compose(
 }
 
 /// Multi-digit canvases from the MNIST training images in `dir` (`train-images-idx3-ubyte`,
-/// optionally with `.gz`): 50×50 canvases with 0–2 digits scaled to 18–24 pixels, like Pyro's
-/// `multi_mnist`.
+/// optionally with `.gz`): 50×50 canvases with 0–2 digits, composed as Pyro's
+/// `multi_mnist(max_digits=2, canvas_size=50)` does (see [`compose`]).
 pub fn load_mnist_multi(
     dir: impl AsRef<Path>,
     n: usize,
@@ -178,5 +191,5 @@ pub fn load_mnist_multi(
         .view([dims[0] as i64, dims[1] as i64, dims[2] as i64])
         .to_kind(Kind::Float)
         / 255.0;
-    Ok(compose(&digits, n, 50, 2, (18, 24), seed))
+    Ok(compose(&digits, n, 50, 2, seed))
 }

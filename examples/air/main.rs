@@ -68,7 +68,8 @@ fn main() -> ppl::Result<()> {
         ..AirConfig::default()
     };
     let air = Air::new(cfg, device);
-    let mut adam = train::optimizer(lr, baseline_lr);
+    let decoder_lr: f64 = arg("decoder-lr", lr);
+    let mut adam = train::optimizer(lr, baseline_lr, decoder_lr);
     let elbo = train::loss();
     let mut first = 1;
     if flag("resume") && checkpoint.exists() {

@@ -11,11 +11,14 @@ use super::image::{draw_box, Rgb, BOX_COLORS};
 use super::nets::Air;
 
 /// Adam with Pyro's AIR learning rates: `lr` for every param, `baseline_lr` for the baseline
-/// networks (names containing "baseline").
-pub fn optimizer(lr: f64, baseline_lr: f64) -> Adam {
+/// networks (names containing "baseline"), `decoder_lr` for the decoder (names starting with
+/// "decode"; Pyro's AIR uses `lr`).
+pub fn optimizer(lr: f64, baseline_lr: f64, decoder_lr: f64) -> Adam {
     Adam::per_param(move |name| AdamConfig {
         lr: if name.contains("baseline") {
             baseline_lr
+        } else if name.starts_with("decode") {
+            decoder_lr
         } else {
             lr
         },
