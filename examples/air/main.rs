@@ -1,13 +1,15 @@
 //! Attend-Infer-Repeat on multi-digit images (Pyro's `examples/air`).
 //!
 //! ```text
-//! cargo run --release --example air -- --steps 2000 --eval-every 200
+//! cargo run --release --example air -- --steps 12000 --eval-every 250 --baseline-lr 0.1
 //! ```
 //!
 //! Flags: `--steps N` (default 1000), `--batch-size 64`, `--lr 1e-4`, `--baseline-lr 1e-3`,
+//! `--decoder-lr` (default: the lr),
 //! `--eval-every N` (default 100), `--out-dir out/air`, `--checkpoint PATH` (default
 //! `OUT_DIR/checkpoint.pt`; written at every evaluation and at the end), `--resume` (load it
-//! first; the checkpoint's learning rates are kept unless `--lr` / `--baseline-lr` are given),
+//! first; the checkpoint's learning rates are kept unless `--lr` / `--baseline-lr` /
+//! `--decoder-lr` are given),
 //! `--device cpu|cuda`, `--data PATH` (an AIRD file; default `examples/air/data/multi_digits.bin`),
 //! `--mnist-dir DIR` (compose canvases from MNIST IDX files instead), `--threads N`, `--seed N`,
 //! `--eval-size N` (held-out images, default 1000), `--z-pres-prior K`.
@@ -83,14 +85,10 @@ fn main() -> ppl::Result<()> {
         ppl::module("baseline", &air.baseline_vs)?;
         // The checkpoint restores each param's learning rate; `--lr` / `--baseline-lr` given
         // on the command line replace them.
-        if flag("lr") || flag("baseline-lr") {
+        if flag("lr") || flag("baseline-lr") || flag("decoder-lr") {
             use ppl::optim::LrScheduled;
             adam.for_each_lr(&mut |name, l| {
-                *l = if name.contains("baseline") {
-                    baseline_lr
-                } else {
-                    lr
-                }
+                *l = train::lr_for(name, lr, baseline_lr, decoder_lr);
             });
         }
         let step_file = checkpoint.with_extension("step");

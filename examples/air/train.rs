@@ -10,18 +10,23 @@ use super::data::MultiDigits;
 use super::image::{draw_box, Rgb, BOX_COLORS};
 use super::nets::Air;
 
-/// Adam with Pyro's AIR learning rates: `lr` for every param, `baseline_lr` for the baseline
-/// networks (names containing "baseline"), `decoder_lr` for the decoder (names starting with
-/// "decode"; Pyro's AIR uses `lr`).
+/// The learning rate of the param `name`: `baseline_lr` for the baseline networks (names
+/// containing "baseline"), `decoder_lr` for the decoder (names starting with "decode"; Pyro's AIR
+/// uses `lr`), `lr` for the rest.
+pub fn lr_for(name: &str, lr: f64, baseline_lr: f64, decoder_lr: f64) -> f64 {
+    if name.contains("baseline") {
+        baseline_lr
+    } else if name.starts_with("decode") {
+        decoder_lr
+    } else {
+        lr
+    }
+}
+
+/// Adam with Pyro's AIR learning rates, per param by [`lr_for`].
 pub fn optimizer(lr: f64, baseline_lr: f64, decoder_lr: f64) -> Adam {
     Adam::per_param(move |name| AdamConfig {
-        lr: if name.contains("baseline") {
-            baseline_lr
-        } else if name.starts_with("decode") {
-            decoder_lr
-        } else {
-            lr
-        },
+        lr: lr_for(name, lr, baseline_lr, decoder_lr),
         ..Default::default()
     })
 }
