@@ -34,16 +34,11 @@ impl TraceElbo {
 pub(crate) fn elbo_and_surrogate(model: &mut Trace, guide: &mut Trace) -> Result<(Tensor, Tensor)> {
     let needs_score = guide.iter().any(|s| s.is_non_reparam());
     let mut elbo: Option<Tensor> = None;
-    // The surrogate differs from the ELBO only by the non-reparameterized guide sites' own
-    // `-log q` terms, left out as in Pyro (their expected gradient is zero: only noise).
-    let mut surrogate: Option<Tensor> = None;
     // The log-density terms with their plates, kept only when score-function terms need them.
     let mut sites: Vec<(Tensor, Vec<crate::poutine::CondIndepFrame>)> = Vec::new();
     for s in model.iter_mut().filter(|s| s.is_scored()) {
         let lp = s.compute_log_prob()?;
-        let t = total(lp)?;
-        elbo = add_broadcast(elbo, t.shallow_clone())?;
-        surrogate = add_broadcast(surrogate, t)?;
+        elbo = add_broadcast(elbo, total(lp)?)?;
         if needs_score {
             sites.push((lp.shallow_clone(), s.cond_indep_stack.clone()));
         }
@@ -51,11 +46,14 @@ pub(crate) fn elbo_and_surrogate(model: &mut Trace, guide: &mut Trace) -> Result
     for s in guide.iter_mut().filter(|s| s.is_scored()) {
         let non_reparam = s.is_non_reparam();
         let lp = s.compute_log_prob()?;
-        let t = total(lp)?.f_neg()?;
-        elbo = add_broadcast(elbo, t.shallow_clone())?;
-        if !non_reparam {
-            surrogate = add_broadcast(surrogate, t)?;
-        }
+        // A non-reparameterized site's own `-log q` enters by value only, as in Pyro: its
+        // expected gradient is zero, so differentiating it would only add noise.
+        let t = if non_reparam {
+            total(&lp.f_detach()?)?
+        } else {
+            total(lp)?
+        };
+        elbo = add_broadcast(elbo, t.f_neg()?)?;
         if needs_score {
             sites.push((lp.f_neg()?, s.cond_indep_stack.clone()));
         }
@@ -64,10 +62,7 @@ pub(crate) fn elbo_and_surrogate(model: &mut Trace, guide: &mut Trace) -> Result
         Some(e) => e,
         None => zero_like(guide)?,
     };
-    let mut surrogate = match surrogate {
-        Some(e) => e,
-        None => zero_like(guide)?,
-    };
+    let mut surrogate = elbo.shallow_clone();
     if !needs_score {
         return Ok((elbo, surrogate));
     }

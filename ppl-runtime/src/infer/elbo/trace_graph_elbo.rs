@@ -53,20 +53,17 @@ impl TraceGraphElbo {
             elbo = elbo.f_add(&total(&lp)?)?;
             model_terms.push((s.name.clone(), (lp.f_detach()?, s.cond_indep_stack.clone())));
         }
-        // The surrogate leaves out the non-reparameterized guide sites' own `-log q` terms, as
-        // Pyro does: their expected gradient is zero, so they would only add noise.
-        let mut surrogate = elbo.shallow_clone();
         let mut guide_terms: Vec<(String, Term)> = Vec::new();
         for s in guide.iter_mut().filter(|s| s.is_scored()) {
             let non_reparam = s.is_non_reparam();
             let lp = s.compute_log_prob()?.shallow_clone();
-            let t = total(&lp)?;
-            elbo = elbo.f_sub(&t)?;
-            if !non_reparam {
-                surrogate = surrogate.f_sub(&t)?;
-            }
-            guide_terms.push((s.name.clone(), (lp.f_detach()?, s.cond_indep_stack.clone())));
+            let detached = lp.f_detach()?;
+            // A non-reparameterized site's own `-log q` enters by value only, as in Pyro: its
+            // expected gradient is zero, so differentiating it would only add noise.
+            elbo = elbo.f_sub(&total(if non_reparam { &detached } else { &lp })?)?;
+            guide_terms.push((s.name.clone(), (detached, s.cond_indep_stack.clone())));
         }
+        let mut surrogate = elbo.shallow_clone();
         let mut baseline_loss = super::zero_like(guide)?;
         for s in guide.iter_mut().filter(|s| s.is_non_reparam()) {
             let frames = s.cond_indep_stack.clone();
