@@ -165,6 +165,39 @@ pub(crate) fn particles<R1, R2>(
     (0..n).map(|_| get_traces(model, guide)).collect()
 }
 
+/// The loop every ELBO of the `Trace_ELBO` family shares: traces the particles, scores each
+/// (model, guide) pair with `particle` (returning the ELBO, its surrogate and any extra loss
+/// term, e.g. TraceGraphElbo's baseline loss, all scalar tensors), checks that each ELBO is
+/// finite (naming the offending sites) and averages `-elbo` and `extra - surrogate` over the
+/// particles.
+pub(crate) fn average_particles<R1, R2>(
+    cfg: &ElboConfig,
+    model: &mut dyn FnMut() -> Result<R1>,
+    guide: &mut dyn FnMut() -> Result<R2>,
+    mut particle: impl FnMut(&mut Trace, &mut Trace) -> Result<(Tensor, Tensor, Option<Tensor>)>,
+) -> Result<ElboOutput> {
+    let pairs = particles(cfg, model, guide)?;
+    let n = pairs.len() as f64 * particles_per_trace(cfg);
+    let (mut loss, mut surrogate_loss, mut params) = (0.0, None::<Tensor>, Vec::new());
+    for (mut m, mut g) in pairs {
+        param_names([&m, &g], &mut params);
+        let (elbo, surrogate, extra) = particle(&mut m, &mut g)?;
+        let value = elbo.f_double_value(&[])?;
+        check_finite(value, &mut m, &mut g)?;
+        loss -= value / n;
+        let mut term = surrogate.f_div_scalar(-n)?;
+        if let Some(extra) = extra {
+            term = term.f_add(&extra.f_div_scalar(n)?)?;
+        }
+        surrogate_loss = add_broadcast(surrogate_loss, term)?;
+    }
+    Ok(ElboOutput {
+        loss,
+        surrogate_loss: surrogate_loss.unwrap_or_else(|| Tensor::from(0.0f32)),
+        params,
+    })
+}
+
 /// The number of particles each trace pair stands for.
 pub(crate) fn particles_per_trace(cfg: &ElboConfig) -> f64 {
     if cfg.vectorize_particles {

@@ -3,8 +3,7 @@
 use tch::Tensor;
 
 use super::{
-    add_broadcast, check_finite, param_names, particles, particles_per_trace, sum_to, total,
-    zero_like, Elbo, ElboConfig, ElboOutput,
+    add_broadcast, average_particles, sum_to, total, zero_like, Elbo, ElboConfig, ElboOutput,
 };
 use crate::error::Result;
 use crate::poutine::Trace;
@@ -84,24 +83,9 @@ impl Elbo for TraceElbo {
         model: &mut dyn FnMut() -> Result<R1>,
         guide: &mut dyn FnMut() -> Result<R2>,
     ) -> Result<ElboOutput> {
-        let pairs = particles(&self.config, model, guide)?;
-        let n = pairs.len() as f64 * particles_per_trace(&self.config);
-        let (mut loss, mut surrogate_loss, mut params) = (0.0, None::<Tensor>, Vec::new());
-        for (mut m, mut g) in pairs {
-            param_names([&m, &g], &mut params);
-            let (elbo, surr) = elbo_and_surrogate(&mut m, &mut g)?;
-            let value = elbo.f_double_value(&[])?;
-            check_finite(value, &mut m, &mut g)?;
-            loss -= value / n;
-            surrogate_loss = add_broadcast(surrogate_loss, surr.f_div_scalar(-n)?)?;
-        }
-        Ok(ElboOutput {
-            loss,
-            surrogate_loss: match surrogate_loss {
-                Some(s) => s,
-                None => Tensor::from(0.0f32),
-            },
-            params,
+        average_particles(&self.config, model, guide, |m, g| {
+            let (elbo, surrogate) = elbo_and_surrogate(m, g)?;
+            Ok((elbo, surrogate, None))
         })
     }
 }

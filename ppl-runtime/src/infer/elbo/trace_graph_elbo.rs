@@ -6,10 +6,7 @@ use std::collections::HashMap;
 
 use tch::Tensor;
 
-use super::{
-    add_broadcast, check_finite, param_names, particles, particles_per_trace, sum_to, total, Elbo,
-    ElboConfig, ElboOutput,
-};
+use super::{add_broadcast, average_particles, sum_to, total, Elbo, ElboConfig, ElboOutput};
 use crate::error::Result;
 use crate::poutine::{CondIndepFrame, Trace};
 
@@ -120,24 +117,9 @@ impl Elbo for TraceGraphElbo {
         model: &mut dyn FnMut() -> Result<R1>,
         guide: &mut dyn FnMut() -> Result<R2>,
     ) -> Result<ElboOutput> {
-        let pairs = particles(&self.config, model, guide)?;
-        let n = pairs.len() as f64 * particles_per_trace(&self.config);
-        let (mut loss, mut surrogate_loss, mut params) = (0.0, None::<Tensor>, Vec::new());
-        for (mut m, mut g) in pairs {
-            param_names([&m, &g], &mut params);
-            let (elbo, surr, baseline_loss) = self.particle(&mut m, &mut g)?;
-            let value = elbo.f_double_value(&[])?;
-            check_finite(value, &mut m, &mut g)?;
-            loss -= value / n;
-            let term = surr
-                .f_div_scalar(-n)?
-                .f_add(&baseline_loss.f_div_scalar(n)?)?;
-            surrogate_loss = add_broadcast(surrogate_loss, term)?;
-        }
-        Ok(ElboOutput {
-            loss,
-            surrogate_loss: surrogate_loss.unwrap_or_else(|| Tensor::from(0.0f32)),
-            params,
+        average_particles(&self.config, model, guide, |m, g| {
+            let (elbo, surrogate, baseline_loss) = self.particle(m, g)?;
+            Ok((elbo, surrogate, Some(baseline_loss)))
         })
     }
 }

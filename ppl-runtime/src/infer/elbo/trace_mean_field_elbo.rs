@@ -3,10 +3,7 @@
 use tch::Tensor;
 
 use super::trace_elbo::elbo_and_surrogate;
-use super::{
-    add_broadcast, check_finite, param_names, particles, particles_per_trace, total, Elbo,
-    ElboConfig, ElboOutput,
-};
+use super::{add_broadcast, average_particles, total, Elbo, ElboConfig, ElboOutput};
 use crate::distributions::Distribution;
 use crate::error::{Error, Result};
 use crate::poutine::{scale_and_mask, Trace};
@@ -66,21 +63,9 @@ impl Elbo for TraceMeanFieldElbo {
         model: &mut dyn FnMut() -> Result<R1>,
         guide: &mut dyn FnMut() -> Result<R2>,
     ) -> Result<ElboOutput> {
-        let pairs = particles(&self.config, model, guide)?;
-        let n = pairs.len() as f64 * particles_per_trace(&self.config);
-        let (mut loss, mut surrogate_loss, mut params) = (0.0, None::<Tensor>, Vec::new());
-        for (mut m, mut g) in pairs {
-            param_names([&m, &g], &mut params);
-            let (elbo, surr) = particle(&mut m, &mut g)?;
-            let value = elbo.f_double_value(&[])?;
-            check_finite(value, &mut m, &mut g)?;
-            loss -= value / n;
-            surrogate_loss = add_broadcast(surrogate_loss, surr.f_div_scalar(-n)?)?;
-        }
-        Ok(ElboOutput {
-            loss,
-            surrogate_loss: surrogate_loss.unwrap_or_else(|| Tensor::from(0.0f32)),
-            params,
+        average_particles(&self.config, model, guide, |m, g| {
+            let (elbo, surrogate) = particle(m, g)?;
+            Ok((elbo, surrogate, None))
         })
     }
 }
