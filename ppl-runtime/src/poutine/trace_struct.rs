@@ -116,7 +116,7 @@ impl Site {
     /// The score function of a score-function (REINFORCE) gradient term: the log-density
     /// *unscaled and unmasked* (Pyro's `ScoreParts.score_function`). The data-multiplicity
     /// scale of a subsampling plate belongs to the cost it multiplies, which already carries
-    /// it; scaling both would weight score terms by `scale²` against the pathwise ones.
+    /// it; scaling both would weight score terms by `scale²` where the pathwise ones get `scale`.
     pub fn score_function(&mut self) -> Result<Tensor> {
         self.compute_log_prob()?;
         self.unscaled_log_prob
