@@ -1,6 +1,6 @@
 //! Score-function gradients under a subsampling plate are unbiased: the plate's scale multiplies
 //! the cost, not the score (Pyro's `ScoreParts.score_function` is unscaled). Weighting both by
-//! the scale inflated score terms by `scale²` against pathwise terms, which stalled the AIR
+//! the scale gave score terms `scale²` where pathwise terms get `scale`, which stalled the AIR
 //! example (z_pres collapsed to zero objects where Pyro's AIR learns).
 
 use ppl::infer::{Elbo, TraceElbo, TraceGraphElbo};
