@@ -1,5 +1,8 @@
 //! Writing draws to disk: numpy's `.npy` format, `.npz` archives of them (uncompressed zip, as
-//! `numpy.savez` writes; loadable by `numpy.load` and ArviZ) and CSV.
+//! `numpy.savez` writes) and CSV. Checked by hand: `cargo run --release --example eight_schools
+//! -- --npz /tmp/es.npz` loads with numpy 2 (`mu` (4, 1000) float64, `theta_tilde` (4, 1000, 8):
+//! chains, draws, event) and `arviz.from_dict(posterior=dict(numpy.load("/tmp/es.npz")))`
+//! (ArviZ 0.23) summarizes it.
 
 use std::io::Write;
 use std::path::Path;
