@@ -71,33 +71,6 @@ fn rnd(x: f64, nd: i32) -> f64 {
     (x * p).round() / p
 }
 
-fn data_dir() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../data")
-}
-
-/// Reads a numeric CSV with a header: (header, rows).
-fn read_csv(name: &str) -> (Vec<String>, Vec<Vec<f64>>) {
-    let path = data_dir().join(name);
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    let mut lines = text.lines();
-    let header = lines
-        .next()
-        .unwrap_or_default()
-        .split(',')
-        .map(str::to_string)
-        .collect();
-    let rows = lines
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            l.split(',')
-                .map(|v| v.trim().parse::<f64>().expect("a number"))
-                .collect()
-        })
-        .collect();
-    (header, rows)
-}
-
 fn percentile(sorted: &[f64], q: f64) -> f64 {
     // numpy's default (linear interpolation).
     let pos = q / 100.0 * (sorted.len() - 1) as f64;
@@ -150,7 +123,7 @@ fn coin_guide(_data: &Tensor) -> ppl::Result<()> {
 }
 
 fn bench_coin_svi() -> ppl::Result<Vec<(String, J)>> {
-    let (_, rows) = read_csv("coin.csv");
+    let (_, rows) = ppl_examples::read_numeric_csv("coin.csv");
     let obs: Vec<f32> = rows.iter().map(|r| r[0] as f32).collect();
     let data = Tensor::from_slice(&obs);
     clear_param_store();
@@ -214,7 +187,7 @@ const LINREG_SUBSAMPLE: i64 = 100;
 
 /// `(X [N, D], y [N])` and the true `(w, b)`.
 fn load_linreg() -> (Tensor, Tensor, Vec<f64>, f64) {
-    let (header, rows) = read_csv("linreg.csv");
+    let (header, rows) = ppl_examples::read_numeric_csv("linreg.csv");
     let d = header.len() - 1;
     let xs: Vec<f32> = rows
         .iter()
@@ -222,7 +195,8 @@ fn load_linreg() -> (Tensor, Tensor, Vec<f64>, f64) {
         .collect();
     let ys: Vec<f32> = rows.iter().map(|r| r[d] as f32).collect();
     let x = Tensor::from_slice(&xs).reshape([rows.len() as i64, d as i64]);
-    let text = std::fs::read_to_string(data_dir().join("linreg_truth.csv")).expect("truth");
+    let text =
+        std::fs::read_to_string(ppl_examples::data_dir().join("linreg_truth.csv")).expect("truth");
     let truth: Vec<(String, f64)> = text
         .lines()
         .skip(1)

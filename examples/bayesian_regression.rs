@@ -10,37 +10,13 @@
 //!
 //!     cargo run --release --example bayesian_regression [-- --steps 1000 --device cuda]
 
-use std::path::PathBuf;
-
 use ppl::infer::autoguide::init_to_feasible;
 use ppl::infer::AutoNormal;
 use ppl::prelude::*;
 
-fn data_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data")
-}
-
-/// Reads a numeric CSV with a header line: `(header, rows)`.
-fn read_csv(name: &str) -> (Vec<String>, Vec<Vec<String>>) {
-    let path = data_dir().join(name);
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-    let header = lines
-        .next()
-        .expect("empty CSV")
-        .split(',')
-        .map(str::to_string)
-        .collect();
-    let rows = lines
-        .map(|l| l.split(',').map(|s| s.trim().to_string()).collect())
-        .collect();
-    (header, rows)
-}
-
 /// `(X [N, D], y [N])` on `device`.
 fn load_linreg(device: Device) -> (Tensor, Tensor) {
-    let (header, rows) = read_csv("linreg.csv");
+    let (header, rows) = ppl_examples::read_csv("linreg.csv");
     let d = header.len() - 1;
     let mut xs = Vec::with_capacity(rows.len() * d);
     let mut ys = Vec::with_capacity(rows.len());
@@ -57,7 +33,7 @@ fn load_linreg(device: Device) -> (Tensor, Tensor) {
 
 /// The true parameters by name (`w0`..`w9`, `b`, `sigma`).
 fn load_truth() -> Vec<(String, f64)> {
-    read_csv("linreg_truth.csv")
+    ppl_examples::read_csv("linreg_truth.csv")
         .1
         .into_iter()
         .map(|r| (r[0].clone(), r[1].parse().expect("a number")))

@@ -11,29 +11,6 @@ use std::time::Instant;
 use ppl::infer::mcmc::{diagnostics, Mcmc, Nuts};
 use ppl::prelude::*;
 
-const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../data");
-
-fn read_csv(name: &str) -> (Vec<String>, Vec<Vec<f64>>) {
-    let path = format!("{DATA}/{name}");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let mut lines = text.lines();
-    let header = lines
-        .next()
-        .unwrap_or_default()
-        .split(',')
-        .map(str::to_string)
-        .collect();
-    let rows = lines
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            l.split(',')
-                .map(|v| v.trim().parse::<f64>().expect("a number"))
-                .collect()
-        })
-        .collect();
-    (header, rows)
-}
-
 #[model]
 fn eight_schools(sigma: &Tensor, y: &Tensor) -> ppl::Result<()> {
     let mu = sample!(Normal::new(0.0, 5.0)?);
@@ -137,10 +114,10 @@ fn main() {
     let only: String = ppl_examples::arg("only", String::new());
     let repeat: usize = ppl_examples::arg("repeat", 1);
     let device = ppl_examples::device_from_args();
-    let (_, es) = read_csv("eight_schools.csv");
+    let (_, es) = ppl_examples::read_numeric_csv("eight_schools.csv");
     let y: Vec<f32> = es.iter().map(|r| r[1] as f32).collect();
     let sigma: Vec<f32> = es.iter().map(|r| r[2] as f32).collect();
-    let (_, lr) = read_csv("logreg.csv");
+    let (_, lr) = ppl_examples::read_numeric_csv("logreg.csv");
     let n = lr.len() as i64;
     let xs: Vec<f32> = lr
         .iter()

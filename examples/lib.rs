@@ -35,3 +35,47 @@ pub fn arg<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 pub mod air;
+
+/// The repository's `data/` folder (copies of the shared benchmark data, with `SHA256SUMS`).
+pub fn data_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../data")
+}
+
+/// Reads `data/NAME`, a CSV with a header line: `(header, rows of trimmed fields)`; blank lines
+/// are skipped. Panics with the path when the file cannot be read (examples and benchmarks only).
+pub fn read_csv(name: &str) -> (Vec<String>, Vec<Vec<String>>) {
+    let path = data_dir().join(name);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+    let header = lines
+        .next()
+        .unwrap_or_default()
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .collect();
+    let rows = lines
+        .map(|l| l.split(',').map(|s| s.trim().to_string()).collect())
+        .collect();
+    (header, rows)
+}
+
+/// [`read_csv`] of an all-numeric file: `(header, rows)`. Panics naming the file, line and field
+/// that is not a number.
+pub fn read_numeric_csv(name: &str) -> (Vec<String>, Vec<Vec<f64>>) {
+    let (header, rows) = read_csv(name);
+    let rows = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            r.iter()
+                .map(|v| {
+                    v.parse::<f64>().unwrap_or_else(|_| {
+                        panic!("{name}: data row {}: `{v}` is not a number", i + 1)
+                    })
+                })
+                .collect()
+        })
+        .collect();
+    (header, rows)
+}

@@ -9,8 +9,6 @@ use std::time::Instant;
 use ppl::infer::mcmc::{Mcmc, Nuts};
 use ppl::prelude::*;
 
-const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../data");
-
 /// w ~ N(0, I); b ~ N(0, 1); y_i ~ Bernoulli(logits = x_i · w + b).
 #[model]
 fn logreg(x: &Tensor, y: &Tensor) -> ppl::Result<()> {
@@ -22,20 +20,6 @@ fn logreg(x: &Tensor, y: &Tensor) -> ppl::Result<()> {
     Ok(())
 }
 
-fn read_rows(name: &str) -> Vec<Vec<f64>> {
-    let path = format!("{DATA}/{name}");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    text.lines()
-        .skip(1)
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            l.split(',')
-                .filter_map(|v| v.trim().parse::<f64>().ok())
-                .collect()
-        })
-        .collect()
-}
-
 fn main() -> ppl::Result<()> {
     let device = ppl_examples::device_from_args();
     let num_samples = ppl_examples::arg("num-samples", 500usize);
@@ -43,14 +27,18 @@ fn main() -> ppl::Result<()> {
     let chains = ppl_examples::arg("chains", 1usize);
     let csv: String = ppl_examples::arg("csv", String::new());
 
-    let rows = read_rows("logreg.csv");
+    let (_, rows) = ppl_examples::read_numeric_csv("logreg.csv");
     let n = rows.len() as i64;
     let xs: Vec<f32> = rows
         .iter()
         .flat_map(|r| r[..10].iter().map(|&v| v as f32))
         .collect();
     let ys: Vec<f32> = rows.iter().map(|r| r[10] as f32).collect();
-    let truth: Vec<f64> = read_rows("logreg_truth.csv").iter().map(|r| r[0]).collect();
+    let truth: Vec<f64> = ppl_examples::read_csv("logreg_truth.csv")
+        .1
+        .iter()
+        .map(|r| r[1].parse().expect("a number"))
+        .collect();
 
     let mut mcmc = Mcmc::new(Nuts::new())
         .num_samples(num_samples)
