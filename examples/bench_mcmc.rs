@@ -4,7 +4,9 @@
 //! fields (total seconds, ms per leapfrog step, min ESS, min ESS/s, step size, divergences, mean
 //! acceptance probability).
 //!
-//! `cargo run --release --example bench_mcmc [-- --only eight_schools_nuts] [--repeat 3]`
+//! `cargo run --release --example bench_mcmc [-- --only eight_schools_nuts] [--repeat 3]
+//! [--jit on|off|both]`: `system` is `ppl` with compiled potentials (`jit_compile`), `ppl-eager`
+//! with libtorch's eager autograd.
 
 use std::time::Instant;
 
@@ -54,7 +56,7 @@ fn json_num(v: f64) -> String {
     }
 }
 
-fn bench(name: &str, mcmc: &mut Mcmc, run: &dyn Fn(&mut Mcmc) -> ppl::Result<()>) {
+fn bench(name: &str, jit: bool, mcmc: &mut Mcmc, run: &dyn Fn(&mut Mcmc) -> ppl::Result<()>) {
     let c0 = cpu_seconds();
     let t0 = Instant::now();
     run(mcmc).expect("mcmc run");
@@ -89,12 +91,14 @@ fn bench(name: &str, mcmc: &mut Mcmc, run: &dyn Fn(&mut Mcmc) -> ppl::Result<()>
             .collect::<Vec<_>>(),
     );
     println!(
-        "{{\"workload\": \"{name}\", \"system\": \"ppl\", \"total_s\": {total:.4}, \
+        "{{\"workload\": \"{name}\", \"system\": \"{}\", \"jit_compile\": {jit}, \
+         \"total_s\": {total:.4}, \
          \"cpu_s\": {cpu:.2}, \"ms_per_leapfrog_cpu\": {:.5}, \
          \"warmup_s\": {:.4}, \"sampling_s\": {:.4}, \"min_ess\": {:.1}, \"ess_per_s\": {:.3}, \
          \"num_divergences\": {}, \"mean_accept_prob\": {:.3}, \"step_size\": {:.5}, \
          \"sampling_num_steps_mean\": {:.2}, \"leapfrog_steps_total\": {leapfrog}, \
          \"ms_per_leapfrog\": {:.5}, \"post_mean\": {{{}}}, \"ess\": {{{}}}}}",
+        if jit { "ppl" } else { "ppl-eager" },
         1000.0 * cpu / leapfrog.max(1) as f64,
         ch.warmup_seconds,
         ch.sample_seconds,
@@ -113,6 +117,13 @@ fn bench(name: &str, mcmc: &mut Mcmc, run: &dyn Fn(&mut Mcmc) -> ppl::Result<()>
 fn main() {
     let only: String = ppl_examples::arg("only", String::new());
     let repeat: usize = ppl_examples::arg("repeat", 1);
+    // `on`: compiled potentials (Pyro's jit_compile), `off`: libtorch eager, `both`.
+    let jit: String = ppl_examples::arg("jit", "both".to_string());
+    let modes: Vec<bool> = match jit.as_str() {
+        "on" => vec![true],
+        "off" => vec![false],
+        _ => vec![true, false],
+    };
     let device = ppl_examples::device_from_args();
     let (_, es) = ppl_examples::read_numeric_csv("eight_schools.csv");
     let y: Vec<f32> = es.iter().map(|r| r[1] as f32).collect();
@@ -124,28 +135,30 @@ fn main() {
         .flat_map(|r| r[..10].iter().map(|&v| v as f32))
         .collect();
     let ys: Vec<f32> = lr.iter().map(|r| r[10] as f32).collect();
-    for _ in 0..repeat {
+    for (_, jit) in (0..repeat).flat_map(|r| modes.iter().map(move |&m| (r, m))) {
         if only.is_empty() || only.contains("eight_schools_nuts") {
             let y = Tensor::from_slice(&y).to_device(device);
             let sigma = Tensor::from_slice(&sigma).to_device(device);
-            let mut mcmc = Mcmc::new(Nuts::new())
+            let mut mcmc = Mcmc::new(Nuts::new().jit_compile(jit))
                 .num_samples(1000)
                 .warmup_steps(1000)
                 .seed(0)
                 .progress_bar(false);
-            bench("eight_schools_nuts", &mut mcmc, &|m| {
+            bench("eight_schools_nuts", jit, &mut mcmc, &|m| {
                 m.run(|| eight_schools(&sigma, &y))
             });
         }
         if only.is_empty() || only.contains("logreg_nuts") {
             let x = Tensor::from_slice(&xs).reshape([n, 10]).to_device(device);
             let yt = Tensor::from_slice(&ys).to_device(device);
-            let mut mcmc = Mcmc::new(Nuts::new())
+            let mut mcmc = Mcmc::new(Nuts::new().jit_compile(jit))
                 .num_samples(500)
                 .warmup_steps(500)
                 .seed(0)
                 .progress_bar(false);
-            bench("logreg_nuts", &mut mcmc, &|m| m.run(|| logreg(&x, &yt)));
+            bench("logreg_nuts", jit, &mut mcmc, &|m| {
+                m.run(|| logreg(&x, &yt))
+            });
         }
     }
 }

@@ -42,6 +42,7 @@ pub mod constraints;
 pub mod distributions;
 mod error;
 pub mod infer;
+pub mod jit;
 pub mod naming;
 pub mod optim;
 pub mod params;

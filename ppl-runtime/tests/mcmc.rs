@@ -61,6 +61,16 @@ fn check_moments(name: &str, chains: &[Vec<f64>], mean: f64, sd: f64) {
 /// p ~ Beta(2, 2); 7 heads in 10 flips: posterior Beta(9, 5).
 #[test]
 fn beta_bernoulli() {
+    beta_bernoulli_with(false);
+}
+
+/// The same on a compiled potential (`jit_compile`).
+#[test]
+fn beta_bernoulli_compiled() {
+    beta_bernoulli_with(true);
+}
+
+fn beta_bernoulli_with(jit: bool) {
     set_rng_seed(0);
     let flips = Tensor::from_slice(&[1f32, 1., 1., 0., 1., 1., 0., 1., 0., 1.]);
     let model = || -> ppl::Result<()> {
@@ -69,7 +79,7 @@ fn beta_bernoulli() {
         let _ = ppl::sample("obs", Bernoulli::new(&p)?, Some(flips.shallow_clone()))?;
         Ok(())
     };
-    let mut mcmc = Mcmc::new(Nuts::new())
+    let mut mcmc = Mcmc::new(Nuts::new().jit_compile(jit))
         .num_samples(600)
         .warmup_steps(300)
         .seed(1);
@@ -109,6 +119,16 @@ fn normal_normal_known_variance_hmc() {
 /// Exercises the stick-breaking transform and its Jacobian.
 #[test]
 fn dirichlet_categorical() {
+    dirichlet_categorical_with(false);
+}
+
+/// The same on a compiled potential (`jit_compile`).
+#[test]
+fn dirichlet_categorical_compiled() {
+    dirichlet_categorical_with(true);
+}
+
+fn dirichlet_categorical_with(jit: bool) {
     set_rng_seed(0);
     let obs = Tensor::from_slice(&[0i64, 0, 0, 0, 1, 2, 2, 2, 2, 2]);
     let model = || -> ppl::Result<()> {
@@ -121,7 +141,7 @@ fn dirichlet_categorical() {
         let _ = ppl::sample("obs", Categorical::new(&p)?, Some(obs.shallow_clone()))?;
         Ok(())
     };
-    let mut mcmc = Mcmc::new(Nuts::new())
+    let mut mcmc = Mcmc::new(Nuts::new().jit_compile(jit))
         .num_samples(500)
         .warmup_steps(300)
         .seed(3);

@@ -39,6 +39,10 @@ pub struct KernelOptions {
     pub init_strategy: InitStrategy,
     /// A transition whose energy error exceeds this is divergent (1000, as in Stan and Pyro).
     pub max_energy_error: f64,
+    /// Compile the potential into a host program once per chain (false; Pyro's `jit_compile`).
+    /// See [`super::Potential::compile`]: valid for models whose ops do not depend on the
+    /// values of their latent sites, on the CPU.
+    pub jit_compile: bool,
 }
 
 impl Default for KernelOptions {
@@ -51,6 +55,7 @@ impl Default for KernelOptions {
             target_accept_prob: 0.8,
             init_strategy: InitStrategy::default(),
             max_energy_error: 1000.0,
+            jit_compile: false,
         }
     }
 }
@@ -291,6 +296,12 @@ macro_rules! kernel_option_setters {
         /// How chains start.
         pub fn init_strategy(mut self, s: InitStrategy) -> Self {
             self.options.init_strategy = s;
+            self
+        }
+        /// Compile the potential into a host program (Pyro's `jit_compile`): see
+        /// [`crate::infer::mcmc::Potential::compile`].
+        pub fn jit_compile(mut self, on: bool) -> Self {
+            self.options.jit_compile = on;
             self
         }
     };

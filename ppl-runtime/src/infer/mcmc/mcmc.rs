@@ -757,6 +757,9 @@ fn run_chain<R>(
     let opts = cfg.kernel.options();
     let dim = spec.dim;
     let mut pot = Potential::new(model, spec)?;
+    if opts.jit_compile {
+        pot.compile(&z0)?;
+    }
     let mut inv_mass = InverseMassMatrix::identity(dim, opts.full_mass);
     let mut state = Point::at(&mut pot, z0)?;
     let mut step_size = opts.step_size;

@@ -27,6 +27,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::constraints::Constraint;
 use crate::error::{Error, Result, ResultExt};
+use crate::jit::{trace_text, Program};
 use crate::naming;
 use crate::poutine::runtime::{Handler, Messenger, Msg, SiteKind};
 use crate::poutine::trace_struct::scale_and_mask;
@@ -245,6 +246,8 @@ pub struct Potential<'a, R> {
     maps: Vec<SiteMap>,
     /// Number of gradient evaluations so far.
     num_grad_evals: usize,
+    /// The compiled host program, once [`Potential::compile`] succeeded.
+    program: Option<Program>,
 }
 
 impl<'a, R> Potential<'a, R> {
@@ -267,6 +270,7 @@ impl<'a, R> Potential<'a, R> {
             spec,
             maps,
             num_grad_evals: 0,
+            program: None,
         })
     }
 
@@ -448,8 +452,122 @@ impl<'a, R> Potential<'a, R> {
         })
     }
 
+    /// Whether the potential runs as a compiled host program.
+    pub fn is_compiled(&self) -> bool {
+        self.program.is_some()
+    }
+
+    /// Compiles the potential (Pyro's `jit_compile=True`): traces the model once at `z` with
+    /// libtorch's tracer and turns the recorded ops into a host [`Program`] with its own
+    /// reverse-mode gradient, so that later evaluations cost no libtorch dispatch.
+    ///
+    /// The program is checked against libtorch's value and gradient at `z` and at two other
+    /// points; a model whose ops depend on the values of its latent sites (a branch on a sampled
+    /// value, say) fails the check and gets an error saying so, as does a model on a GPU, one
+    /// that uses an op the compiler does not know, or one with no latent site.
+    pub fn compile(&mut self, z: &[f64]) -> Result<()> {
+        if self.spec.device != Device::Cpu {
+            return Err(Error::Invalid(format!(
+                "jit_compile: the model's values are on {:?}; compiled potentials run on the \
+                 host, for models on the CPU",
+                self.spec.device
+            )));
+        }
+        self.program = None;
+        let leaves = self.leaves(z)?;
+        let text = trace_text(&leaves, |ins| {
+            let mut terms = self.log_density_terms(ins)?;
+            Ok(vec![match terms.len() {
+                0 => Tensor::f_zeros([], (self.spec.kind, self.spec.device))?,
+                1 => terms.swap_remove(0),
+                _ => Tensor::f_stack(&terms, 0)?.f_sum(None::<Kind>)?,
+            }])
+        })?;
+        let shapes: Vec<Vec<usize>> = self
+            .maps
+            .iter()
+            .map(|m| {
+                m.spec
+                    .unconstrained_shape
+                    .iter()
+                    .map(|&d| d as usize)
+                    .collect()
+            })
+            .collect();
+        if std::env::var_os("PPL_JIT_DEBUG").is_some() {
+            eprintln!("traced graph:\n{text}");
+        }
+        let program = Program::compile(&text, &shapes)?;
+        // Check the program against libtorch at z and two nearby points.
+        let n = z.len();
+        let mut g_eager = vec![0.0; n];
+        let mut g_jit = vec![0.0; n];
+        for k in 0..3 {
+            let zk: Vec<f64> = z
+                .iter()
+                .enumerate()
+                .map(|(i, &x)| x + 0.3 * k as f64 * ((i + 1) as f64 * 1.7 + k as f64).sin())
+                .collect();
+            let u_eager = self.value_and_grad(&zk, &mut g_eager)?;
+            self.num_grad_evals -= 1;
+            let u_jit = self.program_value_and_grad(&program, &zk, &mut g_jit)?;
+            let tol = if self.spec.kind == Kind::Double {
+                1e-7
+            } else {
+                2e-3
+            };
+            let gscale = g_eager.iter().fold(1.0f64, |m, g| m.max(g.abs()));
+            let value_ok =
+                (u_eager - u_jit).abs() <= tol * (1.0 + u_eager.abs()) || !u_eager.is_finite();
+            let grad_ok = g_eager
+                .iter()
+                .zip(&g_jit)
+                .all(|(a, b)| (a - b).abs() <= tol * gscale || !a.is_finite());
+            if !(value_ok && grad_ok) {
+                return Err(Error::Invalid(format!(
+                    "jit_compile: the compiled potential disagrees with libtorch (U = {u_jit} \
+                     against {u_eager}, gradient {g_jit:?} against {g_eager:?}): does the model \
+                     branch on the value of a latent site? Run it without jit_compile"
+                )));
+            }
+        }
+        self.program = Some(program);
+        Ok(())
+    }
+
+    fn program_value_and_grad(
+        &self,
+        program: &Program,
+        z: &[f64],
+        grad: &mut [f64],
+    ) -> Result<f64> {
+        let parts: Vec<&[f64]> = self
+            .maps
+            .iter()
+            .map(|m| &z[m.spec.offset..m.spec.offset + m.spec.numel])
+            .collect();
+        let (lp, grads) = program.value_and_grad(&parts)?;
+        for (m, g) in self.maps.iter().zip(grads) {
+            for (o, v) in grad[m.spec.offset..m.spec.offset + m.spec.numel]
+                .iter_mut()
+                .zip(g)
+            {
+                *o = -v;
+            }
+        }
+        Ok(-lp)
+    }
+
     /// `U(z)` without its gradient.
     pub fn value(&mut self, z: &[f64]) -> Result<f64> {
+        if let Some(p) = &self.program {
+            let parts: Vec<&[f64]> = self
+                .maps
+                .iter()
+                .map(|m| &z[m.spec.offset..m.spec.offset + m.spec.numel])
+                .collect();
+            return Ok(-p.forward(&parts)?.iter().sum::<f64>());
+        }
         tch::no_grad(|| {
             let zt = self.input(z, false)?;
             let lp = self.log_density_tensor(&zt)?;
@@ -459,6 +577,17 @@ impl<'a, R> Potential<'a, R> {
 
     /// `U(z)`, with its gradient written into `grad`.
     pub fn value_and_grad(&mut self, z: &[f64], grad: &mut [f64]) -> Result<f64> {
+        if let Some(p) = &self.program {
+            if z.len() != self.spec.dim || grad.len() != self.spec.dim {
+                return Err(Error::Shape(format!(
+                    "the unconstrained vector has {} values, the model's latent sites {}",
+                    z.len(),
+                    self.spec.dim
+                )));
+            }
+            self.num_grad_evals += 1;
+            return self.program_value_and_grad(p, z, grad);
+        }
         let leaves = self.leaves(z)?;
         let terms = self.log_density_terms(&leaves)?;
         self.num_grad_evals += 1;

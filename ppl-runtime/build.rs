@@ -1,0 +1,27 @@
+//! Compiles `csrc/trace.cpp` (graph capture for `ppl::jit`) against the libtorch that tch links.
+
+use std::path::PathBuf;
+
+fn main() {
+    println!("cargo:rerun-if-changed=csrc/trace.cpp");
+    println!("cargo:rerun-if-env-changed=LIBTORCH");
+    let root = match std::env::var("LIBTORCH") {
+        Ok(dir) => PathBuf::from(dir),
+        Err(_) => panic!(
+            "LIBTORCH is not set: run `make setup` (scripts/setup-libtorch.sh), which installs \
+             libtorch 2.11.0 and writes .cargo/config.toml"
+        ),
+    };
+    let include = root.join("include");
+    cc::Build::new()
+        .cpp(true)
+        .pic(true)
+        .warnings(false)
+        .include(&include)
+        .include(include.join("torch/csrc/api/include"))
+        .flag("-std=c++17")
+        .flag("-D_GLIBCXX_USE_CXX11_ABI=1")
+        .flag("-DGLOG_USE_GLOG_EXPORT")
+        .file("csrc/trace.cpp")
+        .compile("ppl_trace");
+}

@@ -1,0 +1,74 @@
+//! The FFI to `csrc/trace.cpp`: libtorch's tracer records the aten ops run by a closure, and the
+//! recorded graph comes back as text (format documented in the C++ file). The only `unsafe` code
+//! in ppl.
+#![allow(unsafe_code)]
+
+use std::ffi::{c_char, c_int, c_void, CStr};
+
+use tch::Tensor;
+
+use crate::error::{Error, Result};
+
+/// `torch::Tensor*`, what tch's `Tensor::as_ptr` points at.
+type CTensor = *const c_void;
+
+extern "C" {
+    fn ppl_trace_free(s: *mut c_char);
+    fn ppl_trace_begin(inputs: *const CTensor, ninputs: c_int) -> *mut c_char;
+    fn ppl_trace_abandon();
+    fn ppl_trace_end(
+        outputs: *const CTensor,
+        noutputs: c_int,
+        text: *mut *mut c_char,
+    ) -> *mut c_char;
+}
+
+/// Takes ownership of a C string from the shim.
+fn take(s: *mut c_char) -> String {
+    // SAFETY: the shim returns NUL-terminated strings from `malloc`, freed once here.
+    unsafe {
+        let out = CStr::from_ptr(s).to_string_lossy().into_owned();
+        ppl_trace_free(s);
+        out
+    }
+}
+
+fn check(err: *mut c_char) -> Result<()> {
+    if err.is_null() {
+        Ok(())
+    } else {
+        Err(Error::Invalid(format!("libtorch tracer: {}", take(err))))
+    }
+}
+
+/// Ends tracing if the closure failed or panicked.
+struct Abandon(bool);
+
+impl Drop for Abandon {
+    fn drop(&mut self) {
+        if self.0 {
+            // SAFETY: resetting the thread's tracing state is always allowed.
+            unsafe { ppl_trace_abandon() }
+        }
+    }
+}
+
+/// Runs `f` on `inputs` with libtorch's tracer on and returns the recorded graph of the tensors
+/// it returns, as text. Tensors other than `inputs` that `f` reads become constants.
+pub fn trace_text(
+    inputs: &[Tensor],
+    f: impl FnOnce(&[Tensor]) -> Result<Vec<Tensor>>,
+) -> Result<String> {
+    let ins: Vec<CTensor> = inputs.iter().map(|t| t.as_ptr() as CTensor).collect();
+    // SAFETY: the pointers are live tensors for the duration of the call.
+    check(unsafe { ppl_trace_begin(ins.as_ptr(), ins.len() as c_int) })?;
+    let mut guard = Abandon(true);
+    let outputs = f(inputs)?;
+    let outs: Vec<CTensor> = outputs.iter().map(|t| t.as_ptr() as CTensor).collect();
+    let mut text: *mut c_char = std::ptr::null_mut();
+    // SAFETY: as above; on success the shim sets `text` to a string we own.
+    let r = check(unsafe { ppl_trace_end(outs.as_ptr(), outs.len() as c_int, &mut text) });
+    guard.0 = false;
+    r?;
+    Ok(take(text))
+}
