@@ -3,14 +3,26 @@
 //! three side by side.
 //!
 //!     cargo run --release -p ppl-bench -- [--only coin_svi,...] [--out results.jsonl]
+//!         [--jit on|off]
+//!
+//! `--jit on` (the default) compiles the SVI step (`Svi::jit_compile`) and reports the system as
+//! `ppl`; `--jit off` runs libtorch eager and reports `ppl-eager`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use ppl::prelude::*;
 
 const SEED: u64 = 0;
+
+/// `--jit on|off`: compiled SVI steps (`Svi::jit_compile`, on by default) or libtorch eager.
+static JIT: AtomicBool = AtomicBool::new(true);
+
+fn jit() -> bool {
+    JIT.load(Ordering::Relaxed)
+}
 const WARMUP_STEPS: usize = 50;
 const COIN_STEPS: usize = 2000;
 const COIN_LR: f64 = 0.0005;
@@ -138,7 +150,8 @@ fn bench_coin_svi() -> ppl::Result<Vec<(String, J)>> {
         || coin_guide(&data),
         adam,
         TraceElbo::default(),
-    );
+    )
+    .jit_compile(jit());
     let (mut times, mut losses) = (Vec::with_capacity(COIN_STEPS), Vec::new());
     for _ in 0..COIN_STEPS {
         let t0 = Instant::now();
@@ -160,6 +173,7 @@ fn bench_coin_svi() -> ppl::Result<Vec<(String, J)>> {
                 ("betas".into(), J::A(vec![COIN_BETAS.0, COIN_BETAS.1])),
                 ("init".into(), J::N(COIN_INIT)),
                 ("loss".into(), J::S("TraceElbo".into())),
+                ("jit_compile".into(), J::B(jit())),
                 ("num_particles".into(), J::I(1)),
                 (
                     "validation".into(),
@@ -263,7 +277,8 @@ fn bench_linreg(subsample: Option<i64>) -> ppl::Result<Vec<(String, J)>> {
         || guide.call(),
         adam,
         TraceElbo::default(),
-    );
+    )
+    .jit_compile(jit());
     let (mut times, mut losses) = (Vec::with_capacity(LINREG_STEPS), Vec::new());
     for _ in 0..LINREG_STEPS {
         let t0 = Instant::now();
@@ -298,6 +313,7 @@ fn bench_linreg(subsample: Option<i64>) -> ppl::Result<Vec<(String, J)>> {
                     subsample.map_or(J::S("none".into()), J::I),
                 ),
                 ("loss".into(), J::S("TraceElbo".into())),
+                ("jit_compile".into(), J::B(jit())),
             ]),
         ),
         (
@@ -337,6 +353,9 @@ fn main() -> ppl::Result<()> {
     if let Some(n) = flag("--threads") {
         tch::set_num_threads(n.parse().unwrap_or(1));
     }
+    if flag("--jit").as_deref() == Some("off") {
+        JIT.store(false, Ordering::Relaxed);
+    }
     if args.iter().any(|a| a == "--no-validation") {
         ppl::distributions::enable_validation(false);
     }
@@ -360,7 +379,10 @@ fn main() -> ppl::Result<()> {
         let mut rec = vec![
             (
                 "system".to_string(),
-                J::S(flag("--system").unwrap_or_else(|| "ppl".into())),
+                J::S(
+                    flag("--system")
+                        .unwrap_or_else(|| if jit() { "ppl" } else { "ppl-eager" }.into()),
+                ),
             ),
             ("workload".into(), J::S(name.clone())),
             ("run_id".into(), J::S(flag("--run-id").unwrap_or_default())),

@@ -14,6 +14,7 @@
 //   C <value> s                            anything else (devices, dtypes as strings, ...)
 //   N <kind> <nin> <in>... <nout> <out>... an op
 //   O <value>                              a graph output, in order
+//   R <value> <ndim> <dim>... <v>...       what a random op drew while tracing (for checks)
 //
 // Value ids are the graph's unique value numbers. Every function returns nullptr on success and
 // an error message (to be freed with `ppl_trace_free`) on failure.
@@ -31,27 +32,53 @@
 
 namespace {
 
-// Tensors made from host data (tch's `Tensor::from_slice`, `Tensor::from(x)`) are an
-// `aten::zeros` that the tracer records, then a memcpy that it cannot see. So every `aten::zeros`
-// output made while tracing is kept here with its version counter; at the end, one whose version
-// is unchanged (no in-place op touched it) is replaced in the graph by a constant holding its
-// final contents.
-thread_local std::vector<std::pair<at::Tensor, int64_t>> made_by_zeros;
+// Tensors made from host data (tch's `Tensor::from_slice`, `Tensor::from(x)`) are a
+// `torch::zeros` that the tracer would record, then a memcpy that it cannot see. So while tracing,
+// every `aten::zeros` output is held here: `torch::zeros` (the autograd factory wrapper that tch
+// calls) then sees a shared tensor and returns a fresh TensorImpl for it (`make_variable`), which
+// the tracer has never seen; at its first use in a traced op the tracer bakes it in as a constant
+// with its contents at that moment, after the memcpy. Checked by ppl-runtime's `tests/jit.rs`
+// (data made inside a traced model).
+thread_local std::vector<at::Tensor> made_by_zeros;
 thread_local std::optional<at::CallbackHandle> zeros_callback;
+// What the random ops drew while tracing, by graph value: a compiled program can replay them to
+// be checked against libtorch's own gradient of the traced run. Copies only: holding the drawn
+// tensor itself would make `torch::randn` return a TensorImpl the tracer does not know.
+thread_local std::vector<std::pair<size_t, at::Tensor>> random_draws;
+
+bool is_random_op(const char *name) {
+  static const char *names[] = {
+      "aten::randn",    "aten::randn_like",     "aten::rand",      "aten::rand_like",
+      "aten::randperm", "aten::_standard_gamma", "aten::bernoulli", "aten::poisson",
+      "aten::normal",   "aten::_sample_dirichlet"};
+  for (const char *n : names) {
+    if (std::strcmp(name, n) == 0) return true;
+  }
+  return false;
+}
 
 void watch_zeros() {
   made_by_zeros.clear();
+  random_draws.clear();
   zeros_callback = at::addThreadLocalCallback(
       at::RecordFunctionCallback(
           [](const at::RecordFunction &) -> std::unique_ptr<at::ObserverContext> {
             return nullptr;
           },
           [](const at::RecordFunction &fn, at::ObserverContext *) {
-            if (std::strcmp(fn.name(), "aten::zeros") != 0) return;
+            bool zeros = std::strcmp(fn.name(), "aten::zeros") == 0;
+            bool random = !zeros && is_random_op(fn.name());
+            if (!zeros && !random) return;
+            auto state = torch::jit::tracer::getTracingState();
             for (const auto &out : fn.outputs()) {
-              if (out.isTensor()) {
-                const auto &t = out.toTensor();
-                made_by_zeros.emplace_back(t, t._version());
+              if (!out.isTensor()) continue;
+              const auto &t = out.toTensor();
+              if (zeros) {
+                made_by_zeros.push_back(t);
+              } else if (state && state->hasValue(t)) {
+                at::tracer::impl::NoTracerDispatchMode no_trace;
+                auto copy = t.detach().to(torch::kCPU, torch::kDouble, false, true);
+                random_draws.emplace_back(state->getValue(t)->unique(), copy);
               }
             }
           })
@@ -65,23 +92,27 @@ void unwatch_zeros() {
   }
 }
 
-void freeze_host_data(const std::shared_ptr<torch::jit::tracer::TracingState> &state) {
-  auto graph = state->graph;
-  for (auto &[t, version] : made_by_zeros) {
-    if (t._version() != version || !state->hasValue(t)) continue;
-    auto *v = state->getValue(t);
-    if (v->node()->kind() != torch::jit::aten::zeros) continue;
-    torch::jit::WithInsertPoint guard(v->node());
-    auto *c = graph->insertConstant(t.detach().clone());
-    v->replaceAllUsesWith(c);
-  }
-  made_by_zeros.clear();
-}
-
 char *dup(const std::string &s) {
   char *out = static_cast<char *>(malloc(s.size() + 1));
   std::memcpy(out, s.c_str(), s.size() + 1);
   return out;
+}
+
+void write_tensor(std::ostringstream &o, const at::Tensor &tensor) {
+  auto t = tensor.detach().to(torch::kCPU, torch::kDouble).contiguous();
+  o << t.dim();
+  for (auto d : t.sizes()) o << ' ' << d;
+  const double *p = t.data_ptr<double>();
+  for (int64_t i = 0; i < t.numel(); ++i) o << ' ' << p[i];
+}
+
+void write_random_draws(std::ostringstream &o) {
+  for (const auto &[value, t] : random_draws) {
+    o << "R " << value << ' ';
+    write_tensor(o, t);
+    o << '\n';
+  }
+  random_draws.clear();
 }
 
 void write_constant(std::ostringstream &o, torch::jit::Node *n) {
@@ -93,11 +124,8 @@ void write_constant(std::ostringstream &o, torch::jit::Node *n) {
     return;
   }
   if (iv->isTensor()) {
-    auto t = iv->toTensor().detach().to(torch::kCPU, torch::kDouble).contiguous();
-    o << "t " << t.dim();
-    for (auto d : t.sizes()) o << ' ' << d;
-    const double *p = t.data_ptr<double>();
-    for (int64_t i = 0; i < t.numel(); ++i) o << ' ' << p[i];
+    o << "t ";
+    write_tensor(o, iv->toTensor());
   } else if (iv->isBool()) {
     o << "b " << (iv->toBool() ? 1 : 0);
   } else if (iv->isInt()) {
@@ -144,6 +172,7 @@ char *ppl_trace_begin(torch::Tensor **inputs, int ninputs) {
 void ppl_trace_abandon() {
   unwatch_zeros();
   made_by_zeros.clear();
+  random_draws.clear();
   torch::jit::tracer::setTracingState(nullptr);
 }
 
@@ -156,12 +185,13 @@ char *ppl_trace_end(torch::Tensor **outputs, int noutputs, char **text) {
     for (int i = 0; i < noutputs; ++i) {
       state->graph->registerOutput(state->getOutput(*outputs[i], i));
     }
-    freeze_host_data(state);
+    made_by_zeros.clear();
+    std::ostringstream o;
+    o << std::setprecision(17);
+    write_random_draws(o);
     torch::jit::tracer::setTracingState(nullptr);
     auto graph = state->graph;
     torch::jit::EliminateDeadCode(graph);
-    std::ostringstream o;
-    o << std::setprecision(17);
     for (auto *v : graph->inputs()) o << "I " << v->unique() << '\n';
     for (auto *n : graph->nodes()) {
       if (n->kind() == torch::jit::prim::Constant) {
@@ -180,7 +210,50 @@ char *ppl_trace_end(torch::Tensor **outputs, int noutputs, char **text) {
   } catch (const std::exception &e) {
     unwatch_zeros();
     made_by_zeros.clear();
+    random_draws.clear();
     torch::jit::tracer::setTracingState(nullptr);
+    return dup(e.what());
+  }
+}
+
+namespace {
+char *check_plain(torch::Tensor *t, size_t n) {
+  if (!t->defined()) return dup("undefined tensor");
+  if (!t->device().is_cpu()) return dup("not a CPU tensor");
+  if (!t->is_contiguous()) return dup("not a contiguous tensor");
+  if ((size_t)t->numel() != n) return dup("wrong number of values");
+  auto k = t->scalar_type();
+  if (k != torch::kFloat && k != torch::kDouble) return dup("not a float32 or float64 tensor");
+  return nullptr;
+}
+}  // namespace
+
+char *ppl_read_f64(torch::Tensor *t, double *out, size_t n) {
+  try {
+    if (char *e = check_plain(t, n)) return e;
+    if (t->scalar_type() == torch::kDouble) {
+      std::memcpy(out, t->data_ptr<double>(), n * sizeof(double));
+    } else {
+      const float *p = t->data_ptr<float>();
+      for (size_t i = 0; i < n; ++i) out[i] = p[i];
+    }
+    return nullptr;
+  } catch (const std::exception &e) {
+    return dup(e.what());
+  }
+}
+
+char *ppl_write_f64(torch::Tensor *t, const double *values, size_t n) {
+  try {
+    if (char *e = check_plain(t, n)) return e;
+    if (t->scalar_type() == torch::kDouble) {
+      std::memcpy(t->data_ptr<double>(), values, n * sizeof(double));
+    } else {
+      float *p = t->data_ptr<float>();
+      for (size_t i = 0; i < n; ++i) p[i] = static_cast<float>(values[i]);
+    }
+    return nullptr;
+  } catch (const std::exception &e) {
     return dup(e.what());
   }
 }

@@ -155,10 +155,22 @@ impl Arr {
         if self.shape == shape {
             return self.clone();
         }
+        if self.numel() == 1 {
+            return Arr::full(shape, self.data[0]);
+        }
         let idx = broadcast_index(&self.shape, shape);
         Arr {
             shape: shape.to_vec(),
             data: idx.iter().map(|&i| self.data[i]).collect(),
+        }
+    }
+
+    /// [`Arr::sum_to`], reusing `self` when it already has `shape`.
+    pub fn into_sum_to(self, shape: &[usize]) -> Arr {
+        if self.shape == shape {
+            self
+        } else {
+            self.sum_to(shape)
         }
     }
 
@@ -170,7 +182,15 @@ impl Arr {
         }
         let mut out = Arr::full(shape, 0.0);
         if out.numel() == 1 {
-            out.data[0] = self.data.iter().sum();
+            let mut acc = [0.0f64; 4];
+            let c = self.data.chunks_exact(4);
+            let tail: f64 = c.remainder().iter().sum();
+            for v in c {
+                for j in 0..4 {
+                    acc[j] += v[j];
+                }
+            }
+            out.data[0] = (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail;
             return out;
         }
         let idx = broadcast_index(shape, &self.shape);

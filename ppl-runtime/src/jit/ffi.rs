@@ -21,6 +21,32 @@ extern "C" {
         noutputs: c_int,
         text: *mut *mut c_char,
     ) -> *mut c_char;
+    fn ppl_read_f64(t: CTensor, out: *mut f64, n: usize) -> *mut c_char;
+    fn ppl_write_f64(t: CTensor, values: *const f64, n: usize) -> *mut c_char;
+}
+
+thread_local! {
+    static TRACING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether libtorch's tracer is recording on this thread (for code that only needs to build a
+/// tensor when it is, such as the ELBO's loss as a tensor).
+pub fn is_tracing() -> bool {
+    TRACING.with(|t| t.get())
+}
+
+/// Copies the values of a contiguous float32 or float64 CPU tensor into `out` as f64.
+pub(crate) fn read_f64(t: &Tensor, out: &mut [f64]) -> Result<()> {
+    // SAFETY: `t` is a live tensor; the shim checks that it is defined, on the CPU, contiguous,
+    // float32 or float64 and of `out.len()` values, and writes exactly that many.
+    check(unsafe { ppl_read_f64(t.as_ptr() as CTensor, out.as_mut_ptr(), out.len()) })
+}
+
+/// Overwrites the values of a contiguous float32 or float64 CPU tensor with `values` (no
+/// autograd record, no version bump: for gradient buffers and the like).
+pub(crate) fn write_f64(t: &Tensor, values: &[f64]) -> Result<()> {
+    // SAFETY: as in `read_f64`; the shim writes exactly `values.len()` elements.
+    check(unsafe { ppl_write_f64(t.as_ptr() as CTensor, values.as_ptr(), values.len()) })
 }
 
 /// Takes ownership of a C string from the shim.
@@ -46,6 +72,7 @@ struct Abandon(bool);
 
 impl Drop for Abandon {
     fn drop(&mut self) {
+        TRACING.with(|t| t.set(false));
         if self.0 {
             // SAFETY: resetting the thread's tracing state is always allowed.
             unsafe { ppl_trace_abandon() }
@@ -54,21 +81,24 @@ impl Drop for Abandon {
 }
 
 /// Runs `f` on `inputs` with libtorch's tracer on and returns the recorded graph of the tensors
-/// it returns, as text. Tensors other than `inputs` that `f` reads become constants.
+/// it returns, as text, with those tensors (still attached to autograd). Tensors other than
+/// `inputs` that `f` reads become constants.
 pub fn trace_text(
     inputs: &[Tensor],
     f: impl FnOnce(&[Tensor]) -> Result<Vec<Tensor>>,
-) -> Result<String> {
+) -> Result<(String, Vec<Tensor>)> {
     let ins: Vec<CTensor> = inputs.iter().map(|t| t.as_ptr() as CTensor).collect();
     // SAFETY: the pointers are live tensors for the duration of the call.
     check(unsafe { ppl_trace_begin(ins.as_ptr(), ins.len() as c_int) })?;
     let mut guard = Abandon(true);
+    TRACING.with(|t| t.set(true));
     let outputs = f(inputs)?;
     let outs: Vec<CTensor> = outputs.iter().map(|t| t.as_ptr() as CTensor).collect();
     let mut text: *mut c_char = std::ptr::null_mut();
     // SAFETY: as above; on success the shim sets `text` to a string we own.
     let r = check(unsafe { ppl_trace_end(outs.as_ptr(), outs.len() as c_int, &mut text) });
     guard.0 = false;
+    drop(guard);
     r?;
-    Ok(take(text))
+    Ok((take(text), outputs))
 }

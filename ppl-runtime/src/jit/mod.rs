@@ -10,9 +10,11 @@
 mod array;
 mod ffi;
 mod program;
+mod random;
 mod special;
 
 pub use array::Arr;
-pub use ffi::trace_text;
-pub use program::Program;
+pub use ffi::{is_tracing, trace_text};
+pub(crate) use ffi::{read_f64, write_f64};
+pub use program::{Draws, Program};
 pub use special::{digamma, lgamma, trigamma};

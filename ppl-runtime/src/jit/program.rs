@@ -9,7 +9,10 @@
 
 use std::collections::HashMap;
 
+use rand::rngs::StdRng;
+
 use super::array::{broadcast_shapes, strides, Arr};
+use super::random;
 use super::special::{digamma, lgamma, trigamma};
 use crate::error::{Error, Result};
 
@@ -119,6 +122,18 @@ enum Op {
     ToKind,
     Logsumexp,
     Compare(Cmp),
+    /// A random op: fresh draws from the program's generator, or the traced run's draws.
+    Random(Rnd),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Rnd {
+    Randn,
+    Rand,
+    Randperm,
+    StandardGamma,
+    Bernoulli,
+    Poisson,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -247,6 +262,12 @@ fn op_of(kind: &str) -> Option<Op> {
         "le" => Op::Compare(Cmp::Le),
         "eq" => Op::Compare(Cmp::Eq),
         "ne" => Op::Compare(Cmp::Ne),
+        "randn" | "randn_like" => Op::Random(Rnd::Randn),
+        "rand" | "rand_like" => Op::Random(Rnd::Rand),
+        "randperm" => Op::Random(Rnd::Randperm),
+        "_standard_gamma" => Op::Random(Rnd::StandardGamma),
+        "bernoulli" => Op::Random(Rnd::Bernoulli),
+        "poisson" => Op::Random(Rnd::Poisson),
         _ if kind == "prim::ListConstruct" => Op::ListConstruct,
         _ => return None,
     })
@@ -271,8 +292,22 @@ pub struct Program {
     nodes: Vec<Node>,
     /// Values: constants (and folded ops) filled in at compile time, the rest per run.
     init: Vec<Val>,
-    /// Whether a slot depends on an input (and so needs a gradient).
+    /// Whether a slot depends on an input or a random draw (and so is computed per run).
     live: Vec<bool>,
+    /// What each random op drew in the traced run.
+    traced_draws: HashMap<usize, Arr>,
+    /// For each constant matrix `X` (n x k) in a matrix-vector product, `Xᵀ` row-major: both
+    /// `X w` (k scaled columns added up) and `Xᵀ g` (k dot products) then run over contiguous
+    /// memory.
+    columns: HashMap<usize, Arr>,
+}
+
+/// Where a program's random ops get their values.
+pub enum Draws<'a> {
+    /// Fresh draws from this generator.
+    Fresh(&'a mut StdRng),
+    /// The draws of the traced run (to check a program against libtorch's run).
+    Traced,
 }
 
 fn bad(what: impl Into<String>) -> Error {
@@ -311,11 +346,26 @@ impl Program {
         let mut nodes = Vec::new();
         let mut list_items: HashMap<usize, Vec<usize>> = HashMap::new();
         let mut broadcast_lists: HashMap<usize, Vec<usize>> = HashMap::new();
+        let mut traced_draws: HashMap<usize, Arr> = HashMap::new();
         for line in text.lines() {
             let mut t = line.split_whitespace();
             match t.next() {
                 Some("I") => inputs.push(slot(parse(t.next(), line)?, &mut init)),
                 Some("O") => outputs.push(slot(parse(t.next(), line)?, &mut init)),
+                Some("R") => {
+                    let s = slot(parse(t.next(), line)?, &mut init);
+                    let nd: usize = parse(t.next(), line)?;
+                    let mut shape = Vec::with_capacity(nd);
+                    for _ in 0..nd {
+                        shape.push(parse(t.next(), line)?);
+                    }
+                    let n: usize = shape.iter().product();
+                    let mut data = Vec::with_capacity(n);
+                    for _ in 0..n {
+                        data.push(parse(t.next(), line)?);
+                    }
+                    traced_draws.insert(s, Arr { shape, data });
+                }
                 Some("C") => {
                     let s = slot(parse(t.next(), line)?, &mut init);
                     init[s] = match t.next() {
@@ -426,14 +476,18 @@ impl Program {
             nodes: Vec::new(),
             init,
             live: Vec::new(),
+            traced_draws,
+            columns: HashMap::new(),
         };
+        let no_columns = HashMap::new();
         let no_live = vec![false; live.len()];
         for node in nodes {
             let depends = node
                 .ins
                 .iter()
                 .any(|&i| live[i] || list_live(&program.init, &live, i));
-            if depends && node.op != Op::Detach {
+            let random = matches!(node.op, Op::Random(_));
+            if depends || random {
                 live[node.out] = true;
                 program.nodes.push(node);
             } else {
@@ -441,17 +495,280 @@ impl Program {
                     init: &program.init,
                     run: &[],
                     live: &no_live,
+                    columns: &no_columns,
                 };
                 let v = eval(&node, &env).map_err(|e| bad(format!("`{}`: {e}", node.kind)))?;
                 program.init[node.out] = v;
             }
         }
         program.live = live;
+        program.sink_scalar_expands();
+        for n in &program.nodes {
+            if n.op != Op::Matmul || program.live[n.ins[0]] {
+                continue;
+            }
+            if let Val::T(x) = &program.init[n.ins[0]] {
+                if x.shape.len() == 2 && x.numel() >= 256 {
+                    program.columns.insert(n.ins[0], transpose2(x));
+                }
+            }
+        }
         Ok(program)
     }
 
+    /// The shape of every tensor slot, from one run on the traced draws (`None` where that run
+    /// fails, e.g. with no traced draws: then no shape-based rewrite happens).
+    fn slot_shapes(&self) -> Option<Vec<Option<Vec<usize>>>> {
+        let inputs: Vec<Vec<f64>> = self
+            .input_shapes
+            .iter()
+            .map(|s| vec![0.5; s.iter().product()])
+            .collect();
+        let refs: Vec<&[f64]> = inputs.iter().map(|v| v.as_slice()).collect();
+        let run = self.run(&refs, &mut Draws::Traced).ok()?;
+        let env = Env {
+            init: &self.init,
+            run: &run,
+            live: &self.live,
+            columns: &self.columns,
+        };
+        Some(
+            (0..self.init.len())
+                .map(|i| match env.get(i) {
+                    Val::T(a) => Some(a.shape.clone()),
+                    _ => None,
+                })
+                .collect(),
+        )
+    }
+
+    /// Rewrites `f(expand(x))` with a one-element `x` so that the expansion happens last or not
+    /// at all: a unary elementwise `f` runs on `x` and the result is expanded; a binary one
+    /// whose other operand already has the output's shape takes `x` itself (broadcasting gives
+    /// the same values). Normal's `log(scale)` over a scale broadcast to 10 000 data points
+    /// becomes one log. Unused expansions are then dropped.
+    fn sink_scalar_expands(&mut self) {
+        let Some(mut shapes) = self.slot_shapes() else {
+            return;
+        };
+        let is_unary = |op: Op| {
+            matches!(
+                op,
+                Op::Neg
+                    | Op::Exp
+                    | Op::Log
+                    | Op::Log1p
+                    | Op::Expm1
+                    | Op::Square
+                    | Op::Sqrt
+                    | Op::Rsqrt
+                    | Op::Reciprocal
+                    | Op::Sigmoid
+                    | Op::Logit
+                    | Op::Tanh
+                    | Op::Softplus
+                    | Op::LogSigmoid
+                    | Op::Lgamma
+                    | Op::Digamma
+                    | Op::Abs
+                    | Op::Atan
+                    | Op::Sin
+                    | Op::Cos
+                    | Op::Sinh
+                    | Op::Cosh
+                    | Op::Erf
+                    | Op::Erfc
+                    | Op::Relu
+            )
+        };
+        let is_binary = |op: Op| {
+            matches!(
+                op,
+                Op::Add
+                    | Op::Sub
+                    | Op::Rsub
+                    | Op::Mul
+                    | Op::Div
+                    | Op::Pow
+                    | Op::Xlogy
+                    | Op::Maximum
+                    | Op::Minimum
+            )
+        };
+        let one = |shapes: &[Option<Vec<usize>>], s: usize| -> bool {
+            shapes[s]
+                .as_ref()
+                .is_some_and(|sh| sh.iter().product::<usize>() == 1)
+        };
+        for _round in 0..64 {
+            // The one-element source of each slot made by expanding one.
+            let mut source: HashMap<usize, usize> = HashMap::new();
+            for n in &self.nodes {
+                let src = match n.op {
+                    Op::Expand => Some(n.ins[0]),
+                    Op::BroadcastAll(i) => Some(n.ins[i]),
+                    _ => None,
+                };
+                if let Some(x) = src {
+                    if one(&shapes, x) && shapes[n.out].is_some() {
+                        source.insert(n.out, x);
+                    }
+                }
+            }
+            let mut changed = false;
+            let mut i = 0;
+            while i < self.nodes.len() {
+                let n = self.nodes[i].clone();
+                if is_binary(n.op) && n.ins.len() >= 2 {
+                    for k in 0..2 {
+                        if let Some(&x) = source.get(&n.ins[k]) {
+                            let other = n.ins[1 - k];
+                            if shapes[other].is_some() && shapes[other] == shapes[n.out] {
+                                self.nodes[i].ins[k] = x;
+                                changed = true;
+                            }
+                        }
+                    }
+                } else if is_unary(n.op) {
+                    if let Some(&x) = source.get(&n.ins[0]) {
+                        // f(expand(x)) -> expand(f(x)).
+                        let t = self.new_slot(true);
+                        let target = self.new_slot(false);
+                        let out_shape = shapes[n.out].clone().unwrap_or_default();
+                        self.init[target] =
+                            Val::Ints(out_shape.iter().map(|&d| d as i64).collect());
+                        shapes.push(shapes[x].clone());
+                        shapes.push(None);
+                        let mut inner = n.clone();
+                        inner.ins[0] = x;
+                        inner.out = t;
+                        self.nodes[i] = inner;
+                        self.nodes.insert(
+                            i + 1,
+                            Node {
+                                op: Op::Expand,
+                                kind: "aten::expand".into(),
+                                ins: vec![t, target],
+                                out: n.out,
+                            },
+                        );
+                        changed = true;
+                        i += 1;
+                    }
+                }
+                i += 1;
+            }
+            if !changed {
+                break;
+            }
+        }
+        self.drop_aliases(&shapes);
+        self.drop_dead_nodes();
+        if std::env::var_os("PPL_JIT_DUMP").is_some() {
+            for n in &self.nodes {
+                let sh = |s: usize| shapes.get(s).cloned().flatten();
+                eprintln!(
+                    "{} {:?} -> {} {:?}",
+                    n.kind,
+                    n.ins.iter().map(|&i| sh(i)).collect::<Vec<_>>(),
+                    n.out,
+                    sh(n.out)
+                );
+            }
+        }
+    }
+
+    /// Drops the nodes that only copy their input (an expansion or a reshape to the shape it
+    /// already has, `clone`, `contiguous`, a cast between float types): their readers read the
+    /// input instead.
+    fn drop_aliases(&mut self, shapes: &[Option<Vec<usize>>]) {
+        let mut alias: HashMap<usize, usize> = HashMap::new();
+        let resolve = |alias: &HashMap<usize, usize>, mut s: usize| {
+            while let Some(&t) = alias.get(&s) {
+                s = t;
+            }
+            s
+        };
+        let mut kept = Vec::with_capacity(self.nodes.len());
+        for mut n in std::mem::take(&mut self.nodes) {
+            for i in n.ins.iter_mut() {
+                *i = resolve(&alias, *i);
+            }
+            let src = match n.op {
+                Op::Identity => Some(n.ins[0]),
+                Op::Expand | Op::Reshape => Some(n.ins[0]),
+                Op::BroadcastAll(i) => Some(n.ins[i]),
+                Op::ToKind => {
+                    let env_int = n.ins[1..].iter().find_map(|&s| match &self.init[s] {
+                        Val::Int(c) if !self.live[s] => Some(*c),
+                        _ => None,
+                    });
+                    match env_int {
+                        Some(c) if is_integer_kind(c) => None,
+                        _ => Some(n.ins[0]),
+                    }
+                }
+                _ => None,
+            };
+            let same_shape = |x: usize| {
+                shapes.get(x).cloned().flatten().is_some()
+                    && shapes.get(x).cloned().flatten() == shapes.get(n.out).cloned().flatten()
+            };
+            match src {
+                Some(x) if same_shape(x) && !self.outputs.contains(&n.out) => {
+                    alias.insert(n.out, x);
+                }
+                _ => kept.push(n),
+            }
+        }
+        self.nodes = kept;
+    }
+
+    fn new_slot(&mut self, live: bool) -> usize {
+        self.init.push(Val::Empty);
+        self.live.push(live);
+        self.init.len() - 1
+    }
+
+    /// Removes nodes whose output nothing reads.
+    fn drop_dead_nodes(&mut self) {
+        loop {
+            let mut used = vec![false; self.init.len()];
+            for &o in &self.outputs {
+                used[o] = true;
+            }
+            for n in &self.nodes {
+                for &i in &n.ins {
+                    used[i] = true;
+                    if let Val::List(items) = &self.init[i] {
+                        for &j in items {
+                            used[j] = true;
+                        }
+                    }
+                }
+                if n.op == Op::ListConstruct && used[n.out] {
+                    for &j in &n.ins {
+                        used[j] = true;
+                    }
+                }
+            }
+            let before = self.nodes.len();
+            // Random ops stay: dropping one would shift the draws of the others.
+            self.nodes
+                .retain(|n| used[n.out] || matches!(n.op, Op::Random(_)));
+            if self.nodes.len() == before {
+                break;
+            }
+        }
+    }
+
+    /// Whether the program draws random numbers.
+    pub fn has_random_ops(&self) -> bool {
+        self.nodes.iter().any(|n| matches!(n.op, Op::Random(_)))
+    }
+
     /// Runs the ops: the values of the live slots.
-    fn run(&self, inputs: &[&[f64]]) -> Result<Vec<Val>> {
+    fn run(&self, inputs: &[&[f64]], draws: &mut Draws<'_>) -> Result<Vec<Val>> {
         if inputs.len() != self.inputs.len() {
             return Err(bad("wrong number of inputs"));
         }
@@ -473,8 +790,20 @@ impl Program {
                 init: &self.init,
                 run: &run,
                 live: &self.live,
+                columns: &self.columns,
             };
-            let v = eval(node, &env).map_err(|e| bad(format!("`{}`: {e}", node.kind)))?;
+            let v = match node.op {
+                Op::Random(r) => match draws {
+                    Draws::Traced => {
+                        Val::T(self.traced_draws.get(&node.out).cloned().ok_or_else(|| {
+                            bad(format!("no traced draw of `{}` to replay", node.kind))
+                        })?)
+                    }
+                    Draws::Fresh(rng) => draw(r, node, &env, rng)
+                        .map_err(|e| bad(format!("`{}`: {e}", node.kind)))?,
+                },
+                _ => eval(node, &env).map_err(|e| bad(format!("`{}`: {e}", node.kind)))?,
+            };
             if cfg!(debug_assertions) && std::env::var_os("PPL_JIT_DEBUG").is_some() {
                 let shape = match &v {
                     Val::T(a) => format!("{:?}", a.shape),
@@ -492,6 +821,7 @@ impl Program {
             init: &self.init,
             run,
             live: &self.live,
+            columns: &self.columns,
         };
         self.outputs
             .iter()
@@ -501,21 +831,39 @@ impl Program {
 
     /// The values of the outputs at `inputs` (flat, row-major, one slice per input).
     pub fn forward(&self, inputs: &[&[f64]]) -> Result<Vec<f64>> {
-        let run = self.run(inputs)?;
+        let run = self.run(inputs, &mut Draws::Traced)?;
         self.output_values(&run)
     }
 
     /// The sum of the outputs at `inputs`, and its gradient with respect to each input.
     pub fn value_and_grad(&self, inputs: &[&[f64]]) -> Result<(f64, Vec<Vec<f64>>)> {
-        let run = self.run(inputs)?;
+        let all: Vec<usize> = (0..self.outputs.len()).collect();
+        let (outs, grads) = self.evaluate(inputs, &all, Draws::Traced)?;
+        Ok((outs.iter().sum(), grads))
+    }
+
+    /// The outputs at `inputs`, and the gradient of the sum of the outputs numbered `grad_of`
+    /// with respect to each input; random ops draw from `draws`.
+    pub fn evaluate(
+        &self,
+        inputs: &[&[f64]],
+        grad_of: &[usize],
+        mut draws: Draws<'_>,
+    ) -> Result<(Vec<f64>, Vec<Vec<f64>>)> {
+        let run = self.run(inputs, &mut draws)?;
         let outs = self.output_values(&run)?;
         let env = Env {
             init: &self.init,
             run: &run,
             live: &self.live,
+            columns: &self.columns,
         };
         let mut grads: Vec<Option<Arr>> = vec![None; run.len()];
-        for &o in &self.outputs {
+        for &k in grad_of {
+            let o = *self
+                .outputs
+                .get(k)
+                .ok_or_else(|| bad(format!("no output {k}")))?;
             if self.live[o] {
                 let shape = arr(&run[o])?.shape.clone();
                 accumulate(&mut grads, o, Arr::full(&shape, 1.0));
@@ -525,7 +873,7 @@ impl Program {
             let Some(g) = grads[node.out].take() else {
                 continue;
             };
-            backward(node, &env, &g, &mut grads)
+            backward(node, &env, g, &mut grads)
                 .map_err(|e| bad(format!("gradient of `{}`: {e}", node.kind)))?;
         }
         let mut out = Vec::with_capacity(self.inputs.len());
@@ -535,8 +883,69 @@ impl Program {
                 None => vec![0.0; shape.iter().product()],
             });
         }
-        Ok((outs.iter().sum(), out))
+        Ok((outs, out))
     }
+}
+
+/// Fresh values of a random op.
+fn draw(r: Rnd, node: &Node, env: &Env, rng: &mut StdRng) -> Result<Val> {
+    let v = |i: usize| -> &Val { env.get(node.ins[i]) };
+    let name = node.kind.as_str();
+    // The shape of a factory (`randn(size, ...)`) or of its `_like` argument.
+    let shape_of = |i: usize| -> Result<Vec<usize>> {
+        Ok(if name.ends_with("_like") {
+            num(v(i))?.shape.clone()
+        } else {
+            ints(v(i))?.iter().map(|&d| d.max(0) as usize).collect()
+        })
+    };
+    Ok(Val::T(match r {
+        Rnd::Randn => {
+            let shape = shape_of(0)?;
+            let n = shape.iter().product();
+            Arr {
+                shape,
+                data: random::randn(rng, n),
+            }
+        }
+        Rnd::Rand => {
+            let shape = shape_of(0)?;
+            let n = shape.iter().product();
+            Arr {
+                shape,
+                data: random::rand(rng, n),
+            }
+        }
+        Rnd::Randperm => {
+            let n = int(v(0))?.max(0) as usize;
+            Arr {
+                shape: vec![n],
+                data: random::randperm(rng, n),
+            }
+        }
+        Rnd::StandardGamma | Rnd::Poisson | Rnd::Bernoulli => {
+            use rand::Rng;
+            let x = arr(v(0))?;
+            // bernoulli(probs) or bernoulli(self, p: float).
+            let p_const = match node.ins.get(1).map(|&s| env.get(s)) {
+                Some(Val::Float(p)) => Some(*p),
+                _ => None,
+            };
+            let data = x
+                .data
+                .iter()
+                .map(|&a| match r {
+                    Rnd::StandardGamma => random::standard_gamma(rng, a),
+                    Rnd::Poisson => random::poisson(rng, a),
+                    _ => f64::from(u8::from(rng.random::<f64>() < p_const.unwrap_or(a))),
+                })
+                .collect();
+            Arr {
+                shape: x.shape.clone(),
+                data,
+            }
+        }
+    }))
 }
 
 /// Where ops read their inputs: constants from the program, the rest from this run.
@@ -544,6 +953,8 @@ struct Env<'a> {
     init: &'a [Val],
     run: &'a [Val],
     live: &'a [bool],
+    /// Transposes of constant matrices that multiply vectors (see `Program::columns`).
+    columns: &'a HashMap<usize, Arr>,
 }
 
 impl Env<'_> {
@@ -938,6 +1349,33 @@ fn diagonal_offsets(x: &Arr, off: i64, d1: usize, d2: usize) -> (Vec<usize>, Vec
     (offsets, shape)
 }
 
+/// `Σ x_i` with four partial sums (so the compiler can vectorize it).
+fn sum(x: &[f64]) -> f64 {
+    let mut acc = [0.0f64; 4];
+    let c = x.chunks_exact(4);
+    let tail: f64 = c.remainder().iter().sum();
+    for v in c {
+        for j in 0..4 {
+            acc[j] += v[j];
+        }
+    }
+    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
+}
+
+/// `Σ a_i b_i` with four partial sums (so the compiler can vectorize it).
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    let mut acc = [0.0f64; 4];
+    let (ca, cb) = (a.chunks_exact(4), b.chunks_exact(4));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for j in 0..4 {
+            acc[j] += x[j] * y[j];
+        }
+    }
+    let tail: f64 = ra.iter().zip(rb).map(|(x, y)| x * y).sum();
+    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
+}
+
 /// `a @ b` for vectors and matrices.
 fn matmul(a: &Arr, b: &Arr) -> Result<Arr> {
     let (ra, rb) = (a.shape.len(), b.shape.len());
@@ -958,6 +1396,16 @@ fn matmul(a: &Arr, b: &Arr) -> Result<Arr> {
         )));
     }
     let mut data = vec![0.0; n * m];
+    if m == 1 {
+        // Matrix-vector: one dot product per row.
+        for (o, row) in data.iter_mut().zip(a.data.chunks_exact(k.max(1))) {
+            *o = dot(row, &b.data);
+        }
+        return Ok(Arr {
+            shape: if ra == 1 { vec![] } else { vec![n] },
+            data,
+        });
+    }
     for i in 0..n {
         let row = &a.data[i * k..(i + 1) * k];
         for (p, &av) in row.iter().enumerate() {
@@ -1554,7 +2002,26 @@ fn eval(node: &Node, env: &Env) -> Result<Val> {
                 _ => x.clone(),
             })
         }
-        Op::Matmul => Val::T(matmul(arr(v(0))?, arr(v(1))?)?),
+        Op::Matmul => {
+            let (a, b) = (arr(v(0))?, arr(v(1))?);
+            match env.columns.get(&node.ins[0]) {
+                Some(at) if b.shape.len() == 1 && b.shape[0] == a.shape[1] => {
+                    // X w = Σ_p w_p X[:, p], over the rows of Xᵀ.
+                    let n = a.shape[0];
+                    let mut out = vec![0.0; n];
+                    for (col, &w) in at.data.chunks_exact(n.max(1)).zip(&b.data) {
+                        for (o, &x) in out.iter_mut().zip(col) {
+                            *o += w * x;
+                        }
+                    }
+                    Val::T(Arr {
+                        shape: vec![n],
+                        data: out,
+                    })
+                }
+                _ => Val::T(matmul(a, b)?),
+            }
+        }
         Op::Bcewl => {
             let (x, y) = (num(v(0))?, num(v(1))?);
             if nin > 3 && (!matches!(v(2), Val::None) || !matches!(v(3), Val::None)) {
@@ -1660,6 +2127,7 @@ fn eval(node: &Node, env: &Env) -> Result<Val> {
             }
             Val::T(out)
         }
+        Op::Random(_) => return Err(bad("a random op cannot be folded")),
         Op::Compare(c) => {
             let f: fn(f64, f64) -> bool = match c {
                 Cmp::Gt => |a, b| a > b,
@@ -1763,30 +2231,23 @@ fn accumulate(grads: &mut [Option<Arr>], slot: usize, g: Arr) {
 }
 
 /// Adds the gradient `g` of `node`'s output into the gradients of its live inputs.
-fn backward(node: &Node, env: &Env, g: &Arr, grads: &mut [Option<Arr>]) -> Result<()> {
+fn backward(node: &Node, env: &Env, g: Arr, grads: &mut [Option<Arr>]) -> Result<()> {
     let ins = &node.ins;
     let live = env.live;
     let v = |i: usize| -> &Val { env.get(ins[i]) };
     let wants = |i: usize| -> bool { ins.len() > i && live[ins[i]] };
     let out = || arr(env.get(node.out));
     // d out / d x as a function of (x, out), for elementwise unary ops.
-    let unary = |grads: &mut [Option<Arr>], d: &dyn Fn(f64, f64) -> f64| -> Result<()> {
+    // In place on the owned `g`: g_i *= d(x_i, out_i).
+    let unary = |grads: &mut [Option<Arr>], g: Arr, d: &dyn Fn(f64, f64) -> f64| -> Result<()> {
         let x = arr(v(0))?;
         let y = out()?;
-        let data = g
-            .data
-            .iter()
-            .zip(x.data.iter().zip(&y.data))
-            .map(|(&g, (&x, &y))| g * d(x, y))
-            .collect();
-        accumulate(
-            grads,
-            ins[0],
-            Arr {
-                shape: x.shape.clone(),
-                data,
-            },
-        );
+        let mut g = g;
+        for (gv, (&xv, &yv)) in g.data.iter_mut().zip(x.data.iter().zip(&y.data)) {
+            *gv *= d(xv, yv);
+        }
+        g.shape = x.shape.clone();
+        accumulate(grads, ins[0], g);
         Ok(())
     };
     // The adjoint of broadcasting an operand of `shape`.
@@ -1795,7 +2256,7 @@ fn backward(node: &Node, env: &Env, g: &Arr, grads: &mut [Option<Arr>]) -> Resul
             Val::T(a) => a.shape.clone(),
             _ => return Ok(()),
         };
-        accumulate(grads, ins[i], gi.sum_to(&shape));
+        accumulate(grads, ins[i], gi.into_sum_to(&shape));
         Ok(())
     };
     match node.op {
@@ -1806,80 +2267,142 @@ fn backward(node: &Node, env: &Env, g: &Arr, grads: &mut [Option<Arr>]) -> Resul
                 Op::Sub => (1.0, -alpha),
                 _ => (-alpha, 1.0),
             };
-            if wants(0) {
-                send(grads, 0, g.map(|x| ca * x))?;
+            // Scalar operands get a sum; full ones a scaled copy, the last of them `g` itself.
+            let mut full = Vec::new();
+            for (k, c) in [(0usize, ca), (1usize, cb)] {
+                if !wants(k) {
+                    continue;
+                }
+                let operand = num(v(k))?;
+                if operand.numel() == 1 && operand.shape.len() <= g.shape.len() {
+                    let shape = operand.shape.clone();
+                    accumulate(grads, ins[k], Arr::full(&shape, c * sum(&g.data)));
+                } else {
+                    full.push((k, c));
+                }
             }
-            if wants(1) {
-                send(grads, 1, g.map(|x| cb * x))?;
+            let mut g = g;
+            while let Some((k, c)) = full.pop() {
+                let mut gk = if full.is_empty() {
+                    std::mem::replace(&mut g, Arr::scalar(0.0))
+                } else {
+                    g.clone()
+                };
+                if c != 1.0 {
+                    gk.data.iter_mut().for_each(|x| *x *= c);
+                }
+                send(grads, k, gk)?;
             }
         }
-        Op::Mul => {
+        Op::Mul | Op::Div => {
             let (a, b) = (num(v(0))?, num(v(1))?);
-            if wants(0) {
-                send(grads, 0, zip(g, &b, |g, b| g * b)?)?;
+            let div = node.op == Op::Div;
+            // A scalar operand's gradient: one dot product.
+            for (k, &slot) in ins.iter().enumerate().take(2) {
+                let (me, other) = if k == 0 { (&a, &b) } else { (&b, &a) };
+                if !wants(k) || me.numel() != 1 || other.shape != g.shape {
+                    continue;
+                }
+                if me.shape.len() > g.shape.len() {
+                    continue;
+                }
+                let d = match (div, k) {
+                    (false, _) => dot(&g.data, &other.data),
+                    // d(a / b)/da for a scalar a: Σ g / b.
+                    (true, 0) => g.data.iter().zip(&other.data).map(|(g, b)| g / b).sum(),
+                    // d(a / b)/db = -a / b².
+                    (true, _) => -dot(&g.data, &other.data) / (me.data[0] * me.data[0]),
+                };
+                let shape = me.shape.clone();
+                accumulate(grads, slot, Arr::full(&shape, d));
             }
-            if wants(1) {
-                send(grads, 1, zip(g, &a, |g, a| g * a)?)?;
+            let full = |k: usize| -> bool {
+                let (me, other) = if k == 0 { (&a, &b) } else { (&b, &a) };
+                wants(k)
+                    && !(me.numel() == 1
+                        && other.shape == g.shape
+                        && me.shape.len() <= g.shape.len())
+            };
+            let (f0, f1) = (full(0), full(1));
+            if f1 {
+                let d = if div {
+                    let ab = zip(&a, &b, |a, b| -a / (b * b))?;
+                    zip(&g, &ab, |g, d| g * d)?
+                } else {
+                    zip(&g, &a, |g, a| g * a)?
+                };
+                send(grads, 1, d)?;
+            }
+            if f0 {
+                if b.numel() == 1 || b.shape == g.shape {
+                    // In place on g.
+                    let mut g = g;
+                    let bv = &b.data;
+                    let one = bv.len() == 1;
+                    for (i, x) in g.data.iter_mut().enumerate() {
+                        let bi = if one { bv[0] } else { bv[i] };
+                        if div {
+                            *x /= bi;
+                        } else {
+                            *x *= bi;
+                        }
+                    }
+                    send(grads, 0, g)?;
+                } else if div {
+                    send(grads, 0, zip(&g, &b, |g, b| g / b)?)?;
+                } else {
+                    send(grads, 0, zip(&g, &b, |g, b| g * b)?)?;
+                }
             }
         }
-        Op::Div => {
-            let (a, b) = (num(v(0))?, num(v(1))?);
-            if wants(0) {
-                send(grads, 0, zip(g, &b, |g, b| g / b)?)?;
-            }
-            if wants(1) {
-                let ab = zip(&a, &b, |a, b| -a / (b * b))?;
-                send(grads, 1, zip(g, &ab, |g, d| g * d)?)?;
-            }
-        }
-        Op::Neg => unary(grads, &|_, _| -1.0)?,
-        Op::Exp => unary(grads, &|_, y| y)?,
-        Op::Log => unary(grads, &|x, _| 1.0 / x)?,
-        Op::Log1p => unary(grads, &|x, _| 1.0 / (1.0 + x))?,
-        Op::Expm1 => unary(grads, &|_, y| y + 1.0)?,
-        Op::Square => unary(grads, &|x, _| 2.0 * x)?,
-        Op::Sqrt => unary(grads, &|_, y| 0.5 / y)?,
-        Op::Rsqrt => unary(grads, &|x, y| -0.5 * y / x)?,
-        Op::Reciprocal => unary(grads, &|_, y| -y * y)?,
-        Op::Sigmoid => unary(grads, &|_, y| y * (1.0 - y))?,
+        Op::Neg => unary(grads, g, &|_, _| -1.0)?,
+        Op::Exp => unary(grads, g, &|_, y| y)?,
+        Op::Log => unary(grads, g, &|x, _| 1.0 / x)?,
+        Op::Log1p => unary(grads, g, &|x, _| 1.0 / (1.0 + x))?,
+        Op::Expm1 => unary(grads, g, &|_, y| y + 1.0)?,
+        Op::Square => unary(grads, g, &|x, _| 2.0 * x)?,
+        Op::Sqrt => unary(grads, g, &|_, y| 0.5 / y)?,
+        Op::Rsqrt => unary(grads, g, &|x, y| -0.5 * y / x)?,
+        Op::Reciprocal => unary(grads, g, &|_, y| -y * y)?,
+        Op::Sigmoid => unary(grads, g, &|_, y| y * (1.0 - y))?,
         Op::Logit => {
             let eps = if ins.len() > 1 {
                 opt_float(v(1))?
             } else {
                 None
             };
-            unary(grads, &|x, _| match eps {
+            unary(grads, g, &|x, _| match eps {
                 Some(e) if x < e || x > 1.0 - e => 0.0,
                 _ => 1.0 / (x * (1.0 - x)),
             })?
         }
-        Op::Tanh => unary(grads, &|_, y| 1.0 - y * y)?,
-        Op::LogSigmoid => unary(grads, &|x, _| sigmoid(-x))?,
-        Op::Lgamma => unary(grads, &|x, _| digamma(x))?,
-        Op::Digamma => unary(grads, &|x, _| trigamma(x))?,
-        Op::Abs => unary(grads, &|x, _| x.signum() * f64::from(u8::from(x != 0.0)))?,
-        Op::Atan => unary(grads, &|x, _| 1.0 / (1.0 + x * x))?,
-        Op::Sin => unary(grads, &|x, _| x.cos())?,
-        Op::Cos => unary(grads, &|x, _| -x.sin())?,
-        Op::Sinh => unary(grads, &|x, _| x.cosh())?,
-        Op::Cosh => unary(grads, &|x, _| x.sinh())?,
-        Op::Erf => unary(grads, &|x, _| {
+        Op::Tanh => unary(grads, g, &|_, y| 1.0 - y * y)?,
+        Op::LogSigmoid => unary(grads, g, &|x, _| sigmoid(-x))?,
+        Op::Lgamma => unary(grads, g, &|x, _| digamma(x))?,
+        Op::Digamma => unary(grads, g, &|x, _| trigamma(x))?,
+        Op::Abs => unary(grads, g, &|x, _| x.signum() * f64::from(u8::from(x != 0.0)))?,
+        Op::Atan => unary(grads, g, &|x, _| 1.0 / (1.0 + x * x))?,
+        Op::Sin => unary(grads, g, &|x, _| x.cos())?,
+        Op::Cos => unary(grads, g, &|x, _| -x.sin())?,
+        Op::Sinh => unary(grads, g, &|x, _| x.cosh())?,
+        Op::Cosh => unary(grads, g, &|x, _| x.sinh())?,
+        Op::Erf => unary(grads, g, &|x, _| {
             std::f64::consts::FRAC_2_SQRT_PI * (-x * x).exp()
         })?,
-        Op::Erfc => unary(grads, &|x, _| {
+        Op::Erfc => unary(grads, g, &|x, _| {
             -std::f64::consts::FRAC_2_SQRT_PI * (-x * x).exp()
         })?,
-        Op::Relu => unary(grads, &|x, _| f64::from(u8::from(x > 0.0)))?,
+        Op::Relu => unary(grads, g, &|x, _| f64::from(u8::from(x > 0.0)))?,
         Op::Step(_) => {}
         Op::Xlogy => {
             let (x, y) = (num(v(0))?, num(v(1))?);
             if wants(0) {
                 let d = zip(&x, &y, |x, y| if x != 0.0 { y.ln() } else { 0.0 })?;
-                send(grads, 0, zip(g, &d, |g, d| g * d)?)?;
+                send(grads, 0, zip(&g, &d, |g, d| g * d)?)?;
             }
             if wants(1) {
                 let d = zip(&x, &y, |x, y| x / y)?;
-                send(grads, 1, zip(g, &d, |g, d| g * d)?)?;
+                send(grads, 1, zip(&g, &d, |g, d| g * d)?)?;
             }
         }
         Op::Maximum | Op::Minimum if ins.len() == 1 => {
@@ -1904,11 +2427,11 @@ fn backward(node: &Node, env: &Env, g: &Arr, grads: &mut [Option<Arr>]) -> Resul
             };
             if wants(0) {
                 let d = zip(&a, &b, share)?;
-                send(grads, 0, zip(g, &d, |g, d| g * d)?)?;
+                send(grads, 0, zip(&g, &d, |g, d| g * d)?)?;
             }
             if wants(1) {
                 let d = zip(&b, &a, share)?;
-                send(grads, 1, zip(g, &d, |g, d| g * d)?)?;
+                send(grads, 1, zip(&g, &d, |g, d| g * d)?)?;
             }
         }
         Op::LogSoftmax | Op::Softmax => {
@@ -1948,12 +2471,12 @@ fn backward(node: &Node, env: &Env, g: &Arr, grads: &mut [Option<Arr>]) -> Resul
             let x = arr(v(0))?;
             let dim = norm_dim(int(v(1))?, x.shape.len())?;
             let idx = indices(arr(v(2))?, x.shape[dim])?;
-            accumulate(grads, ins[0], scatter(g, &x.shape, dim, idx.into_iter()));
+            accumulate(grads, ins[0], scatter(&g, &x.shape, dim, idx.into_iter()));
         }
         Op::Cumsum => {
             let x = arr(v(0))?;
             let dim = norm_dim(int(v(1))?, x.shape.len())?;
-            accumulate(grads, ins[0], cumsum(g, dim, true));
+            accumulate(grads, ins[0], cumsum(&g, dim, true));
         }
         Op::SolveTriangular => {
             // X = A⁻¹ B: dB = A⁻ᵀ G, dA = -dB Xᵀ (on A's triangle); both summed over the
@@ -1961,7 +2484,7 @@ fn backward(node: &Node, env: &Env, g: &Arr, grads: &mut [Option<Arr>]) -> Resul
             let (a, b) = (arr(v(0))?, arr(v(1))?);
             let upper = matches!(v(2), Val::Bool(true));
             let unit = ins.len() > 4 && matches!(v(4), Val::Bool(true));
-            let db = solve_triangular(a, g, upper, unit, true)?;
+            let db = solve_triangular(a, &g, upper, unit, true)?;
             if wants(0) {
                 let x = out()?;
                 let (af, _, n, k) = solve_operands(a, b)?;
@@ -2002,7 +2525,7 @@ fn backward(node: &Node, env: &Env, g: &Arr, grads: &mut [Option<Arr>]) -> Resul
         Op::Tril | Op::Triu => {
             let d = if ins.len() > 1 { int(v(1))? } else { 0 };
             let gx = tri_mask(
-                g,
+                &g,
                 d,
                 node.op == Op::Tril,
                 |g, keep| if keep { g } else { 0.0 },
@@ -2013,7 +2536,7 @@ fn backward(node: &Node, env: &Env, g: &Arr, grads: &mut [Option<Arr>]) -> Resul
             let x = arr(v(0))?;
             let off = if ins.len() > 1 { int(v(1))? } else { 0 };
             let r = g.shape.len();
-            let (offsets, _) = diagonal_offsets(g, off, r - 2, r - 1);
+            let (offsets, _) = diagonal_offsets(&g, off, r - 2, r - 1);
             accumulate(
                 grads,
                 ins[0],
@@ -2040,7 +2563,7 @@ fn backward(node: &Node, env: &Env, g: &Arr, grads: &mut [Option<Arr>]) -> Resul
                 accumulate(grads, ins[0], gx);
             }
             if wants(3) {
-                accumulate(grads, ins[3], gather(g, dim, idx.into_iter()));
+                accumulate(grads, ins[3], gather(&g, dim, idx.into_iter()));
             }
         }
         Op::Pad => {
@@ -2056,10 +2579,10 @@ fn backward(node: &Node, env: &Env, g: &Arr, grads: &mut [Option<Arr>]) -> Resul
             }
             accumulate(grads, ins[0], gx);
         }
-        Op::NanToNum => unary(grads, &|x, _| f64::from(u8::from(x.is_finite())))?,
+        Op::NanToNum => unary(grads, g, &|x, _| f64::from(u8::from(x.is_finite())))?,
         Op::Mvlgamma => {
             let p = int(v(1))?;
-            unary(grads, &|x, _| {
+            unary(grads, g, &|x, _| {
                 (0..p).map(|i| digamma(x - i as f64 / 2.0)).sum()
             })?
         }
@@ -2090,7 +2613,7 @@ fn backward(node: &Node, env: &Env, g: &Arr, grads: &mut [Option<Arr>]) -> Resul
         Op::Softplus => {
             let beta = if ins.len() > 1 { float(v(1))? } else { 1.0 };
             let th = if ins.len() > 2 { float(v(2))? } else { 20.0 };
-            unary(grads, &|x, _| {
+            unary(grads, g, &|x, _| {
                 if x * beta > th {
                     1.0
                 } else {
@@ -2106,12 +2629,12 @@ fn backward(node: &Node, env: &Env, g: &Arr, grads: &mut [Option<Arr>]) -> Resul
                     &b,
                     |x, p| if p == 0.0 { 0.0 } else { p * x.powf(p - 1.0) },
                 )?;
-                send(grads, 0, zip(g, &d, |g, d| g * d)?)?;
+                send(grads, 0, zip(&g, &d, |g, d| g * d)?)?;
             }
             if wants(1) {
                 let y = out()?;
                 let d = zip(y, &a, |y, x| if x == 0.0 { 0.0 } else { y * x.ln() })?;
-                send(grads, 1, zip(g, &d, |g, d| g * d)?)?;
+                send(grads, 1, zip(&g, &d, |g, d| g * d)?)?;
             }
         }
         Op::Sum | Op::Mean => {
@@ -2159,7 +2682,7 @@ fn backward(node: &Node, env: &Env, g: &Arr, grads: &mut [Option<Arr>]) -> Resul
                     x.shape[dim]
                 };
                 if live[slot] {
-                    let part = gather(g, dim, start..start + n);
+                    let part = gather(&g, dim, start..start + n);
                     accumulate(
                         grads,
                         slot,
@@ -2199,7 +2722,7 @@ fn backward(node: &Node, env: &Env, g: &Arr, grads: &mut [Option<Arr>]) -> Resul
             accumulate(
                 grads,
                 ins[0],
-                scatter(g, &x.shape, dim, (0..len).map(move |j| s + j * step)),
+                scatter(&g, &x.shape, dim, (0..len).map(move |j| s + j * step)),
             );
         }
         Op::Reshape | Op::Unsqueeze | Op::Squeeze | Op::Identity | Op::ToKind => {
@@ -2217,13 +2740,13 @@ fn backward(node: &Node, env: &Env, g: &Arr, grads: &mut [Option<Arr>]) -> Resul
             let x = arr(v(0))?;
             let gt = if ins.len() == 1 {
                 if x.shape.len() == 2 {
-                    transpose2(g)
+                    transpose2(&g)
                 } else {
                     g.clone()
                 }
             } else {
                 let r = x.shape.len();
-                transpose(g, norm_dim(int(v(1))?, r)?, norm_dim(int(v(2))?, r)?)
+                transpose(&g, norm_dim(int(v(1))?, r)?, norm_dim(int(v(2))?, r)?)
             };
             accumulate(grads, ins[0], gt);
         }
@@ -2257,7 +2780,19 @@ fn backward(node: &Node, env: &Env, g: &Arr, grads: &mut [Option<Arr>]) -> Resul
             if wants(1) {
                 // dB = Aᵀ G: db[p, j] = Σ_i a[i, p] g[i, j].
                 let mut db = vec![0.0; k * m];
-                for i in 0..n {
+                let at = env.columns.get(&ins[0]).filter(|_| m == 1);
+                if let Some(at) = at {
+                    for (d, col) in db.iter_mut().zip(at.data.chunks_exact(n.max(1))) {
+                        *d = dot(col, &g.data);
+                    }
+                } else if m == 1 {
+                    for (row, &gv) in a.data.chunks_exact(k.max(1)).zip(&g.data) {
+                        for (d, &av) in db.iter_mut().zip(row) {
+                            *d += av * gv;
+                        }
+                    }
+                }
+                for i in (0..n).filter(|_| m != 1) {
                     let ai = &a.data[i * k..(i + 1) * k];
                     let gi = &g.data[i * m..(i + 1) * m];
                     for (p, &av) in ai.iter().enumerate() {
@@ -2300,7 +2835,7 @@ fn backward(node: &Node, env: &Env, g: &Arr, grads: &mut [Option<Arr>]) -> Resul
             let c = num(v(0))?;
             for (i, pick) in [(1usize, true), (2usize, false)] {
                 if wants(i) {
-                    let gi = zip(g, &c, |g, c| if (c != 0.0) == pick { g } else { 0.0 })?;
+                    let gi = zip(&g, &c, |g, c| if (c != 0.0) == pick { g } else { 0.0 })?;
                     send(grads, i, gi)?;
                 }
             }
@@ -2308,12 +2843,16 @@ fn backward(node: &Node, env: &Env, g: &Arr, grads: &mut [Option<Arr>]) -> Resul
         Op::MaskedFill => {
             if wants(0) {
                 let m = num(v(1))?;
-                send(grads, 0, zip(g, &m, |g, m| if m != 0.0 { 0.0 } else { g })?)?;
+                send(
+                    grads,
+                    0,
+                    zip(&g, &m, |g, m| if m != 0.0 { 0.0 } else { g })?,
+                )?;
             }
         }
         Op::Clamp => {
             let (lo, hi) = clamp_bounds(node, env)?;
-            unary(grads, &|x, _| f64::from(u8::from(x >= lo && x <= hi)))?
+            unary(grads, g, &|x, _| f64::from(u8::from(x >= lo && x <= hi)))?
         }
         Op::Logsumexp => {
             let x = arr(v(0))?;
@@ -2336,6 +2875,10 @@ fn backward(node: &Node, env: &Env, g: &Arr, grads: &mut [Option<Arr>]) -> Resul
             let w = zip(x, &yk, |x, y| (x - y).exp())?;
             accumulate(grads, ins[0], zip(&w, &gk, |w, g| w * g)?);
         }
+        Op::Random(Rnd::StandardGamma) => {
+            unary(grads, g, &|alpha, x| random::standard_gamma_grad(x, alpha))?
+        }
+        Op::Random(_) => {}
         Op::Detach
         | Op::TrilIndices
         | Op::Eye

@@ -57,6 +57,9 @@ pub struct ElboOutput {
     pub surrogate_loss: Tensor,
     /// Names of the params that appeared in model or guide.
     pub params: Vec<String>,
+    /// The loss as a tensor: built only while a compiled SVI step is being traced
+    /// ([`crate::jit::is_tracing`]), by the ELBOs that support `jit_compile`.
+    pub loss_tensor: Option<Tensor>,
 }
 
 /// A loss for SVI.
@@ -67,6 +70,14 @@ pub trait Elbo {
         model: &mut dyn FnMut() -> Result<R1>,
         guide: &mut dyn FnMut() -> Result<R2>,
     ) -> Result<ElboOutput>;
+
+    /// Whether [`Svi::jit_compile`](crate::infer::Svi::jit_compile) can compile this loss: its
+    /// loss and surrogate must be functions of the params and the random draws alone (no state
+    /// carried between steps, no weights computed on the host), as for [`TraceElbo`] and
+    /// [`TraceMeanFieldElbo`].
+    fn supports_jit(&self) -> bool {
+        false
+    }
 
     /// One optimization step: computes the loss, backpropagates and updates the params.
     fn step<R1, R2>(
@@ -179,12 +190,17 @@ pub(crate) fn average_particles<R1, R2>(
     let pairs = particles(cfg, model, guide)?;
     let n = pairs.len() as f64 * particles_per_trace(cfg);
     let (mut loss, mut surrogate_loss, mut params) = (0.0, None::<Tensor>, Vec::new());
+    let tracing = crate::jit::is_tracing();
+    let mut loss_tensor = None::<Tensor>;
     for (mut m, mut g) in pairs {
         param_names([&m, &g], &mut params);
         let (elbo, surrogate, extra) = particle(&mut m, &mut g)?;
         let value = elbo.f_double_value(&[])?;
         check_finite(value, &mut m, &mut g)?;
         loss -= value / n;
+        if tracing {
+            loss_tensor = add_broadcast(loss_tensor, elbo.f_detach()?.f_div_scalar(-n)?)?;
+        }
         let mut term = surrogate.f_div_scalar(-n)?;
         if let Some(extra) = extra {
             term = term.f_add(&extra.f_div_scalar(n)?)?;
@@ -195,6 +211,7 @@ pub(crate) fn average_particles<R1, R2>(
         loss,
         surrogate_loss: surrogate_loss.unwrap_or_else(|| Tensor::from(0.0f32)),
         params,
+        loss_tensor,
     })
 }
 

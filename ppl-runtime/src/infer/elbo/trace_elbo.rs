@@ -78,6 +78,10 @@ pub(crate) fn elbo_and_surrogate(model: &mut Trace, guide: &mut Trace) -> Result
 }
 
 impl Elbo for TraceElbo {
+    fn supports_jit(&self) -> bool {
+        true
+    }
+
     fn loss_and_surrogate<R1, R2>(
         &self,
         model: &mut dyn FnMut() -> Result<R1>,

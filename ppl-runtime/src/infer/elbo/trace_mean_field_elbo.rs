@@ -58,6 +58,10 @@ fn particle(model: &mut Trace, guide: &mut Trace) -> Result<(Tensor, Tensor)> {
 }
 
 impl Elbo for TraceMeanFieldElbo {
+    fn supports_jit(&self) -> bool {
+        true
+    }
+
     fn loss_and_surrogate<R1, R2>(
         &self,
         model: &mut dyn FnMut() -> Result<R1>,

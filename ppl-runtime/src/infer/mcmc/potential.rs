@@ -475,7 +475,7 @@ impl<'a, R> Potential<'a, R> {
         }
         self.program = None;
         let leaves = self.leaves(z)?;
-        let text = trace_text(&leaves, |ins| {
+        let (text, _) = trace_text(&leaves, |ins| {
             let mut terms = self.log_density_terms(ins)?;
             Ok(vec![match terms.len() {
                 0 => Tensor::f_zeros([], (self.spec.kind, self.spec.device))?,
