@@ -86,6 +86,14 @@ where
         match &mut self.jit {
             Jit::Off => self.eager_step(),
             Jit::Pending => {
+                if !self.loss.supports_jit() {
+                    return Err(Error::Invalid(
+                        "jit_compile: this loss keeps state between steps or weighs particles \
+                         on the host; use TraceElbo or TraceMeanFieldElbo, or run without \
+                         jit_compile"
+                            .into(),
+                    ));
+                }
                 let loss = self.eager_step()?;
                 let compiled = self.compile()?;
                 self.jit = Jit::On(Box::new(compiled));

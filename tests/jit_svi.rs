@@ -1,0 +1,180 @@
+//! Compiled SVI steps (`Svi::jit_compile`): what they must do beyond the conjugate tests in
+//! `elbo_conjugate.rs` (which fit every conjugate pair with compiled steps too): draw fresh
+//! randomness every step, including subsample indices, and refuse what a traced program cannot
+//! replay, with an error saying why.
+
+use std::cell::Cell;
+
+use ppl::infer::{AutoDelta, TraceGraphElbo};
+use ppl::prelude::*;
+
+/// mu ~ N(0, 10²); x_i ~ N(mu, 1) for 40 points, seen 8 at a time.
+#[model]
+fn subsampled(x: &Tensor) -> ppl::Result<()> {
+    let mu = sample!(Normal::new(0.0, 10.0)?);
+    let batch = plate!("data", x.size()[0], subsample_size = 8);
+    let xb = x.index_select(0, batch.indices());
+    sample!("x", Normal::new(&mu, 1.0)?, obs = &xb);
+    Ok(())
+}
+
+/// With a point guide the only randomness is the subsample. The compiled loss must vary from
+/// step to step (fresh indices, not the traced ones replayed), and its mean must be the
+/// full-data loss `-log p(x, mu)` (subsampling is unbiased).
+///
+/// Tolerance: each loss is `-log N(mu; 0, 10) - 5 Σ_{i in batch} log N(x_i; mu, 1)`; over draws of
+/// the batch its standard deviation `s` is measured from the draws themselves; the mean of 3000
+/// draws has standard error `s / √3000`, and the check allows 4 of them.
+#[test]
+fn subsample_indices_are_drawn_afresh_each_step() {
+    clear_param_store();
+    set_rng_seed(0);
+    let x = (Tensor::arange(40, (Kind::Float, Device::Cpu)) / 4.0).to_kind(Kind::Float);
+    let guide = AutoDelta::new(|| subsampled(&x));
+    let sgd = Sgd::new(SgdConfig {
+        lr: 0.0,
+        ..Default::default()
+    });
+    let mut svi = Svi::new(
+        || subsampled(&x),
+        || guide.call(),
+        sgd,
+        TraceElbo::default(),
+    )
+    .jit_compile(true);
+    svi.step().expect("first (eager) step");
+    let losses: Vec<f64> = (0..3000).map(|_| svi.step().expect("step")).collect();
+    assert!(svi.is_compiled());
+    let distinct = losses
+        .windows(2)
+        .filter(|w| (w[0] - w[1]).abs() > 1e-9)
+        .count();
+    assert!(
+        distinct > 2500,
+        "only {distinct} changes of the loss in 3000 steps"
+    );
+
+    let mu = guide.median().expect("median")["mu"].double_value(&[]);
+    let half_log_2pi = 0.5 * (2.0 * std::f64::consts::PI).ln();
+    let prior = 0.5 * (mu / 10.0).powi(2) + 10f64.ln() + half_log_2pi;
+    let xs: Vec<f64> = Vec::try_from(x.to_kind(Kind::Double)).expect("x");
+    let lik: f64 = xs
+        .iter()
+        .map(|v| 0.5 * (v - mu).powi(2) + half_log_2pi)
+        .sum();
+    let exact = prior + lik;
+    let n = losses.len() as f64;
+    let mean = losses.iter().sum::<f64>() / n;
+    let sd = (losses.iter().map(|l| (l - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+    assert!(
+        (mean - exact).abs() < 4.0 * sd / n.sqrt(),
+        "mean compiled loss {mean}, full-data loss {exact}, sd {sd}"
+    );
+}
+
+#[model]
+fn coin(flips: &Tensor) -> ppl::Result<()> {
+    let f = sample!(Beta::new(10.0, 10.0)?);
+    let _d = plate!("data", flips.size()[0]);
+    sample!("obs", Bernoulli::new(&f)?, obs = flips);
+    Ok(())
+}
+
+#[guide]
+fn coin_guide(_flips: &Tensor) -> ppl::Result<()> {
+    let a = param!(15.0, constraint = positive);
+    let b = param!(15.0, constraint = positive);
+    let _f = sample!(Beta::new(&a, &b)?);
+    Ok(())
+}
+
+fn flips() -> Tensor {
+    Tensor::from_slice(&[1f32, 1., 1., 1., 1., 1., 0., 0., 0., 0.])
+}
+
+/// TraceGraphElbo keeps baselines between steps: refused before any step is taken.
+#[test]
+fn losses_with_state_are_refused() {
+    clear_param_store();
+    let x = flips();
+    let adam = Adam::new(AdamConfig::default());
+    let mut svi = Svi::new(
+        || coin(&x),
+        || coin_guide(&x),
+        adam,
+        TraceGraphElbo::default(),
+    )
+    .jit_compile(true);
+    let err = svi.step().expect_err("TraceGraphElbo cannot be compiled");
+    assert!(
+        err.to_string().contains("TraceElbo or TraceMeanFieldElbo"),
+        "{err}"
+    );
+    assert!(!ppl::params::with_param_store(|ps| ps.contains("a")));
+}
+
+/// Data made from a counter changes every run: the two traces differ and compiling says so.
+#[test]
+fn host_data_that_changes_between_runs_is_refused() {
+    clear_param_store();
+    let runs = Cell::new(0u32);
+    let model = || -> ppl::Result<()> {
+        runs.set(runs.get() + 1);
+        let f = sample!("f", Beta::new(10.0, 10.0)?);
+        let obs = Tensor::from_slice(&[f32::from(runs.get().is_multiple_of(2))]);
+        let _ = sample!("obs", Bernoulli::new(&f)?, obs = obs);
+        Ok(())
+    };
+    let guide = || -> ppl::Result<()> {
+        let a = param!("a", 15.0, constraint = positive);
+        let _f = sample!("f", Beta::new(&a, 15.0)?);
+        Ok(())
+    };
+    let mut svi = Svi::new(
+        model,
+        guide,
+        Adam::new(AdamConfig::default()),
+        TraceElbo::default(),
+    )
+    .jit_compile(true);
+    let err = svi.step().expect_err("changing data");
+    assert!(err.to_string().contains("ran different ops"), "{err}");
+}
+
+/// A model whose sites depend on sampled values: eight coin flips choose eight branches, so two
+/// traces (almost surely, and for this seed surely) take different paths.
+#[test]
+fn control_flow_on_sampled_values_is_refused() {
+    clear_param_store();
+    set_rng_seed(3);
+    let model = || -> ppl::Result<()> {
+        let z = sample!(
+            "z",
+            Normal::new(Tensor::zeros([8], (Kind::Float, Device::Cpu)), 1.0)?.to_event(1)?
+        );
+        let signs: Vec<f64> = Vec::try_from(z.to_kind(Kind::Double))?;
+        for (i, s) in signs.iter().enumerate() {
+            let scale = if *s > 0.0 { 1.0 } else { 2.0 };
+            let _ = sample!(
+                format!("y{i}"),
+                Normal::new(z.get(i as i64), scale)?,
+                obs = 0.5
+            );
+        }
+        Ok(())
+    };
+    let guide = || -> ppl::Result<()> {
+        let loc = param!("loc", Tensor::zeros([8], (Kind::Float, Device::Cpu)));
+        let _z = sample!("z", Normal::new(&loc, 1.0)?.to_event(1)?);
+        Ok(())
+    };
+    let mut svi = Svi::new(
+        model,
+        guide,
+        Adam::new(AdamConfig::default()),
+        TraceElbo::default(),
+    )
+    .jit_compile(true);
+    let err = svi.step().expect_err("branching model");
+    assert!(err.to_string().contains("control flow"), "{err}");
+}
