@@ -3,7 +3,7 @@
 //! three side by side.
 //!
 //!     cargo run --release -p ppl-bench -- [--only coin_svi,...] [--out results.jsonl]
-//!         [--jit on|off]
+//!         [--jit on|off] [--seed 0]
 //!
 //! `--jit on` (the default) compiles the SVI step (`Svi::jit_compile`) and reports the system as
 //! `ppl`; `--jit off` runs libtorch eager and reports `ppl-eager`.
@@ -15,7 +15,12 @@ use std::time::Instant;
 
 use ppl::prelude::*;
 
-const SEED: u64 = 0;
+/// The seed (`--seed`, 0 by default, as the peers use).
+static SEED_ARG: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn seed() -> u64 {
+    SEED_ARG.load(Ordering::Relaxed)
+}
 
 /// `--jit on|off`: compiled SVI steps (`Svi::jit_compile`, on by default) or libtorch eager.
 static JIT: AtomicBool = AtomicBool::new(true);
@@ -139,7 +144,7 @@ fn bench_coin_svi() -> ppl::Result<Vec<(String, J)>> {
     let obs: Vec<f32> = rows.iter().map(|r| r[0] as f32).collect();
     let data = Tensor::from_slice(&obs);
     clear_param_store();
-    set_rng_seed(SEED);
+    set_rng_seed(seed());
     let adam = Adam::new(AdamConfig {
         lr: COIN_LR,
         betas: COIN_BETAS,
@@ -264,7 +269,7 @@ fn bench_linreg(subsample: Option<i64>) -> ppl::Result<Vec<(String, J)>> {
     use ppl::infer::autoguide::init_to_feasible;
     let (x, y, w_true, b_true) = load_linreg();
     clear_param_store();
-    set_rng_seed(SEED);
+    set_rng_seed(seed());
     let guide = ppl::infer::AutoNormal::new(|| linreg_model(&x, &y, subsample))
         .init_loc_fn(init_to_feasible())
         .init_scale(0.1);
@@ -352,6 +357,9 @@ fn main() -> ppl::Result<()> {
     };
     if let Some(n) = flag("--threads") {
         tch::set_num_threads(n.parse().unwrap_or(1));
+    }
+    if let Some(v) = flag("--seed").and_then(|v| v.parse().ok()) {
+        SEED_ARG.store(v, Ordering::Relaxed);
     }
     if flag("--jit").as_deref() == Some("off") {
         JIT.store(false, Ordering::Relaxed);

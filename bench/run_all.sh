@@ -25,10 +25,12 @@ mkdir -p "$out"
 { date -u; uname -a; nproc; grep -m1 "model name" /proc/cpuinfo || true; } > "$out/environment.txt"
 for i in $(seq "$rounds"); do
   echo "round $i/$rounds" >&2
+  # SVI: compiled steps (`ppl`, Svi::jit_compile) and libtorch eager (`ppl-eager`).
   target/*/release/ppl_bench "${only[@]}" --out "$out/ppl.jsonl" > /dev/null
-  target/*/release/ppl_bench "${only[@]}" --threads 1 --system "ppl-1thread" --out "$out/ppl.jsonl" > /dev/null
-  # NUTS (examples/bench_mcmc.rs; one chain, torch single-threaded while sampling, as Mcmc does)
-  target/*/release/examples/bench_mcmc "${only[@]}" >> "$out/ppl.jsonl"
+  target/*/release/ppl_bench "${only[@]}" --jit off --out "$out/ppl.jsonl" > /dev/null
+  # NUTS (examples/bench_mcmc.rs; one chain): compiled potential (`ppl`, Nuts::jit_compile)
+  # and libtorch eager (`ppl-eager`).
+  target/*/release/examples/bench_mcmc "${only[@]}" --jit both >> "$out/ppl.jsonl"
   (cd bench/peers && "$peers/bin/python" pyro_bench.py "${only[@]}" --out "../../$out/pyro.jsonl" > /dev/null)
   (cd bench/peers && "$peers/bin/python" numpyro_bench.py "${only[@]}" --out "../../$out/numpyro.jsonl" > /dev/null)
 done

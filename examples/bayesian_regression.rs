@@ -8,7 +8,9 @@
 //! init_scale 0.1, as the Pyro and NumPyro benchmarks do): once on the full batch, once with
 //! the plate subsampling 100 rows per step (log-likelihood scaled by 100).
 //!
-//!     cargo run --release --example bayesian_regression [-- --steps 1000 --device cuda]
+//!     cargo run --release --example bayesian_regression [-- --steps 1000 --device cuda --jit]
+//!
+//! `--jit` compiles the SVI step (`Svi::jit_compile`).
 
 use ppl::infer::autoguide::init_to_feasible;
 use ppl::infer::AutoNormal;
@@ -82,7 +84,8 @@ fn fit(x: &Tensor, y: &Tensor, subsample: Option<i64>, steps: usize) -> ppl::Res
         || guide.call(),
         adam,
         TraceElbo::default(),
-    );
+    )
+    .jit_compile(ppl_examples::jit_from_args());
     let start = std::time::Instant::now();
     let losses = svi.run(steps)?;
     let secs = start.elapsed().as_secs_f64();

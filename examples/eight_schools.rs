@@ -2,7 +2,9 @@
 //! run in parallel on OS threads, then Pyro's summary table.
 //!
 //! `cargo run --release --example eight_schools [-- --num-samples 1000 --warmup 1000 --chains 4
-//! --device cuda --npz out/eight_schools.npz]`
+//! --device cuda --npz out/eight_schools.npz --jit]`
+//!
+//! `--jit` compiles the potential energy (`Nuts::jit_compile`).
 
 use std::time::Instant;
 
@@ -48,7 +50,7 @@ fn main() -> ppl::Result<()> {
     let npz: String = ppl_examples::arg("npz", String::new());
     let (y, sigma) = load();
 
-    let mut mcmc = Mcmc::new(Nuts::new())
+    let mut mcmc = Mcmc::new(Nuts::new().jit_compile(ppl_examples::jit_from_args()))
         .num_samples(num_samples)
         .warmup_steps(warmup)
         .num_chains(chains)

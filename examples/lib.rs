@@ -36,6 +36,12 @@ pub fn arg<T: std::str::FromStr>(name: &str, default: T) -> T {
 }
 pub mod air;
 
+/// Whether the bare flag `--jit` was given: examples then compile their inference
+/// (`Svi::jit_compile`, `Nuts::jit_compile`).
+pub fn jit_from_args() -> bool {
+    std::env::args().any(|a| a == "--jit")
+}
+
 /// The repository's `data/` folder (copies of the shared benchmark data, with `SHA256SUMS`).
 pub fn data_dir() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../data")

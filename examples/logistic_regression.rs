@@ -2,7 +2,9 @@
 //! features), compared with the true coefficients (`data/logreg_truth.csv`).
 //!
 //! `cargo run --release --example logistic_regression [-- --num-samples 500 --warmup 500
-//! --chains 1 --device cuda --csv out/logreg.csv]`
+//! --chains 1 --device cuda --csv out/logreg.csv --jit]`
+//!
+//! `--jit` compiles the potential energy (`Nuts::jit_compile`).
 
 use std::time::Instant;
 
@@ -40,7 +42,7 @@ fn main() -> ppl::Result<()> {
         .map(|r| r[1].parse().expect("a number"))
         .collect();
 
-    let mut mcmc = Mcmc::new(Nuts::new())
+    let mut mcmc = Mcmc::new(Nuts::new().jit_compile(ppl_examples::jit_from_args()))
         .num_samples(num_samples)
         .warmup_steps(warmup)
         .num_chains(chains)
