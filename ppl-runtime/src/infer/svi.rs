@@ -177,10 +177,7 @@ where
                 .collect::<Vec<_>>()
                 .join("\n")
         };
-        if std::env::var_os("PPL_JIT_DEBUG").is_some() {
-            let _ = std::fs::write("/tmp/ppl_jit_trace1.txt", &text);
-            let _ = std::fs::write("/tmp/ppl_jit_trace2.txt", &again);
-        }
+        crate::jit::debug_print(&text);
         if structure(&text) != structure(&again) {
             return Err(Error::Invalid(
                 "jit_compile: model and guide ran different ops (or made different tensors from \

@@ -7,8 +7,15 @@
 //! path the function took when traced: control flow that depends on the values of the inputs is
 //! baked in. Callers check the program against libtorch at a few points before trusting it
 //! (see [`crate::infer::mcmc::Potential::compile`]).
+//!
+//! Debugging: with the environment variable `PPL_JIT_DEBUG` set, every traced graph is printed to
+//! stderr (one op per line; format in `csrc/trace.cpp`).
 mod array;
+mod backward;
 mod ffi;
+mod forward;
+mod graph;
+mod kernels;
 mod program;
 mod random;
 mod special;
@@ -18,3 +25,10 @@ pub use ffi::{is_tracing, trace_text};
 pub(crate) use ffi::{read_f64, write_f64};
 pub use program::{Draws, Program};
 pub use special::{digamma, lgamma, trigamma};
+
+/// Prints a traced graph to stderr when `PPL_JIT_DEBUG` is set.
+pub(crate) fn debug_print(text: &str) {
+    if std::env::var_os("PPL_JIT_DEBUG").is_some() {
+        eprintln!("ppl jit: traced graph\n{text}");
+    }
+}

@@ -494,9 +494,7 @@ impl<'a, R> Potential<'a, R> {
                     .collect()
             })
             .collect();
-        if std::env::var_os("PPL_JIT_DEBUG").is_some() {
-            eprintln!("traced graph:\n{text}");
-        }
+        crate::jit::debug_print(&text);
         let program = Program::compile(&text, &shapes)?;
         // Check the program against libtorch at z and two nearby points.
         let n = z.len();

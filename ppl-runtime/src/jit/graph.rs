@@ -1,0 +1,370 @@
+//! The values and ops of a traced graph, and how ops read their inputs.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use super::array::Arr;
+use crate::error::{Error, Result};
+
+/// A value in the graph.
+#[derive(Clone, Debug)]
+pub(super) enum Val {
+    T(Arr),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Ints(Vec<i64>),
+    /// A list of tensors: their slots.
+    List(Vec<usize>),
+    None,
+    /// A constant the program never reads as a number (a device, a layout name, ...).
+    Opaque,
+    /// Not computed yet.
+    Empty,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) enum Op {
+    Add,
+    Sub,
+    Rsub,
+    Mul,
+    Div,
+    Neg,
+    Exp,
+    Log,
+    Log1p,
+    Expm1,
+    Square,
+    Sqrt,
+    Rsqrt,
+    Reciprocal,
+    Sigmoid,
+    Logit,
+    Tanh,
+    Softplus,
+    LogSigmoid,
+    Lgamma,
+    Digamma,
+    Abs,
+    Atan,
+    Sin,
+    Cos,
+    Sinh,
+    Cosh,
+    Erf,
+    Erfc,
+    Relu,
+    /// floor, ceil, round, trunc, sign: piecewise constant (zero gradient).
+    Step(StepFn),
+    Size,
+    Arange,
+    /// `prim::NumToTensor`, `aten::Int`, `aten::Float`: numbers to 0-d tensors and back.
+    Number,
+    LogicalAnd,
+    LogicalOr,
+    Xlogy,
+    Maximum,
+    Minimum,
+    LogSoftmax,
+    Softmax,
+    Gather,
+    IndexSelect,
+    Cumsum,
+    Cumprod,
+    SolveTriangular,
+    TrilIndices,
+    Tril,
+    Triu,
+    DiagEmbed,
+    Eye,
+    IndexCopy,
+    Pad,
+    NanToNum,
+    Mvlgamma,
+    Diagonal,
+    Pow,
+    Sum,
+    Mean,
+    Expand,
+    /// Output `i` of `broadcast_tensors` of the inputs.
+    BroadcastAll(usize),
+    Stack,
+    Cat,
+    Select,
+    Slice,
+    Reshape,
+    Unsqueeze,
+    Squeeze,
+    Identity,
+    Detach,
+    Matmul,
+    Bcewl,
+    Where,
+    MaskedFill,
+    LogicalNot,
+    Clamp,
+    ScalarTensor,
+    /// zeros, ones, full and their `_like` forms.
+    Fill,
+    ListConstruct,
+    Transpose,
+    ToKind,
+    Logsumexp,
+    Compare(Cmp),
+    /// A random op: fresh draws from the program's generator, or the traced run's draws.
+    Random(Rnd),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) enum Rnd {
+    Randn,
+    Rand,
+    Randperm,
+    StandardGamma,
+    Bernoulli,
+    Poisson,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) enum StepFn {
+    Floor,
+    Ceil,
+    Round,
+    Trunc,
+    Sign,
+}
+
+impl StepFn {
+    pub(super) fn apply(self, x: f64) -> f64 {
+        match self {
+            StepFn::Floor => x.floor(),
+            StepFn::Ceil => x.ceil(),
+            StepFn::Round => x.round_ties_even(),
+            StepFn::Trunc => x.trunc(),
+            StepFn::Sign if x == 0.0 => 0.0,
+            StepFn::Sign => x.signum(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) enum Cmp {
+    Gt,
+    Ge,
+    Lt,
+    Le,
+    Eq,
+    Ne,
+}
+
+pub(super) fn op_of(kind: &str) -> Option<Op> {
+    let name = kind.strip_prefix("aten::").unwrap_or(kind);
+    Some(match name {
+        "add" | "add_" => Op::Add,
+        "sub" | "sub_" => Op::Sub,
+        "rsub" => Op::Rsub,
+        "mul" | "mul_" => Op::Mul,
+        "div" | "div_" | "true_divide" => Op::Div,
+        "neg" => Op::Neg,
+        "exp" => Op::Exp,
+        "log" => Op::Log,
+        "log1p" => Op::Log1p,
+        "expm1" => Op::Expm1,
+        "square" => Op::Square,
+        "sqrt" => Op::Sqrt,
+        "rsqrt" => Op::Rsqrt,
+        "reciprocal" => Op::Reciprocal,
+        "sigmoid" => Op::Sigmoid,
+        "logit" => Op::Logit,
+        "tanh" => Op::Tanh,
+        "softplus" => Op::Softplus,
+        "log_sigmoid" => Op::LogSigmoid,
+        "lgamma" => Op::Lgamma,
+        "digamma" => Op::Digamma,
+        "abs" => Op::Abs,
+        "atan" | "arctan" => Op::Atan,
+        "sin" => Op::Sin,
+        "cos" => Op::Cos,
+        "sinh" => Op::Sinh,
+        "cosh" => Op::Cosh,
+        "erf" => Op::Erf,
+        "erfc" => Op::Erfc,
+        "relu" => Op::Relu,
+        "floor" => Op::Step(StepFn::Floor),
+        "ceil" => Op::Step(StepFn::Ceil),
+        "round" => Op::Step(StepFn::Round),
+        "trunc" => Op::Step(StepFn::Trunc),
+        "sign" => Op::Step(StepFn::Sign),
+        "logical_and" | "bitwise_and" | "__and__" => Op::LogicalAnd,
+        "logical_or" | "bitwise_or" | "__or__" => Op::LogicalOr,
+        "xlogy" => Op::Xlogy,
+        "maximum" | "max" => Op::Maximum,
+        "minimum" | "min" => Op::Minimum,
+        "log_softmax" => Op::LogSoftmax,
+        "softmax" => Op::Softmax,
+        "gather" => Op::Gather,
+        "index_select" => Op::IndexSelect,
+        "cumsum" => Op::Cumsum,
+        "cumprod" => Op::Cumprod,
+        "linalg_solve_triangular" => Op::SolveTriangular,
+        "diagonal" => Op::Diagonal,
+        "tril_indices" => Op::TrilIndices,
+        "tril" => Op::Tril,
+        "triu" => Op::Triu,
+        "diag_embed" => Op::DiagEmbed,
+        "eye" => Op::Eye,
+        "index_copy" => Op::IndexCopy,
+        "pad" | "constant_pad_nd" => Op::Pad,
+        "nan_to_num" => Op::NanToNum,
+        "mvlgamma" => Op::Mvlgamma,
+        "size" => Op::Size,
+        "arange" => Op::Arange,
+        "Int" | "Float" | "ScalarImplicit" => Op::Number,
+        _ if kind == "prim::NumToTensor" => Op::Number,
+        "pow" => Op::Pow,
+        "sum" => Op::Sum,
+        "mean" => Op::Mean,
+        "expand" | "expand_as" | "broadcast_to" => Op::Expand,
+        "stack" => Op::Stack,
+        "cat" | "concat" | "concatenate" => Op::Cat,
+        "select" => Op::Select,
+        "slice" | "narrow" => Op::Slice,
+        "reshape" | "view" | "flatten" => Op::Reshape,
+        "unsqueeze" => Op::Unsqueeze,
+        "squeeze" => Op::Squeeze,
+        "clone" | "contiguous" | "alias" | "lift_fresh" | "positive" => Op::Identity,
+        "detach" => Op::Detach,
+        "matmul" | "mm" | "mv" | "dot" => Op::Matmul,
+        "binary_cross_entropy_with_logits" => Op::Bcewl,
+        "where" => Op::Where,
+        "masked_fill" | "masked_fill_" => Op::MaskedFill,
+        "logical_not" => Op::LogicalNot,
+        "clamp" | "clip" | "clamp_min" | "clamp_max" => Op::Clamp,
+        "scalar_tensor" => Op::ScalarTensor,
+        "zeros" | "ones" | "full" | "zeros_like" | "ones_like" | "full_like" => Op::Fill,
+        "transpose" | "t" | "swapaxes" => Op::Transpose,
+        "to" | "type_as" => Op::ToKind,
+        "logsumexp" => Op::Logsumexp,
+        "gt" => Op::Compare(Cmp::Gt),
+        "ge" => Op::Compare(Cmp::Ge),
+        "lt" => Op::Compare(Cmp::Lt),
+        "le" => Op::Compare(Cmp::Le),
+        "eq" => Op::Compare(Cmp::Eq),
+        "ne" => Op::Compare(Cmp::Ne),
+        "randn" | "randn_like" => Op::Random(Rnd::Randn),
+        "rand" | "rand_like" => Op::Random(Rnd::Rand),
+        "randperm" => Op::Random(Rnd::Randperm),
+        "_standard_gamma" => Op::Random(Rnd::StandardGamma),
+        "bernoulli" => Op::Random(Rnd::Bernoulli),
+        "poisson" => Op::Random(Rnd::Poisson),
+        _ if kind == "prim::ListConstruct" => Op::ListConstruct,
+        _ => return None,
+    })
+}
+
+#[derive(Clone, Debug)]
+pub(super) struct Node {
+    pub(super) op: Op,
+    /// The aten name, for error messages.
+    pub(super) kind: String,
+    pub(super) ins: Vec<usize>,
+    pub(super) out: usize,
+}
+
+pub(super) fn bad(what: impl Into<String>) -> Error {
+    Error::Invalid(format!("jit: {}", what.into()))
+}
+
+/// The dims of a tensor of rank `n` named by `d` (negative from the end).
+pub(super) fn norm_dim(d: i64, n: usize) -> Result<usize> {
+    let n = n as i64;
+    let d = if d < 0 { d + n } else { d };
+    if d < 0 || d >= n.max(1) {
+        return Err(bad(format!("dimension {d} out of range for rank {n}")));
+    }
+    Ok(d as usize)
+}
+
+/// Where ops read their inputs: constants from the program, the rest from this run.
+pub(super) struct Env<'a> {
+    pub(super) init: &'a [Val],
+    pub(super) run: &'a [Val],
+    pub(super) live: &'a [bool],
+    /// Transposes of constant matrices that multiply vectors (see `Program::columns`).
+    pub(super) columns: &'a HashMap<usize, Arr>,
+}
+
+impl Env<'_> {
+    pub(super) fn get(&self, slot: usize) -> &Val {
+        if self.live[slot] {
+            &self.run[slot]
+        } else {
+            &self.init[slot]
+        }
+    }
+}
+
+pub(super) fn list_live(init: &[Val], live: &[bool], slot: usize) -> bool {
+    matches!(&init[slot], Val::List(items) if items.iter().any(|&i| live[i]))
+}
+
+pub(super) fn scalar_of(v: &Val) -> Result<f64> {
+    match v {
+        Val::T(a) if a.numel() == 1 => Ok(a.data[0]),
+        Val::Float(x) => Ok(*x),
+        Val::Int(i) => Ok(*i as f64),
+        _ => Err(bad("an output is not a scalar")),
+    }
+}
+
+pub(super) fn arr(v: &Val) -> Result<&Arr> {
+    match v {
+        Val::T(a) => Ok(a),
+        _ => Err(bad("expected a tensor")),
+    }
+}
+
+/// A tensor or a number, as an array.
+pub(super) fn num(v: &Val) -> Result<Cow<'_, Arr>> {
+    Ok(match v {
+        Val::T(a) => Cow::Borrowed(a),
+        Val::Float(x) => Cow::Owned(Arr::scalar(*x)),
+        Val::Int(i) => Cow::Owned(Arr::scalar(*i as f64)),
+        Val::Bool(b) => Cow::Owned(Arr::scalar(f64::from(u8::from(*b)))),
+        _ => return Err(bad("expected a tensor or a number")),
+    })
+}
+
+pub(super) fn float(v: &Val) -> Result<f64> {
+    match v {
+        Val::Float(x) => Ok(*x),
+        Val::Int(i) => Ok(*i as f64),
+        Val::Bool(b) => Ok(f64::from(u8::from(*b))),
+        Val::T(a) if a.numel() == 1 => Ok(a.data[0]),
+        _ => Err(bad("expected a number")),
+    }
+}
+
+pub(super) fn int(v: &Val) -> Result<i64> {
+    match v {
+        Val::Int(i) => Ok(*i),
+        Val::Bool(b) => Ok(i64::from(*b)),
+        _ => Err(bad("expected an integer")),
+    }
+}
+
+pub(super) fn ints(v: &Val) -> Result<Vec<i64>> {
+    match v {
+        Val::Ints(l) => Ok(l.clone()),
+        Val::Int(i) => Ok(vec![*i]),
+        _ => Err(bad("expected a list of integers")),
+    }
+}
+
+pub(super) fn opt_float(v: &Val) -> Result<Option<f64>> {
+    match v {
+        Val::None => Ok(None),
+        v => float(v).map(Some),
+    }
+}
