@@ -113,6 +113,16 @@ fn losses_with_state_are_refused() {
     assert!(!ppl::params::with_param_store(|ps| ps.contains("a")));
 }
 
+/// The error of the first step of compiled SVI with Adam and TraceElbo.
+fn first_compiled_step_error(
+    model: impl FnMut() -> ppl::Result<()>,
+    guide: impl FnMut() -> ppl::Result<()>,
+) -> String {
+    let adam = Adam::new(AdamConfig::default());
+    let mut svi = Svi::new(model, guide, adam, TraceElbo::default()).jit_compile(true);
+    svi.step().expect_err("compiling must fail").to_string()
+}
+
 /// Data made from a counter changes every run: the two traces differ and compiling says so.
 #[test]
 fn host_data_that_changes_between_runs_is_refused() {
@@ -130,15 +140,8 @@ fn host_data_that_changes_between_runs_is_refused() {
         let _f = sample!("f", Beta::new(&a, 15.0)?);
         Ok(())
     };
-    let mut svi = Svi::new(
-        model,
-        guide,
-        Adam::new(AdamConfig::default()),
-        TraceElbo::default(),
-    )
-    .jit_compile(true);
-    let err = svi.step().expect_err("changing data");
-    assert!(err.to_string().contains("ran different ops"), "{err}");
+    let err = first_compiled_step_error(model, guide);
+    assert!(err.contains("ran different ops"), "{err}");
 }
 
 /// A model whose sites depend on sampled values: eight coin flips choose eight branches, so two
@@ -168,13 +171,6 @@ fn control_flow_on_sampled_values_is_refused() {
         let _z = sample!("z", Normal::new(&loc, 1.0)?.to_event(1)?);
         Ok(())
     };
-    let mut svi = Svi::new(
-        model,
-        guide,
-        Adam::new(AdamConfig::default()),
-        TraceElbo::default(),
-    )
-    .jit_compile(true);
-    let err = svi.step().expect_err("branching model");
-    assert!(err.to_string().contains("control flow"), "{err}");
+    let err = first_compiled_step_error(model, guide);
+    assert!(err.contains("control flow"), "{err}");
 }

@@ -438,12 +438,7 @@ pub(super) fn backward(node: &Node, env: &Env, g: Arr, grads: &mut [Option<Arr>]
             } else {
                 reduce_dims(None, x.shape.len())?
             };
-            let kept: Vec<usize> = x
-                .shape
-                .iter()
-                .enumerate()
-                .map(|(i, &d)| if dims.contains(&i) { 1 } else { d })
-                .collect();
+            let kept = kept_shape(&x.shape, &dims);
             let mut gk = Arr {
                 shape: kept,
                 data: g.data.clone(),
@@ -505,14 +500,7 @@ pub(super) fn backward(node: &Node, env: &Env, g: Arr, grads: &mut [Option<Arr>]
         }
         Op::Slice => {
             let x = arr(v(0))?;
-            let dim = norm_dim(int(v(1))?, x.shape.len())?;
-            let (s, len, step) = if node.kind.ends_with("narrow") {
-                let st = int(v(2))?;
-                let st = if st < 0 { st + x.shape[dim] as i64 } else { st };
-                (st as usize, int(v(3))? as usize, 1)
-            } else {
-                slice_range(x.shape[dim], v(2), v(3), int(v(4))?)?
-            };
+            let (dim, s, len, step) = slice_args(node, env, x)?;
             accumulate(
                 grads,
                 ins[0],
@@ -652,12 +640,7 @@ pub(super) fn backward(node: &Node, env: &Env, g: Arr, grads: &mut [Option<Arr>]
             let x = arr(v(0))?;
             let dims = reduce_dims(Some(v(1)), x.shape.len())?;
             let y = out()?;
-            let kept: Vec<usize> = x
-                .shape
-                .iter()
-                .enumerate()
-                .map(|(i, &d)| if dims.contains(&i) { 1 } else { d })
-                .collect();
+            let kept = kept_shape(&x.shape, &dims);
             let yk = Arr {
                 shape: kept.clone(),
                 data: y.data.clone(),

@@ -22,21 +22,15 @@ pub(super) fn draw(r: Rnd, node: &Node, env: &Env, rng: &mut StdRng) -> Result<V
         })
     };
     Ok(Val::T(match r {
-        Rnd::Randn => {
+        Rnd::Randn | Rnd::Rand => {
             let shape = shape_of(0)?;
             let n = shape.iter().product();
-            Arr {
-                shape,
-                data: random::randn(rng, n),
-            }
-        }
-        Rnd::Rand => {
-            let shape = shape_of(0)?;
-            let n = shape.iter().product();
-            Arr {
-                shape,
-                data: random::rand(rng, n),
-            }
+            let data = if r == Rnd::Randn {
+                random::randn(rng, n)
+            } else {
+                random::rand(rng, n)
+            };
+            Arr { shape, data }
         }
         Rnd::Randperm => {
             let n = int(v(0))?.max(0) as usize;
@@ -467,14 +461,7 @@ pub(super) fn eval(node: &Node, env: &Env) -> Result<Val> {
         }
         Op::Slice => {
             let x = arr(v(0))?;
-            let dim = norm_dim(int(v(1))?, x.shape.len())?;
-            let (s, len, step) = if node.kind.ends_with("narrow") {
-                let st = int(v(2))?;
-                let st = if st < 0 { st + x.shape[dim] as i64 } else { st };
-                (st as usize, int(v(3))? as usize, 1)
-            } else {
-                slice_range(x.shape[dim], v(2), v(3), int(v(4))?)?
-            };
+            let (dim, s, len, step) = slice_args(node, env, x)?;
             Val::T(gather(x, dim, (0..len).map(move |j| s + j * step)))
         }
         Op::Reshape => {

@@ -31,12 +31,7 @@ pub(super) fn reduce_dims(v: Option<&Val>, rank: usize) -> Result<Vec<usize>> {
 
 /// `x` summed over `dims`, keeping them as size 1.
 pub(super) fn sum_keep(x: &Arr, dims: &[usize]) -> Arr {
-    let kept: Vec<usize> = x
-        .shape
-        .iter()
-        .enumerate()
-        .map(|(i, &d)| if dims.contains(&i) { 1 } else { d })
-        .collect();
+    let kept = kept_shape(&x.shape, dims);
     x.sum_to(&kept)
 }
 
@@ -56,6 +51,30 @@ pub(super) fn split3(shape: &[usize], dim: usize) -> (usize, usize, usize) {
         shape[dim],
         shape[dim + 1..].iter().product(),
     )
+}
+
+/// `(dim, start, len, step)` of a `slice(self, dim, start, end, step)` or
+/// `narrow(self, dim, start, length)` of `x`.
+pub(super) fn slice_args(node: &Node, env: &Env, x: &Arr) -> Result<(usize, usize, usize, usize)> {
+    let v = |i: usize| -> &Val { env.get(node.ins[i]) };
+    let dim = norm_dim(int(v(1))?, x.shape.len())?;
+    let (s, len, step) = if node.kind.ends_with("narrow") {
+        let st = int(v(2))?;
+        let st = if st < 0 { st + x.shape[dim] as i64 } else { st };
+        (st as usize, int(v(3))? as usize, 1)
+    } else {
+        slice_range(x.shape[dim], v(2), v(3), int(v(4))?)?
+    };
+    Ok((dim, s, len, step))
+}
+
+/// `shape` with the dims in `dims` set to 1 (a reduction's result with `keepdim`).
+pub(super) fn kept_shape(shape: &[usize], dims: &[usize]) -> Vec<usize> {
+    shape
+        .iter()
+        .enumerate()
+        .map(|(i, &d)| if dims.contains(&i) { 1 } else { d })
+        .collect()
 }
 
 /// The resolved `(start, len, step)` of a slice.
@@ -530,12 +549,7 @@ pub(super) fn clamp_bounds(node: &Node, env: &Env) -> Result<(f64, f64)> {
 
 /// The max over `dims`, keeping them as size 1.
 pub(super) fn max_keep(x: &Arr, dims: &[usize]) -> Arr {
-    let kept: Vec<usize> = x
-        .shape
-        .iter()
-        .enumerate()
-        .map(|(i, &d)| if dims.contains(&i) { 1 } else { d })
-        .collect();
+    let kept = kept_shape(&x.shape, dims);
     let mut out = Arr::full(&kept, f64::NEG_INFINITY);
     let idx = super::array::broadcast_index(&kept, &x.shape);
     for (v, &i) in x.data.iter().zip(&idx) {
