@@ -636,6 +636,36 @@ pub(super) fn backward(node: &Node, env: &Env, g: Arr, grads: &mut [Option<Arr>]
             let (lo, hi) = clamp_bounds(node, env)?;
             unary(grads, g, &|x, _| f64::from(u8::from(x >= lo && x <= hi)))?
         }
+        Op::Cholesky => {
+            let upper = ins.len() > 1 && matches!(v(1), Val::Bool(true));
+            let y = out()?;
+            let r = y.shape.len();
+            let (l, gl) = if upper {
+                (transpose(y, r - 2, r - 1), transpose(&g, r - 2, r - 1))
+            } else {
+                (y.clone(), g)
+            };
+            accumulate(grads, ins[0], cholesky_backward(&l, &gl)?);
+        }
+        Op::Extremum(_) => {
+            // The gradient goes to the extreme values, split evenly between ties (as torch's
+            // amax/amin do).
+            let x = arr(v(0))?;
+            let dims = reduce_dims(ins.get(1).map(|&s| env.get(s)), x.shape.len())?;
+            let kept = kept_shape(&x.shape, &dims);
+            let y = Arr {
+                shape: kept.clone(),
+                data: out()?.data.clone(),
+            };
+            let gk = Arr {
+                shape: kept.clone(),
+                data: g.data.clone(),
+            };
+            let hit = zip(x, &y, |a, b| f64::from(u8::from(a == b)))?;
+            let count = hit.sum_to(&kept);
+            let share = zip(&gk, &count, |g, c| if c > 0.0 { g / c } else { 0.0 })?;
+            accumulate(grads, ins[0], zip(&hit, &share, |h, s| h * s)?);
+        }
         Op::Logsumexp => {
             let x = arr(v(0))?;
             let dims = reduce_dims(Some(v(1)), x.shape.len())?;

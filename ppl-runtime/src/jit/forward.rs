@@ -653,6 +653,26 @@ pub(super) fn eval(node: &Node, env: &Env) -> Result<Val> {
                 ))
             }
         }
+        Op::Cholesky => {
+            let upper = nin > 1 && matches!(v(1), Val::Bool(true));
+            let l = cholesky(arr(v(0))?)?;
+            let r = l.shape.len();
+            Val::T(if upper {
+                transpose(&l, r - 2, r - 1)
+            } else {
+                l
+            })
+        }
+        Op::Extremum(max) => {
+            let x = arr(v(0))?;
+            let dims = reduce_dims(node.ins.get(1).map(|&s| env.get(s)), x.shape.len())?;
+            let keep = nin > 2 && matches!(v(2), Val::Bool(true));
+            let mut out = extremum_keep(x, &dims, max);
+            if !keep {
+                out.shape = squeeze_dims(&out.shape, &dims);
+            }
+            Val::T(out)
+        }
         Op::Logsumexp => {
             let x = arr(v(0))?;
             let dims = reduce_dims(Some(v(1)), x.shape.len())?;

@@ -73,6 +73,7 @@ pub(super) enum Op {
     Cumsum,
     Cumprod,
     SolveTriangular,
+    Cholesky,
     TrilIndices,
     Tril,
     Triu,
@@ -111,6 +112,8 @@ pub(super) enum Op {
     Transpose,
     ToKind,
     Logsumexp,
+    /// `amax` (true) or `amin` (false) over dims.
+    Extremum(bool),
     Compare(Cmp),
     /// A random op: fresh draws from the program's generator, or the traced run's draws.
     Random(Rnd),
@@ -208,6 +211,7 @@ pub(super) fn op_of(kind: &str) -> Option<Op> {
         "cumsum" => Op::Cumsum,
         "cumprod" => Op::Cumprod,
         "linalg_solve_triangular" => Op::SolveTriangular,
+        "linalg_cholesky" | "cholesky" => Op::Cholesky,
         "diagonal" => Op::Diagonal,
         "tril_indices" => Op::TrilIndices,
         "tril" => Op::Tril,
@@ -246,6 +250,8 @@ pub(super) fn op_of(kind: &str) -> Option<Op> {
         "transpose" | "t" | "swapaxes" => Op::Transpose,
         "to" | "type_as" => Op::ToKind,
         "logsumexp" => Op::Logsumexp,
+        "amax" => Op::Extremum(true),
+        "amin" => Op::Extremum(false),
         "gt" => Op::Compare(Cmp::Gt),
         "ge" => Op::Compare(Cmp::Ge),
         "lt" => Op::Compare(Cmp::Lt),

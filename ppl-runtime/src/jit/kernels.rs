@@ -316,6 +316,65 @@ pub(super) fn pad(x: &Arr, pads: &[i64], fill: f64) -> Result<(Arr, Vec<usize>)>
     Ok((out, starts))
 }
 
+/// The lower Cholesky factor of each (..., n, n) symmetric positive-definite matrix of `a`.
+pub(super) fn cholesky(a: &Arr) -> Result<Arr> {
+    let r = a.shape.len();
+    if r < 2 || a.shape[r - 1] != a.shape[r - 2] {
+        return Err(bad(format!("cholesky of shape {:?}", a.shape)));
+    }
+    let n = a.shape[r - 1];
+    let mut l = Arr::full(&a.shape, 0.0);
+    for (ab, lb) in a.data.chunks(n * n).zip(l.data.chunks_mut(n * n)) {
+        for j in 0..n {
+            let mut d = ab[j * n + j];
+            for k in 0..j {
+                d -= lb[j * n + k] * lb[j * n + k];
+            }
+            if d.is_nan() || d <= 0.0 {
+                return Err(bad("cholesky of a matrix that is not positive definite"));
+            }
+            let d = d.sqrt();
+            lb[j * n + j] = d;
+            for i in j + 1..n {
+                let mut s = ab[i * n + j];
+                for k in 0..j {
+                    s -= lb[i * n + k] * lb[j * n + k];
+                }
+                lb[i * n + j] = s / d;
+            }
+        }
+    }
+    Ok(l)
+}
+
+/// The gradient of `A` from that of its lower Cholesky factor `L` (Murray 2016, as torch):
+/// `S = L⁻ᵀ Φ(Lᵀ Ḡ) L⁻¹` with `Φ` the lower triangle with a halved diagonal, symmetrized.
+pub(super) fn cholesky_backward(l: &Arr, g: &Arr) -> Result<Arr> {
+    let r = l.shape.len();
+    let n = l.shape[r - 1];
+    let mut p = Arr::full(&l.shape, 0.0);
+    for ((lb, gb), pb) in l
+        .data
+        .chunks(n * n)
+        .zip(g.data.chunks(n * n))
+        .zip(p.data.chunks_mut(n * n))
+    {
+        for i in 0..n {
+            for j in 0..=i {
+                // (Lᵀ G)[i, j] = Σ_k L[k, i] G[k, j].
+                let s: f64 = (0..n).map(|k| lb[k * n + i] * gb[k * n + j]).sum();
+                pb[i * n + j] = if i == j { 0.5 * s } else { s };
+            }
+        }
+    }
+    // X = L⁻ᵀ P, then S = X L⁻¹ = (L⁻ᵀ Xᵀ)ᵀ.
+    let x = solve_triangular(l, &p, false, false, true)?;
+    let xt = transpose(&x, r - 2, r - 1);
+    let s = transpose(&solve_triangular(l, &xt, false, false, true)?, r - 2, r - 1);
+    let st = transpose(&s, r - 2, r - 1);
+    zip(&s, &st, |a, b| 0.5 * (a + b))
+}
+
 /// `(offset, dim1, dim2)` of `diagonal(self, offset, dim1, dim2)`.
 pub(super) fn diagonal_args(node: &Node, env: &Env, x: &Arr) -> Result<(i64, usize, usize)> {
     let v = |i: usize| node.ins.get(i).map(|&s| env.get(s));
@@ -549,11 +608,21 @@ pub(super) fn clamp_bounds(node: &Node, env: &Env) -> Result<(f64, f64)> {
 
 /// The max over `dims`, keeping them as size 1.
 pub(super) fn max_keep(x: &Arr, dims: &[usize]) -> Arr {
+    extremum_keep(x, dims, true)
+}
+
+/// The max (or min) over `dims`, keeping them as size 1.
+pub(super) fn extremum_keep(x: &Arr, dims: &[usize], max: bool) -> Arr {
     let kept = kept_shape(&x.shape, dims);
-    let mut out = Arr::full(&kept, f64::NEG_INFINITY);
+    let init = if max {
+        f64::NEG_INFINITY
+    } else {
+        f64::INFINITY
+    };
+    let mut out = Arr::full(&kept, init);
     let idx = super::array::broadcast_index(&kept, &x.shape);
     for (v, &i) in x.data.iter().zip(&idx) {
-        if *v > out.data[i] {
+        if (max && *v > out.data[i]) || (!max && *v < out.data[i]) || v.is_nan() {
             out.data[i] = *v;
         }
     }
