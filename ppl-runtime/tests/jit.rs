@@ -168,6 +168,38 @@ fn compiled_potentials_match_libtorch() {
             Ok(())
         },
     );
+    check(
+        "chi2, low-rank multivariate normal, mixture of normals",
+        &|| {
+            let c = sample!("c", Chi2::new(3.0)?);
+            let z = sample!(
+                "z",
+                LowRankMultivariateNormal::new(
+                    &t(&[0.0, 1.0]),
+                    &t(&[0.5, -0.3, 0.2, 0.8]).reshape([2, 2]),
+                    &t(&[1.0, 0.5]),
+                )?
+            );
+            let _p = plate!("d", 4);
+            let mix = MixtureSameFamily::new(
+                Categorical::new(t(&[0.3, 0.7]))?,
+                std::rc::Rc::new(Normal::new(z.shallow_clone(), &c + 0.5)?),
+            )?;
+            let _ = sample!("o", mix, obs = y.shallow_clone());
+            Ok(())
+        },
+    );
+    check("von mises", &|| {
+        let loc = sample!("loc", Normal::new(0.0, 1.0)?);
+        let k = sample!("k", Gamma::new(2.0, 1.0)?);
+        let _p = plate!("d", 4);
+        let _ = sample!(
+            "o",
+            VonMises::new(&loc, &k)?,
+            obs = t(&[0.3, -1.2, 2.5, 0.8])
+        );
+        Ok(())
+    });
     check("lkj cholesky", &|| {
         let l = sample!("l", LKJCholesky::new(3, 2.0)?);
         let obs = t(&[0.3, -0.2, 1.0, 0.4, -0.5, 0.9]).reshape([2, 3]);

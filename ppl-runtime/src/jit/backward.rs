@@ -4,7 +4,7 @@ use super::array::{broadcast_shapes, Arr};
 use super::graph::*;
 use super::kernels::*;
 use super::random;
-use super::special::{digamma, trigamma};
+use super::special::{digamma, i0e, i1e, trigamma};
 use crate::error::Result;
 
 pub(super) fn accumulate(grads: &mut [Option<Arr>], slot: usize, g: Arr) {
@@ -173,6 +173,16 @@ pub(super) fn backward(node: &Node, env: &Env, g: Arr, grads: &mut [Option<Arr>]
         Op::Tanh => unary(grads, g, &|_, y| 1.0 - y * y)?,
         Op::LogSigmoid => unary(grads, g, &|x, _| sigmoid(-x))?,
         Op::Lgamma => unary(grads, g, &|x, _| digamma(x))?,
+        // d/dx e^{-|x|} I₀(x) = i1e(x) - sign(x) i0e(x).
+        Op::I0e => unary(grads, g, &|x, y| i1e(x) - x.signum() * y)?,
+        // d/dx e^{-|x|} I₁(x) = i0e(x) - (sign(x) + 1/x) i1e(x) (→ 1/2 at 0).
+        Op::I1e => unary(grads, g, &|x, y| {
+            if x == 0.0 {
+                0.5
+            } else {
+                i0e(x) - (x.signum() + 1.0 / x) * y
+            }
+        })?,
         Op::Digamma => unary(grads, g, &|x, _| trigamma(x))?,
         Op::Abs => unary(grads, g, &|x, _| x.signum() * f64::from(u8::from(x != 0.0)))?,
         Op::Atan => unary(grads, g, &|x, _| 1.0 / (1.0 + x * x))?,

@@ -6,7 +6,7 @@ use super::array::{broadcast_shapes, Arr};
 use super::graph::*;
 use super::kernels::*;
 use super::random;
-use super::special::{digamma, lgamma};
+use super::special::{digamma, i0e, i1e, lgamma};
 use crate::error::Result;
 
 /// Fresh values of a random op.
@@ -105,6 +105,8 @@ pub(super) fn eval(node: &Node, env: &Env) -> Result<Val> {
         Op::Tanh => unary(f64::tanh)?,
         Op::LogSigmoid => unary(log_sigmoid)?,
         Op::Lgamma => unary(lgamma)?,
+        Op::I0e => unary(i0e)?,
+        Op::I1e => unary(i1e)?,
         Op::Digamma => unary(digamma)?,
         Op::Abs => unary(f64::abs)?,
         Op::Atan => unary(f64::atan)?,

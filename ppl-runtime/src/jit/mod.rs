@@ -24,7 +24,7 @@ pub use array::Arr;
 pub use ffi::{is_tracing, trace_text};
 pub(crate) use ffi::{read_f64, write_f64};
 pub use program::{Draws, Program};
-pub use special::{digamma, lgamma, trigamma};
+pub use special::{digamma, i0e, i1e, lgamma, trigamma};
 
 /// Prints a traced graph to stderr when `PPL_JIT_DEBUG` is set.
 pub(crate) fn debug_print(text: &str) {
