@@ -99,6 +99,12 @@ where
                 self.jit = Jit::On(Box::new(compiled));
                 Ok(loss)
             }
+            Jit::On(c) if !c.params_current() => {
+                // The param store changed under the program (a checkpoint loaded, params
+                // cleared or re-registered): compile again from a libtorch step.
+                self.jit = Jit::Pending;
+                self.step()
+            }
             Jit::On(c) => {
                 let (loss, grads) = c.loss_and_grads()?;
                 if !loss.is_finite() {
@@ -279,6 +285,16 @@ where
 }
 
 impl CompiledStep {
+    /// Whether the param store still holds the very tensors the program reads and updates.
+    fn params_current(&self) -> bool {
+        with_param_store(|ps| {
+            self.params.iter().all(|(name, p)| {
+                ps.entry(name)
+                    .is_some_and(|e| e.unconstrained.data_ptr() == p.data_ptr())
+            })
+        })
+    }
+
     /// The program's outputs (surrogate loss, loss) at the params' current values and the
     /// surrogate's gradient; on the traced draws when `traced`, fresh ones otherwise.
     fn evaluate(&mut self, traced: bool) -> Result<(Vec<f64>, Vec<Vec<f64>>)> {
