@@ -1,7 +1,7 @@
 //! The potential energy of a model: minus its log joint density as a function of one flat vector
 //! of unconstrained latent values.
 //!
-//! The model is traced once ([`SiteSpec::discover`]) to find its latent sample sites, their shapes
+//! The model is traced once ([`ModelSpec::discover`]) to find its latent sample sites, their shapes
 //! and supports. Each site is mapped to unconstrained space with [`biject_to`] of its support, and
 //! the flat vector `z` is the concatenation of the unconstrained values, in execution order. Then
 //!
