@@ -70,7 +70,41 @@ where
     /// [`TraceElbo`](crate::infer::TraceElbo),
     /// [`TraceMeanFieldElbo`](crate::infer::TraceMeanFieldElbo); params on the CPU. Otherwise the
     /// first step returns an error saying why. A non-finite loss falls back to a libtorch step,
-    /// whose error names the sites.
+    /// whose error names the sites. When the param store no longer holds the tensors the program
+    /// was compiled with (a checkpoint loaded), the next step compiles again.
+    ///
+    /// ```
+    /// use ppl::prelude::*;
+    ///
+    /// #[model]
+    /// fn model(x: &Tensor) -> ppl::Result<()> {
+    ///     let loc = sample!(Normal::new(0.0, 1.0)?);
+    ///     let _d = plate!("data", x.size()[0]);
+    ///     sample!("x", Normal::new(&loc, 1.0)?, obs = x);
+    ///     Ok(())
+    /// }
+    ///
+    /// #[guide]
+    /// fn guide(_x: &Tensor) -> ppl::Result<()> {
+    ///     let loc_q = param!(0.0);
+    ///     let scale_q = param!(1.0, constraint = positive);
+    ///     let _loc = sample!(Normal::new(&loc_q, &scale_q)?);
+    ///     Ok(())
+    /// }
+    ///
+    /// # fn main() -> ppl::Result<()> {
+    /// clear_param_store();
+    /// set_rng_seed(0);
+    /// let x = Tensor::from_slice(&[1.2f32, 0.4, 2.0]);
+    /// let adam = Adam::new(AdamConfig { lr: 0.02, ..Default::default() });
+    /// let mut svi = Svi::new(|| model(&x), || guide(&x), adam, TraceElbo::default())
+    ///     .jit_compile(true);
+    /// svi.run(1000)?; // the first step traces and compiles; the rest run the program
+    /// assert!(svi.is_compiled());
+    /// // The exact posterior is Normal(0.9, 0.5); Adam at lr 0.02 keeps wandering by about 0.1.
+    /// assert!((get_param("loc_q")?.double_value(&[]) - 0.9).abs() < 0.3);
+    /// # Ok(()) }
+    /// ```
     pub fn jit_compile(mut self, on: bool) -> Self {
         self.jit = if on { Jit::Pending } else { Jit::Off };
         self
