@@ -242,21 +242,17 @@ pub(super) fn backward(node: &Node, env: &Env, g: Arr, grads: &mut [Option<Arr>]
             let x = arr(v(0))?;
             let y = out()?;
             let dim = norm_dim(int(v(1))?, x.shape.len())?;
-            let (outer, n, inner) = split3(&x.shape, dim);
             let mut gx = Arr::full(&x.shape, 0.0);
-            for o in 0..outer {
-                for i in 0..inner {
-                    let at = |j: usize| (o * n + j) * inner + i;
-                    if node.op == Op::LogSoftmax {
-                        let gs: f64 = (0..n).map(|j| g.data[at(j)]).sum();
-                        for j in 0..n {
-                            gx.data[at(j)] = g.data[at(j)] - y.data[at(j)].exp() * gs;
-                        }
-                    } else {
-                        let gy: f64 = (0..n).map(|j| g.data[at(j)] * y.data[at(j)]).sum();
-                        for j in 0..n {
-                            gx.data[at(j)] = y.data[at(j)] * (g.data[at(j)] - gy);
-                        }
+            for l in lines(&x.shape, dim) {
+                if node.op == Op::LogSoftmax {
+                    let gs: f64 = (0..l.n).map(|j| g.data[l.at(j)]).sum();
+                    for j in 0..l.n {
+                        gx.data[l.at(j)] = g.data[l.at(j)] - y.data[l.at(j)].exp() * gs;
+                    }
+                } else {
+                    let gy: f64 = (0..l.n).map(|j| g.data[l.at(j)] * y.data[l.at(j)]).sum();
+                    for j in 0..l.n {
+                        gx.data[l.at(j)] = y.data[l.at(j)] * (g.data[l.at(j)] - gy);
                     }
                 }
             }
@@ -394,22 +390,18 @@ pub(super) fn backward(node: &Node, env: &Env, g: Arr, grads: &mut [Option<Arr>]
             // dx_i = Σ_{j ≥ i} g_j Π_{k ≤ j, k ≠ i} x_k, without dividing by x_i (which may be 0).
             let x = arr(v(0))?;
             let dim = norm_dim(int(v(1))?, x.shape.len())?;
-            let (outer, n, inner) = split3(&x.shape, dim);
             let mut gx = Arr::full(&x.shape, 0.0);
-            for o in 0..outer {
-                for l in 0..inner {
-                    let at = |j: usize| (o * n + j) * inner + l;
-                    let mut before = 1.0;
-                    for i in 0..n {
-                        let mut q = before;
-                        let mut acc = g.data[at(i)] * q;
-                        for j in i + 1..n {
-                            q *= x.data[at(j)];
-                            acc += g.data[at(j)] * q;
-                        }
-                        gx.data[at(i)] = acc;
-                        before *= x.data[at(i)];
+            for l in lines(&x.shape, dim) {
+                let mut before = 1.0;
+                for i in 0..l.n {
+                    let mut q = before;
+                    let mut acc = g.data[l.at(i)] * q;
+                    for j in i + 1..l.n {
+                        q *= x.data[l.at(j)];
+                        acc += g.data[l.at(j)] * q;
                     }
+                    gx.data[l.at(i)] = acc;
+                    before *= x.data[l.at(i)];
                 }
             }
             accumulate(grads, ins[0], gx);

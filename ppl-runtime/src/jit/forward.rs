@@ -150,19 +150,19 @@ pub(super) fn eval(node: &Node, env: &Env) -> Result<Val> {
         Op::LogSoftmax | Op::Softmax => {
             let x = arr(v(0))?;
             let dim = norm_dim(int(v(1))?, x.shape.len())?;
-            let (outer, n, inner) = split3(&x.shape, dim);
             let mut y = x.clone();
-            for o in 0..outer {
-                for i in 0..inner {
-                    let at = |j: usize| (o * n + j) * inner + i;
-                    let m = (0..n)
-                        .map(|j| x.data[at(j)])
-                        .fold(f64::NEG_INFINITY, f64::max);
-                    let lse = m + (0..n).map(|j| (x.data[at(j)] - m).exp()).sum::<f64>().ln();
-                    for j in 0..n {
-                        let l = x.data[at(j)] - lse;
-                        y.data[at(j)] = if node.op == Op::Softmax { l.exp() } else { l };
-                    }
+            for l in lines(&x.shape, dim) {
+                let m = (0..l.n)
+                    .map(|j| x.data[l.at(j)])
+                    .fold(f64::NEG_INFINITY, f64::max);
+                let lse = m
+                    + (0..l.n)
+                        .map(|j| (x.data[l.at(j)] - m).exp())
+                        .sum::<f64>()
+                        .ln();
+                for j in 0..l.n {
+                    let v = x.data[l.at(j)] - lse;
+                    y.data[l.at(j)] = if node.op == Op::Softmax { v.exp() } else { v };
                 }
             }
             Val::T(y)
@@ -193,16 +193,12 @@ pub(super) fn eval(node: &Node, env: &Env) -> Result<Val> {
         Op::Cumprod => {
             let x = arr(v(0))?;
             let dim = norm_dim(int(v(1))?, x.shape.len())?;
-            let (outer, n, inner) = split3(&x.shape, dim);
             let mut y = x.clone();
-            for o in 0..outer {
-                for i in 0..inner {
-                    let mut acc = 1.0;
-                    for j in 0..n {
-                        let at = (o * n + j) * inner + i;
-                        acc *= x.data[at];
-                        y.data[at] = acc;
-                    }
+            for l in lines(&x.shape, dim) {
+                let mut acc = 1.0;
+                for j in 0..l.n {
+                    acc *= x.data[l.at(j)];
+                    y.data[l.at(j)] = acc;
                 }
             }
             Val::T(y)

@@ -187,19 +187,43 @@ pub(super) fn gather_offsets(x: &Arr, dim: usize, idx: &Arr) -> Result<Vec<usize
     Ok(out)
 }
 
+/// One line of an array along a dimension: its `j`-th element is at `start + j * stride`.
+#[derive(Clone, Copy)]
+pub(super) struct Line {
+    start: usize,
+    stride: usize,
+    /// The number of elements.
+    pub(super) n: usize,
+}
+
+impl Line {
+    /// The flat index of element `j`.
+    pub(super) fn at(self, j: usize) -> usize {
+        self.start + j * self.stride
+    }
+}
+
+/// The lines of an array of `shape` along `dim` (what softmax, cumsum and cumprod act on).
+pub(super) fn lines(shape: &[usize], dim: usize) -> impl Iterator<Item = Line> {
+    let (outer, n, inner) = split3(shape, dim);
+    (0..outer).flat_map(move |o| {
+        (0..inner).map(move |i| Line {
+            start: o * n * inner + i,
+            stride: inner,
+            n,
+        })
+    })
+}
+
 /// The cumulative sum along `dim` (from the end when `reverse`: the adjoint of cumsum).
 pub(super) fn cumsum(x: &Arr, dim: usize, reverse: bool) -> Arr {
-    let (outer, n, inner) = split3(&x.shape, dim);
     let mut y = x.clone();
-    for o in 0..outer {
-        for i in 0..inner {
-            let mut acc = 0.0;
-            for jj in 0..n {
-                let j = if reverse { n - 1 - jj } else { jj };
-                let at = (o * n + j) * inner + i;
-                acc += x.data[at];
-                y.data[at] = acc;
-            }
+    for l in lines(&x.shape, dim) {
+        let mut acc = 0.0;
+        for jj in 0..l.n {
+            let j = if reverse { l.n - 1 - jj } else { jj };
+            acc += x.data[l.at(j)];
+            y.data[l.at(j)] = acc;
         }
     }
     y
