@@ -94,6 +94,16 @@ fn beta_bernoulli_with(jit: bool) {
 /// mu ~ N(0, 2²); x_i ~ N(mu, 1): posterior N(Σx / (n + 1/4), 1 / (n + 1/4)). Plain HMC.
 #[test]
 fn normal_normal_known_variance_hmc() {
+    normal_normal_known_variance_hmc_with(false);
+}
+
+/// The same on a compiled potential (`Hmc::jit_compile`).
+#[test]
+fn normal_normal_known_variance_hmc_compiled() {
+    normal_normal_known_variance_hmc_with(true);
+}
+
+fn normal_normal_known_variance_hmc_with(jit: bool) {
     set_rng_seed(0);
     let xs = [1.2f32, 0.4, 2.0, 1.1, 0.7];
     let data = Tensor::from_slice(&xs);
@@ -107,7 +117,7 @@ fn normal_normal_known_variance_hmc() {
     let mean = xs.iter().map(|&v| v as f64).sum::<f64>() / prec;
     // A trajectory of length 1 turns the (adapted, unit-scale) oscillator by about 1/6 of a period:
     // with half a period, x² would hardly move from one draw to the next.
-    let mut mcmc = Mcmc::new(Hmc::new().trajectory_length(1.0))
+    let mut mcmc = Mcmc::new(Hmc::new().trajectory_length(1.0).jit_compile(jit))
         .num_samples(800)
         .warmup_steps(300)
         .seed(2);
