@@ -201,7 +201,9 @@ fn every_autoguide_compiles() {
     .reshape([4, 3]);
     let y = Tensor::from_slice(&[0.2f32, -1.3, 1.9, 0.4]);
     let model = || regression(&x, &y);
+    // Each fit starts from an empty param store (the guides create their params lazily).
     let fit = |name: &str, guide: &dyn Fn() -> ppl::Result<()>, mean_field: bool| {
+        clear_param_store();
         let adam = Adam::new(AdamConfig::default());
         let result = if mean_field {
             let mut svi =
@@ -221,35 +223,32 @@ fn every_autoguide_compiles() {
         }
     };
     set_rng_seed(0);
-    clear_param_store();
-    let g = AutoNormal::new(model);
-    fit("AutoNormal", &|| g.call().map(|_| ()), false);
-    clear_param_store();
-    let g = AutoNormal::new(model);
+    let normal = AutoNormal::new(model);
+    fit("AutoNormal", &|| normal.call().map(|_| ()), false);
+    let normal = AutoNormal::new(model);
     fit(
         "AutoNormal, TraceMeanFieldElbo",
-        &|| g.call().map(|_| ()),
+        &|| normal.call().map(|_| ()),
         true,
     );
-    clear_param_store();
-    let g = AutoDiagonalNormal::new(model);
-    fit("AutoDiagonalNormal", &|| g.call().map(|_| ()), false);
-    clear_param_store();
-    let g = AutoMultivariateNormal::new(model);
-    fit("AutoMultivariateNormal", &|| g.call().map(|_| ()), false);
-    clear_param_store();
-    let g = AutoLowRankMultivariateNormal::new(model).rank(2);
+    let diag = AutoDiagonalNormal::new(model);
+    fit("AutoDiagonalNormal", &|| diag.call().map(|_| ()), false);
+    let mvn = AutoMultivariateNormal::new(model);
+    fit("AutoMultivariateNormal", &|| mvn.call().map(|_| ()), false);
+    let low_rank = AutoLowRankMultivariateNormal::new(model).rank(2);
     fit(
         "AutoLowRankMultivariateNormal",
-        &|| g.call().map(|_| ()),
+        &|| low_rank.call().map(|_| ()),
         false,
     );
-    clear_param_store();
-    let g = AutoDelta::new(model);
-    fit("AutoDelta", &|| g.call().map(|_| ()), false);
-    clear_param_store();
-    let g = AutoLaplaceApproximation::new(model);
-    fit("AutoLaplaceApproximation", &|| g.call().map(|_| ()), false);
+    let delta = AutoDelta::new(model);
+    fit("AutoDelta", &|| delta.call().map(|_| ()), false);
+    let laplace = AutoLaplaceApproximation::new(model);
+    fit(
+        "AutoLaplaceApproximation",
+        &|| laplace.call().map(|_| ()),
+        false,
+    );
 }
 
 /// Loading a checkpoint replaces the param store's tensors; compiled steps must follow the store
