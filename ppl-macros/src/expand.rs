@@ -44,7 +44,10 @@ pub fn sample(input: TokenStream) -> TokenStream {
 
 fn sample_inner(input: TokenStream) -> syn::Result<TokenStream> {
     let args = Args::parse_tokens(input)?;
-    args.check_keywords("sample", &["obs", "obs_mask", "infer"])?;
+    args.check_keywords(
+        "sample",
+        &["obs", "obs_mask", "infer", "enumerate", "expand"],
+    )?;
     let (name, dist) = match args.positional.as_slice() {
         [name, dist] => (name_tokens(name), dist),
         [dist] => {
@@ -63,8 +66,8 @@ fn sample_inner(input: TokenStream) -> syn::Result<TokenStream> {
     };
     let obs = args.keyword("obs");
     let obs_mask = args.keyword("obs_mask");
-    let infer = args.keyword("infer");
     let p = quote!(::ppl::__private);
+    let infer = infer_tokens(&args)?;
     if obs_mask.is_none() && infer.is_none() {
         let obs = match obs {
             Some(o) => quote_spanned!(o.span()=> #p::IntoObs::into_obs(#o)),
@@ -87,6 +90,48 @@ fn sample_inner(input: TokenStream) -> syn::Result<TokenStream> {
     Ok(quote!(#p::sample_with(#name, #dist, #p::SampleOpts {
         obs: #obs, obs_mask: #obs_mask, infer: #infer,
     })?))
+}
+
+/// The `infer` settings of a `sample!`: `infer = ...`, with `enumerate = parallel | sequential`
+/// and `expand = bool` applied on top.
+fn infer_tokens(args: &Args) -> syn::Result<Option<TokenStream>> {
+    let p = quote!(::ppl::__private);
+    let base = args.keyword("infer");
+    let enumerate = args.keyword("enumerate");
+    let expand = args.keyword("expand");
+    if enumerate.is_none() && expand.is_none() {
+        return Ok(base.map(|b| quote!(#b)));
+    }
+    let base = match base {
+        Some(b) => quote!(#b),
+        None => quote!(<#p::InferConfig as ::core::default::Default>::default()),
+    };
+    let set_enum = match enumerate {
+        None => quote!(),
+        Some(e) => {
+            let which = match e {
+                Expr::Path(path) if path.path.is_ident("parallel") => quote!(Parallel),
+                Expr::Path(path) if path.path.is_ident("sequential") => quote!(Sequential),
+                other => {
+                    return Err(syn::Error::new_spanned(
+                        other,
+                        "expected `enumerate = parallel` or `enumerate = sequential`",
+                    ))
+                }
+            };
+            quote!(__infer.enumerate = ::core::option::Option::Some(#p::Enumerate::#which);)
+        }
+    };
+    let set_expand = match expand {
+        None => quote!(),
+        Some(x) => quote_spanned!(x.span()=> __infer.expand = #x;),
+    };
+    Ok(Some(quote!({
+        let mut __infer: #p::InferConfig = #base;
+        #set_enum
+        #set_expand
+        __infer
+    })))
 }
 
 /// Constraint names that may be written bare (`constraint = positive`).

@@ -99,6 +99,16 @@ pub enum Error {
         message: String,
     },
 
+    /// Discrete enumeration that cannot be done as asked: a site marked for enumeration under a
+    /// loss that cannot sum it out, a distribution without finite support, dims that collide.
+    #[error("site `{site}`: {message}")]
+    Enumeration {
+        /// The sample site.
+        site: String,
+        /// What went wrong and what to do instead.
+        message: String,
+    },
+
     /// Control flow used by `escape` and `queue`: a site stopped the run early.
     /// Inference code catches it; it is an error only if it reaches the user.
     #[error("nonlocal exit at site `{0}` (escape/queue control flow)")]
@@ -135,6 +145,7 @@ impl Error {
             e @ (Error::AtSite { .. }
             | Error::PlateMismatch { .. }
             | Error::MissingSite { .. }
+            | Error::Enumeration { .. }
             | Error::NonlocalExit(_)) => e,
             e => Error::AtSite {
                 site: site.to_string(),

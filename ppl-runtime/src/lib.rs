@@ -44,6 +44,7 @@ mod error;
 pub mod infer;
 pub mod jit;
 pub mod naming;
+pub mod ops;
 pub mod optim;
 pub mod params;
 pub mod poutine;
@@ -65,8 +66,8 @@ pub mod prelude {
     pub use crate::infer::{
         AutoDelta, AutoDiagonalNormal, AutoLaplaceApproximation, AutoLowRankMultivariateNormal,
         AutoMultivariateNormal, AutoNormal, Elbo, ElboConfig, EmpiricalMarginal, Importance,
-        Marginal, Mcmc, Nuts, Predictive, RenyiElbo, Search, Svi, TraceElbo, TraceGraphElbo,
-        TraceMeanFieldElbo,
+        Marginal, Mcmc, Nuts, Predictive, RenyiElbo, Search, Svi, TraceElbo, TraceEnumElbo,
+        TraceGraphElbo, TraceMeanFieldElbo,
     };
     pub use crate::optim::{
         Adagrad, AdagradConfig, Adam, AdamConfig, AdamW, AdamWConfig, ClipConfig, Clipped,
@@ -88,7 +89,7 @@ pub mod prelude {
 pub mod __private {
     pub use crate::constraints;
     pub use crate::naming::enter_model;
-    pub use crate::poutine::{InferConfig, Plate};
+    pub use crate::poutine::{Enumerate, InferConfig, Plate};
     pub use crate::primitives::{param, sample, sample_with, SampleOpts};
     pub use crate::Result;
     use tch::Tensor;

@@ -97,6 +97,7 @@ impl<'a, R> Importance<'a, R> {
                         (v, mtr, lw)
                     }
                 };
+                crate::infer::enumerate::check_not_marked(&trace, "Importance")?;
                 trace.compute_log_prob()?;
                 values.push(value);
                 traces.push(trace);
@@ -146,6 +147,7 @@ impl<'a, R> Importance<'a, R> {
                     (v, mtr, p)
                 }
             };
+            crate::infer::enumerate::check_not_marked(&mtr, "Importance")?;
             mtr.compute_log_prob()?;
             let log_weights = Vec::<f64>::try_from(&log_w.f_to_kind(Kind::Double)?)?;
             Ok(ImportancePosterior {

@@ -2,6 +2,7 @@
 
 pub mod autoguide;
 mod elbo;
+pub(crate) mod enumerate;
 mod importance;
 mod marginal;
 pub mod mcmc;
@@ -14,7 +15,7 @@ pub use autoguide::{
     AutoLowRankMultivariateNormal, AutoMultivariateNormal, AutoNormal,
 };
 pub use elbo::{
-    get_traces, Elbo, ElboConfig, ElboOutput, RenyiElbo, TraceElbo, TraceGraphElbo,
+    get_traces, Elbo, ElboConfig, ElboOutput, RenyiElbo, TraceElbo, TraceEnumElbo, TraceGraphElbo,
     TraceMeanFieldElbo, PARTICLES_PLATE,
 };
 pub use importance::{EmpiricalMarginal, Importance, ImportancePosterior, PARTICLE_PLATE};

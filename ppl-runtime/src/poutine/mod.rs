@@ -4,10 +4,13 @@
 
 pub mod block;
 pub mod condition;
+pub mod config_enumerate;
 pub mod do_messenger;
+pub mod enum_messenger;
 pub mod escape;
 pub mod infer_config;
 pub mod lift;
+pub mod markov;
 pub mod mask;
 pub mod plate;
 pub mod queue;
@@ -22,17 +25,20 @@ pub mod uncondition;
 
 pub use block::{block, BlockMessenger};
 pub use condition::{condition, data, ConditionMessenger, Data};
+pub use config_enumerate::{config_enumerate, ConfigEnumerateMessenger};
 pub use do_messenger::{do_, DoMessenger};
+pub use enum_messenger::{enum_, EnumMessenger};
 pub use escape::{escape, EscapeMessenger, EscapedSite};
 pub use infer_config::{infer_config, InferConfigMessenger};
 pub use lift::{lift, LiftMessenger, Priors};
+pub use markov::{markov, markov_step, Markov, MarkovMessenger};
 pub use mask::{mask, MaskMessenger};
 pub use plate::{Plate, PlateGuard, PlateMessenger, SequentialPlate};
 pub use queue::{discrete_escape, enum_extend, queue};
 pub use replay::{replay, ReplayMessenger};
 pub use runtime::{
-    apply_stack, CondIndepFrame, Enumerate, Handler, HandlerGuard, InferConfig, Messenger, Msg,
-    NnBaseline, SiteKind,
+    apply_stack, CondIndepFrame, Enumerate, Handler, HandlerGuard, InferConfig, MarkovScope,
+    Messenger, Msg, NnBaseline, SiteKind,
 };
 pub use scale::{scale, ScaleMessenger};
 pub use seed::{seed, SeedMessenger};

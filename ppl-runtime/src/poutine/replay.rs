@@ -39,7 +39,10 @@ impl Messenger for ReplayMessenger {
                 });
             }
             msg.value = Some(site.value.shallow_clone());
+            // The guide's settings, but the model's own markov scope.
+            let markov = msg.infer.markov.take();
             msg.infer = site.infer.clone();
+            msg.infer.markov = markov;
             msg.done = true;
         }
         Ok(())

@@ -59,6 +59,30 @@ pub struct InferConfig {
     /// A neural-network baseline at this site (TraceGraphElbo): `module.forward(input)`; its
     /// params (registered with `module`) are trained to predict the downstream cost.
     pub nn_baseline: Option<NnBaseline>,
+    /// Set by [`markov`](crate::poutine::markov) contexts: how deeply the site is nested in them
+    /// and which earlier sites are still in its scope. Read by the enum handler.
+    #[doc(hidden)]
+    pub markov: Option<MarkovScope>,
+    /// Set by the enum handler (Pyro's `_enumerate_dim`): the dim this site's own values were
+    /// enumerated in.
+    #[doc(hidden)]
+    pub enum_dim: Option<i64>,
+    /// Set by the enum handler (Pyro's `_dim_to_id`): every enumeration dim the site's
+    /// log-density may carry, with the id of the enumerated variable that holds it there. Dims
+    /// are recycled by `markov`, ids never are.
+    #[doc(hidden)]
+    pub dim_to_id: Vec<(i64, usize)>,
+}
+
+/// The `markov` bookkeeping of one site (Pyro's `_markov_depth` and `_markov_scope`).
+#[doc(hidden)]
+#[derive(Clone, Debug, Default)]
+pub struct MarkovScope {
+    /// The number of markov contexts the site is inside.
+    pub depth: usize,
+    /// Earlier sites, each with the number of enclosing contexts whose window shows it. A site is
+    /// in scope when that number equals its own depth.
+    pub scope: std::collections::HashMap<String, usize>,
 }
 
 /// A neural-network baseline and its input.
@@ -92,6 +116,9 @@ impl Clone for InferConfig {
             baseline_beta: self.baseline_beta,
             use_decaying_avg_baseline: self.use_decaying_avg_baseline,
             nn_baseline: self.nn_baseline.clone(),
+            markov: self.markov.clone(),
+            enum_dim: self.enum_dim,
+            dim_to_id: self.dim_to_id.clone(),
         }
     }
 }

@@ -181,16 +181,22 @@ pub(crate) fn setup_prototype(model: &ModelFn<'_>, init: &InitLocFn) -> Result<P
                 .entry(f.name.to_string())
                 .or_insert_with(|| f.clone());
         }
-        if !s.is_latent() {
+        // Sites marked for enumeration are the loss's to sum out (TraceEnumElbo): the guide
+        // leaves them alone, as Pyro's autoguides do.
+        if !s.is_latent() || s.infer.enumerate.is_some() {
             continue;
         }
         let dist = s.dist()?;
         let support = dist.support();
         if support.is_discrete() {
-            return Err(Error::Invalid(format!(
-                "autoguides need continuous latents, but the support is `{support}`"
-            )))
-            .at_site(&s.name);
+            return Err(Error::Enumeration {
+                site: s.name.clone(),
+                message: format!(
+                    "autoguides need continuous latents, but the support is `{support}`; to sum \
+                     this discrete site out, mark it `enumerate = parallel` (or wrap the model in \
+                     config_enumerate) and use TraceEnumElbo"
+                ),
+            });
         }
         let transform = biject_to(&support).at_site(&s.name)?;
         let value = s.value.f_detach()?;

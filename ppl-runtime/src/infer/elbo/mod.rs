@@ -7,11 +7,13 @@
 
 mod renyi_elbo;
 mod trace_elbo;
+mod trace_enum_elbo;
 mod trace_graph_elbo;
 mod trace_mean_field_elbo;
 
 pub use renyi_elbo::RenyiElbo;
 pub use trace_elbo::TraceElbo;
+pub use trace_enum_elbo::TraceEnumElbo;
 pub use trace_graph_elbo::TraceGraphElbo;
 pub use trace_mean_field_elbo::TraceMeanFieldElbo;
 
@@ -22,7 +24,7 @@ use tch::{Kind, Tensor};
 use crate::error::{Error, Result};
 use crate::optim::Optimizer;
 use crate::params::with_param_store;
-use crate::poutine::{self, CondIndepFrame, Handler, Plate, SiteKind, Trace};
+use crate::poutine::{self, CondIndepFrame, EnumMessenger, Handler, Plate, SiteKind, Trace};
 
 /// The name of the outer plate of vectorized particles.
 pub const PARTICLES_PLATE: &str = "num_particles_vectorized";
@@ -111,14 +113,35 @@ pub trait Elbo {
 }
 
 /// Traces the guide, then the model replayed against it, and checks that they fit: every guide
-/// latent site is in the model, with a value of the shape the model's distribution expects.
+/// latent site is in the model, with a value of the shape the model's distribution expects, and
+/// no site marked for enumeration was left unenumerated (only [`TraceEnumElbo`] enumerates).
 pub fn get_traces<R1, R2>(
     model: &mut dyn FnMut() -> Result<R1>,
     guide: &mut dyn FnMut() -> Result<R2>,
 ) -> Result<(Trace, Trace)> {
-    let (_, guide_tr) = poutine::trace(&mut *guide)?;
+    let (model_tr, guide_tr) = traces_unchecked(model, guide, None)?;
+    crate::infer::enumerate::check_not_marked(&guide_tr, "this loss")?;
+    crate::infer::enumerate::check_not_marked(&model_tr, "this loss")?;
+    Ok((model_tr, guide_tr))
+}
+
+/// [`get_traces`] without the enumeration check; with `enumerate` (the first available dim),
+/// guide and model run under enum handlers, the model's outside the replay of the guide.
+pub(crate) fn traces_unchecked<R1, R2>(
+    model: &mut dyn FnMut() -> Result<R1>,
+    guide: &mut dyn FnMut() -> Result<R2>,
+    enumerate: Option<i64>,
+) -> Result<(Trace, Trace)> {
+    let (_, guide_tr) = match enumerate {
+        None => poutine::trace(&mut *guide)?,
+        Some(first) => poutine::trace(|| EnumMessenger::new(first)?.run(&mut *guide))?,
+    };
     let guide_tr = Rc::new(guide_tr);
-    let (_, model_tr) = poutine::trace(|| poutine::replay(guide_tr.clone(), &mut *model))?;
+    let mut replayed = || poutine::replay(guide_tr.clone(), &mut *model);
+    let (_, model_tr) = match enumerate {
+        None => poutine::trace(replayed)?,
+        Some(_) => poutine::trace(|| EnumMessenger::continuing().run(&mut replayed))?,
+    };
     let guide_tr = Rc::try_unwrap(guide_tr).unwrap_or_else(|rc| (*rc).clone());
     for s in guide_tr.stochastic_nodes() {
         if s.infer.is_auxiliary {
@@ -160,6 +183,22 @@ pub(crate) fn particles<R1, R2>(
     model: &mut dyn FnMut() -> Result<R1>,
     guide: &mut dyn FnMut() -> Result<R2>,
 ) -> Result<Vec<(Trace, Trace)>> {
+    particles_enum(cfg, model, guide, None)
+}
+
+/// [`particles`], enumerating from `enumerate` (the first available dim) when given.
+pub(crate) fn particles_enum<R1, R2>(
+    cfg: &ElboConfig,
+    model: &mut dyn FnMut() -> Result<R1>,
+    guide: &mut dyn FnMut() -> Result<R2>,
+    enumerate: Option<i64>,
+) -> Result<Vec<(Trace, Trace)>> {
+    let get = |m: &mut dyn FnMut() -> Result<R1>, g: &mut dyn FnMut() -> Result<R2>| {
+        let (mt, gt) = traces_unchecked(m, g, enumerate)?;
+        crate::infer::enumerate::check_not_marked(&gt, "this loss")?;
+        crate::infer::enumerate::check_not_marked(&mt, "this loss")?;
+        Ok((mt, gt))
+    };
     let n = cfg.num_particles.max(1);
     if cfg.vectorize_particles && n > 1 {
         let dim = -(cfg.max_plate_nesting as i64) - 1;
@@ -171,9 +210,9 @@ pub(crate) fn particles<R1, R2>(
             let _p = Plate::new(PARTICLES_PLATE, n as i64).dim(dim).enter()?;
             guide()
         };
-        return Ok(vec![get_traces(&mut m, &mut g)?]);
+        return Ok(vec![get(&mut m, &mut g)?]);
     }
-    (0..n).map(|_| get_traces(model, guide)).collect()
+    (0..n).map(|_| get(model, guide)).collect()
 }
 
 /// The loop every ELBO of the `Trace_ELBO` family shares: traces the particles, scores each
@@ -185,9 +224,20 @@ pub(crate) fn average_particles<R1, R2>(
     cfg: &ElboConfig,
     model: &mut dyn FnMut() -> Result<R1>,
     guide: &mut dyn FnMut() -> Result<R2>,
+    particle: impl FnMut(&mut Trace, &mut Trace) -> Result<(Tensor, Tensor, Option<Tensor>)>,
+) -> Result<ElboOutput> {
+    average_particles_enum(cfg, model, guide, None, particle)
+}
+
+/// [`average_particles`], enumerating from `enumerate` (the first available dim) when given.
+pub(crate) fn average_particles_enum<R1, R2>(
+    cfg: &ElboConfig,
+    model: &mut dyn FnMut() -> Result<R1>,
+    guide: &mut dyn FnMut() -> Result<R2>,
+    enumerate: Option<i64>,
     mut particle: impl FnMut(&mut Trace, &mut Trace) -> Result<(Tensor, Tensor, Option<Tensor>)>,
 ) -> Result<ElboOutput> {
-    let pairs = particles(cfg, model, guide)?;
+    let pairs = particles_enum(cfg, model, guide, enumerate)?;
     let n = pairs.len() as f64 * particles_per_trace(cfg);
     let (mut loss, mut surrogate_loss, mut params) = (0.0, None::<Tensor>, Vec::new());
     let tracing = crate::jit::is_tracing();

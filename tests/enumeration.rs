@@ -1,0 +1,561 @@
+//! Exactness of parallel enumeration: `TraceEnumElbo`'s loss and gradients against brute-force
+//! sums over every joint assignment of the discrete sites (Pyro's `test_enum.py` does the same).
+//! Everything is float64, so the two agree to rounding (the tolerance, 1e-9 relative, is far
+//! above float64 rounding of sums of a few hundred terms and far below any modelling error).
+
+use ppl::infer::Elbo;
+use ppl::ops::vindex;
+use ppl::poutine::{config_enumerate, markov, Enumerate};
+use ppl::prelude::*;
+
+const LN_2PI: f64 = 1.837_877_066_409_345_3;
+
+fn f64s(v: &[f64]) -> Tensor {
+    Tensor::from_slice(v)
+}
+
+/// `log N(x | loc, 1)` elementwise.
+fn ln_normal(x: &Tensor, loc: &Tensor) -> Tensor {
+    (x - loc).square() * -0.5 - 0.5 * LN_2PI
+}
+
+/// `logsumexp` over every assignment of variables with the given cardinalities.
+fn brute(card: &[i64], f: impl Fn(&[i64]) -> Tensor) -> Tensor {
+    let total: i64 = card.iter().product();
+    let terms: Vec<Tensor> = (0..total)
+        .map(|mut code| {
+            let a: Vec<i64> = card
+                .iter()
+                .map(|c| {
+                    let v = code % c;
+                    code /= c;
+                    v
+                })
+                .collect();
+            f(&a)
+        })
+        .collect();
+    Tensor::stack(&terms, 0).logsumexp([0], false)
+}
+
+fn zero_grads() {
+    with_param_store(|ps| {
+        for (_, p) in ps.named_parameters() {
+            let mut g = p.grad();
+            if g.defined() {
+                let _ = g.zero_();
+            }
+        }
+    });
+}
+
+fn grads(names: &[&str]) -> Vec<Tensor> {
+    with_param_store(|ps| {
+        names
+            .iter()
+            .map(|n| ps.entry(n).expect("param").unconstrained.grad().copy())
+            .collect()
+    })
+}
+
+/// Loss and gradients of `TraceEnumElbo` (guide without sites) against the brute-force
+/// `-log p(data)` and its autograd gradients.
+fn check_exact(
+    model: &mut dyn FnMut() -> ppl::Result<()>,
+    params: &[&str],
+    nesting: Option<usize>,
+    brute_log_p: &dyn Fn() -> Tensor,
+) {
+    let mut elbo = TraceEnumElbo::default();
+    if let Some(n) = nesting {
+        elbo = elbo.max_plate_nesting(n);
+    }
+    zero_grads();
+    let out = elbo
+        .loss_and_surrogate(model, &mut || Ok(()))
+        .expect("enumerated loss");
+    out.surrogate_loss.backward();
+    let got = grads(params);
+    zero_grads();
+    let want = -brute_log_p();
+    let want_loss = want.double_value(&[]);
+    want.backward();
+    let expect = grads(params);
+    let rel = (out.loss - want_loss).abs() / want_loss.abs().max(1.0);
+    assert!(rel < 1e-9, "loss {} vs brute force {want_loss}", out.loss);
+    for ((n, g), e) in params.iter().zip(&got).zip(&expect) {
+        let err = (g - e).abs().max().double_value(&[]);
+        let scale = e.abs().max().double_value(&[]).max(1.0);
+        assert!(
+            err / scale < 1e-9,
+            "gradient of `{n}`: {g:?} vs brute force {e:?}"
+        );
+    }
+}
+
+fn p(name: &str) -> Tensor {
+    get_param(name).expect("param")
+}
+
+// One discrete site in a plate.
+
+#[model]
+fn mixture(data: &Tensor) -> ppl::Result<()> {
+    let logits = param!("w_logits", f64s(&[0.2, -0.5, 0.3]));
+    let locs = param!("locs", f64s(&[-1.0, 0.5, 2.0]));
+    let _d = plate!("data", data.size()[0]);
+    let z = sample!(Categorical::from_logits(&logits)?, enumerate = parallel);
+    sample!(
+        "x",
+        Normal::new(&vindex(&locs, &[Some(&z)])?, 1.0)?,
+        obs = data
+    );
+    Ok(())
+}
+
+#[test]
+fn one_discrete_site_in_a_plate() {
+    clear_param_store();
+    let data = f64s(&[-0.9, 0.4, 2.2, 1.1]);
+    let brute_log_p = || {
+        let lw = p("w_logits").log_softmax(-1, Kind::Double);
+        let locs = p("locs");
+        brute(&[3, 3, 3, 3], |a| {
+            (0..4)
+                .map(|i| lw.get(a[i]) + ln_normal(&data.get(i as i64), &locs.get(a[i])))
+                .fold(Tensor::from(0.0f64), |s, t| s + t)
+        })
+    };
+    // Nesting given, and found by the trial run.
+    check_exact(
+        &mut || mixture(&data),
+        &["w_logits", "locs"],
+        Some(1),
+        &brute_log_p,
+    );
+    check_exact(
+        &mut || mixture(&data),
+        &["w_logits", "locs"],
+        None,
+        &brute_log_p,
+    );
+    // config_enumerate marks the site as the keyword does.
+    #[model]
+    fn unmarked(data: &Tensor) -> ppl::Result<()> {
+        let logits = param!("w_logits", f64s(&[0.2, -0.5, 0.3]));
+        let locs = param!("locs", f64s(&[-1.0, 0.5, 2.0]));
+        let _d = plate!("data", data.size()[0]);
+        let z = sample!(Categorical::from_logits(&logits)?);
+        sample!(
+            "x",
+            Normal::new(&vindex(&locs, &[Some(&z)])?, 1.0)?,
+            obs = data
+        );
+        Ok(())
+    }
+    check_exact(
+        &mut || config_enumerate(Enumerate::Parallel, || unmarked(&data)),
+        &["w_logits", "locs"],
+        Some(1),
+        &brute_log_p,
+    );
+}
+
+// Two dependent discrete sites.
+
+#[model]
+fn two_dependent(x: &Tensor) -> ppl::Result<()> {
+    let la = param!("a_logit", Tensor::from(-0.4f64));
+    let lb = param!(
+        "b_logits",
+        f64s(&[0.1, 0.3, -0.6, 0.5, -0.25, 0.25]).view([2, 3])
+    );
+    let locs = param!("b_locs", f64s(&[-1.0, 0.0, 1.5]));
+    let a = sample!(Bernoulli::from_logits(&la)?, enumerate = parallel);
+    let b = sample!(
+        Categorical::from_logits(&vindex(&lb, &[Some(&a), None])?)?,
+        enumerate = parallel
+    );
+    let loc = vindex(&locs, &[Some(&b)])? + &a;
+    sample!("x", Normal::new(&loc, 1.0)?, obs = x);
+    Ok(())
+}
+
+#[test]
+fn two_dependent_discrete_sites() {
+    clear_param_store();
+    let x = Tensor::from(0.7f64);
+    let brute_log_p = || {
+        let la = p("a_logit");
+        let lb = p("b_logits").log_softmax(-1, Kind::Double);
+        let locs = p("b_locs");
+        brute(&[2, 3], |v| {
+            let (a, b) = (v[0], v[1]);
+            let lpa = if a == 1 {
+                la.log_sigmoid()
+            } else {
+                (-&la).log_sigmoid()
+            };
+            lpa + lb.get(a).get(b) + ln_normal(&x, &(locs.get(b) + a as f64))
+        })
+    };
+    check_exact(
+        &mut || two_dependent(&x),
+        &["a_logit", "b_logits", "b_locs"],
+        Some(0),
+        &brute_log_p,
+    );
+}
+
+// A discrete site outside a plate with a child inside.
+
+#[model]
+fn global_discrete(data: &Tensor) -> ppl::Result<()> {
+    let logits = param!("g_logits", f64s(&[0.0, 0.7, -0.3]));
+    let locs = param!("g_locs", f64s(&[-1.0, 0.5, 2.0]));
+    let g = sample!(Categorical::from_logits(&logits)?, enumerate = parallel);
+    let _d = plate!("data", data.size()[0]);
+    sample!(
+        "x",
+        Normal::new(&vindex(&locs, &[Some(&g)])?, 1.0)?,
+        obs = data
+    );
+    Ok(())
+}
+
+#[test]
+fn discrete_outside_a_plate_with_child_inside() {
+    clear_param_store();
+    let data = f64s(&[-0.9, 0.4, 2.2, 1.1, 0.3]);
+    let brute_log_p = || {
+        let lw = p("g_logits").log_softmax(-1, Kind::Double);
+        let locs = p("g_locs");
+        brute(&[3], |a| {
+            lw.get(a[0]) + ln_normal(&data, &locs.get(a[0])).sum(Kind::Double)
+        })
+    };
+    check_exact(
+        &mut || global_discrete(&data),
+        &["g_logits", "g_locs"],
+        Some(1),
+        &brute_log_p,
+    );
+}
+
+// Nested plates: a discrete site per group and one per item, the item's depending on its group's.
+
+#[model]
+fn nested(data: &Tensor) -> ppl::Result<()> {
+    let lz = param!("z_logit", Tensor::from(0.3f64));
+    let lw = param!("w_logits", f64s(&[-0.5, 0.8]));
+    let locs = param!("z_locs", f64s(&[-1.0, 1.0]));
+    let _groups = plate!("groups", data.size()[0], dim = -2);
+    let z = sample!(Bernoulli::from_logits(&lz)?, enumerate = parallel);
+    let _items = plate!("items", data.size()[1], dim = -1);
+    let w = sample!(
+        Bernoulli::from_logits(&vindex(&lw, &[Some(&z)])?)?,
+        enumerate = parallel
+    );
+    let loc = vindex(&locs, &[Some(&z)])? + &w * 0.5;
+    sample!("x", Normal::new(&loc, 1.0)?, obs = data);
+    Ok(())
+}
+
+#[test]
+fn nested_plates() {
+    clear_param_store();
+    let data = f64s(&[0.1, -0.8, 1.3, 0.9, 1.4, -0.2]).view([2, 3]);
+    let brute_log_p = || {
+        let lz = p("z_logit");
+        let lw = p("w_logits");
+        let locs = p("z_locs");
+        let lb = |logit: &Tensor, v: i64| {
+            if v == 1 {
+                logit.log_sigmoid()
+            } else {
+                (-logit).log_sigmoid()
+            }
+        };
+        // z_0, z_1, then w_00..w_12.
+        brute(&[2, 2, 2, 2, 2, 2, 2, 2], |a| {
+            let mut s = Tensor::from(0.0f64);
+            for j in 0..2 {
+                let z = a[j];
+                s = s + lb(&lz, z);
+                for i in 0..3 {
+                    let w = a[2 + 3 * j + i];
+                    s = s
+                        + lb(&lw.get(z), w)
+                        + ln_normal(
+                            &data.get(j as i64).get(i as i64),
+                            &(locs.get(z) + 0.5 * w as f64),
+                        );
+                }
+            }
+            s
+        })
+    };
+    check_exact(
+        &mut || nested(&data),
+        &["z_logit", "w_logits", "z_locs"],
+        Some(2),
+        &brute_log_p,
+    );
+}
+
+// An HMM of length 5, with and without markov.
+
+fn hmm_body(ys: &Tensor, use_markov: bool) -> ppl::Result<()> {
+    let init = param!("init", f64s(&[0.3, -0.2, 0.1]));
+    let trans = param!(
+        "trans",
+        f64s(&[0.5, -0.3, 0.1, -0.2, 0.7, 0.0, 0.2, 0.1, -0.4]).view([3, 3])
+    );
+    let locs = param!("h_locs", f64s(&[-1.0, 0.2, 1.6]));
+    let t_max = ys.size()[0];
+    let mut x = sample!(
+        "x_0",
+        Categorical::from_logits(&init)?,
+        enumerate = parallel
+    );
+    let _ = sample!(
+        "y_0",
+        Normal::new(&vindex(&locs, &[Some(&x)])?, 1.0)?,
+        obs = ys.get(0)
+    );
+    let steps: Box<dyn Iterator<Item = i64>> = if use_markov {
+        Box::new(markov(1..t_max))
+    } else {
+        Box::new(1..t_max)
+    };
+    for t in steps {
+        x = sample!(
+            format!("x_{t}"),
+            Categorical::from_logits(&vindex(&trans, &[Some(&x), None])?)?,
+            enumerate = parallel
+        );
+        let _ = sample!(
+            format!("y_{t}"),
+            Normal::new(&vindex(&locs, &[Some(&x)])?, 1.0)?,
+            obs = ys.get(t)
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn hmm_with_and_without_markov() {
+    let ys = f64s(&[-0.8, 0.1, 1.9, 1.2, -0.3]);
+    let brute_log_p = || {
+        let init = p("init").log_softmax(-1, Kind::Double);
+        let trans = p("trans").log_softmax(-1, Kind::Double);
+        let locs = p("h_locs");
+        brute(&[3, 3, 3, 3, 3], |a| {
+            let mut s = init.get(a[0]) + ln_normal(&ys.get(0), &locs.get(a[0]));
+            for t in 1..5 {
+                s = s
+                    + trans.get(a[t - 1]).get(a[t])
+                    + ln_normal(&ys.get(t as i64), &locs.get(a[t]));
+            }
+            s
+        })
+    };
+    for use_markov in [true, false] {
+        clear_param_store();
+        check_exact(
+            &mut || hmm_body(&ys, use_markov),
+            &["init", "trans", "h_locs"],
+            Some(0),
+            &brute_log_p,
+        );
+    }
+}
+
+#[test]
+fn markov_recycles_enumeration_dims() -> ppl::Result<()> {
+    clear_param_store();
+    let ys = f64s(&[-0.8, 0.1, 1.9, 1.2, -0.3]);
+    let (_, tr) = poutine::trace(|| poutine::enum_(-1, || hmm_body(&ys, true)))?;
+    // x_0 comes before the loop: a global dim. Inside, history 1: two dims, alternating.
+    let dims: Vec<i64> = (0..5)
+        .map(|t| tr.site(&format!("x_{t}")).unwrap().infer.enum_dim.unwrap())
+        .collect();
+    assert_eq!(dims, [-1, -2, -3, -2, -3]);
+    let (_, tr) = poutine::trace(|| poutine::enum_(-1, || hmm_body(&ys, false)))?;
+    let dims: Vec<i64> = (0..5)
+        .map(|t| tr.site(&format!("x_{t}")).unwrap().infer.enum_dim.unwrap())
+        .collect();
+    assert_eq!(dims, [-1, -2, -3, -4, -5]);
+    Ok(())
+}
+
+// Guide-side enumeration: the ELBO is exactly sum_z q(z) (log p(x, z) - log q(z)).
+
+#[model]
+fn bern_model(x: &Tensor) -> ppl::Result<()> {
+    let z = sample!(Bernoulli::new(Tensor::from(0.3f64))?);
+    let loc = &z * 2.0 - 1.0;
+    sample!("x", Normal::new(&loc, 1.0)?, obs = x);
+    Ok(())
+}
+
+#[guide]
+fn bern_guide(_x: &Tensor) -> ppl::Result<()> {
+    let q = param!("q_logit", Tensor::from(0.2f64));
+    let _z = sample!(Bernoulli::from_logits(&q)?, enumerate = parallel);
+    Ok(())
+}
+
+#[test]
+fn guide_side_enumeration_is_exact() {
+    clear_param_store();
+    let x = Tensor::from(0.4f64);
+    zero_grads();
+    let out = TraceEnumElbo::default()
+        .max_plate_nesting(0)
+        .loss_and_surrogate(&mut || bern_model(&x), &mut || bern_guide(&x))
+        .expect("loss");
+    out.surrogate_loss.backward();
+    let got = grads(&["q_logit"]);
+    zero_grads();
+    let q = p("q_logit");
+    let lq = [(-&q).log_sigmoid(), q.log_sigmoid()];
+    let lp = [0.7f64.ln(), 0.3f64.ln()];
+    let mut elbo = Tensor::from(0.0f64);
+    for z in 0..2 {
+        let loc = Tensor::from(2.0 * z as f64 - 1.0);
+        let term = lq[z].exp() * (ln_normal(&x, &loc) + lp[z] - &lq[z]);
+        elbo = elbo + term;
+    }
+    let want = -elbo;
+    assert!((out.loss - want.double_value(&[])).abs() < 1e-12);
+    want.backward();
+    let expect = grads(&["q_logit"]);
+    assert!((&got[0] - &expect[0]).abs().double_value(&[]) < 1e-12);
+}
+
+// A subsampled plate: the enumerated log-likelihood of the drawn items, scaled by N / B.
+
+#[model]
+fn subsampled(data: &Tensor) -> ppl::Result<Tensor> {
+    let logits = param!("s_logits", f64s(&[0.2, -0.5]));
+    let locs = param!("s_locs", f64s(&[-1.0, 1.5]));
+    let d = plate!("data", data.size()[0], subsample_size = 3);
+    let idx = d.indices().shallow_clone();
+    let z = sample!(Categorical::from_logits(&logits)?, enumerate = parallel);
+    sample!(
+        "x",
+        Normal::new(&vindex(&locs, &[Some(&z)])?, 1.0)?,
+        obs = data.index_select(0, &idx)
+    );
+    Ok(idx)
+}
+
+#[test]
+fn subsampled_plate_is_scaled() {
+    clear_param_store();
+    let data = f64s(&[-0.9, 0.4, 2.2, 1.1, 0.3, -1.7]);
+    // The model's first random draw is the subsample: the same seed gives the same indices.
+    set_rng_seed(3);
+    let out = TraceEnumElbo::default()
+        .max_plate_nesting(1)
+        .loss_and_surrogate(&mut || subsampled(&data).map(|_| ()), &mut || Ok(()))
+        .expect("loss");
+    set_rng_seed(3);
+    let idx = subsampled(&data).expect("indices");
+    let idx: Vec<i64> = Vec::try_from(&idx).expect("ints");
+    let lw = p("s_logits").log_softmax(-1, Kind::Double);
+    let locs = p("s_locs");
+    let mut want = 0.0;
+    for i in &idx {
+        let x = data.get(*i);
+        let terms = Tensor::stack(
+            &[
+                lw.get(0) + ln_normal(&x, &locs.get(0)),
+                lw.get(1) + ln_normal(&x, &locs.get(1)),
+            ],
+            0,
+        );
+        want -= 2.0 * terms.logsumexp([0], false).double_value(&[]);
+    }
+    assert_eq!(idx.len(), 3);
+    assert!((out.loss - want).abs() < 1e-9, "{} vs {want}", out.loss);
+}
+
+// No more silent ignoring.
+
+#[test]
+fn trace_elbo_refuses_enumerated_sites() {
+    clear_param_store();
+    let data = f64s(&[-0.9, 0.4]);
+    let e = TraceElbo::default()
+        .loss_and_surrogate(&mut || mixture(&data), &mut || Ok(()))
+        .err()
+        .expect("TraceElbo cannot enumerate")
+        .to_string();
+    assert!(e.contains("site `z`") && e.contains("TraceEnumElbo"), "{e}");
+    let e = TraceMeanFieldElbo::default()
+        .loss_and_surrogate(&mut || mixture(&data), &mut || Ok(()))
+        .err()
+        .expect("TraceMeanFieldElbo cannot enumerate")
+        .to_string();
+    assert!(e.contains("site `z`") && e.contains("TraceEnumElbo"), "{e}");
+    let e = Importance::new(|| mixture(&data), 3)
+        .run()
+        .err()
+        .expect("Importance cannot enumerate")
+        .to_string();
+    assert!(e.contains("site `z`") && e.contains("Importance"), "{e}");
+}
+
+#[test]
+fn enumerating_a_continuous_site_is_an_error() {
+    clear_param_store();
+    #[model]
+    fn bad() -> ppl::Result<()> {
+        let _z = sample!(Normal::new(0.0, 1.0)?, enumerate = parallel);
+        Ok(())
+    }
+    let e = TraceEnumElbo::default()
+        .loss_and_surrogate(&mut || bad(), &mut || Ok(()))
+        .err()
+        .expect("no finite support")
+        .to_string();
+    assert!(
+        e.contains("site `z`") && e.contains("no finite support"),
+        "{e}"
+    );
+}
+
+#[test]
+fn latent_neither_guided_nor_enumerated_is_an_error() {
+    clear_param_store();
+    #[model]
+    fn m() -> ppl::Result<()> {
+        let z = sample!(Normal::new(0.0, 1.0)?);
+        sample!("x", Normal::new(&z, 1.0)?, obs = 0.3);
+        Ok(())
+    }
+    let e = TraceEnumElbo::default()
+        .loss_and_surrogate(&mut || m(), &mut || Ok(()))
+        .err()
+        .expect("unguided latent")
+        .to_string();
+    assert!(
+        e.contains("site `z`") && e.contains("the guide does not sample it"),
+        "{e}"
+    );
+}
+
+#[test]
+fn too_small_max_plate_nesting_is_named() {
+    clear_param_store();
+    let data = f64s(&[0.1, -0.8, 1.3, 0.9, 1.4, -0.2]).view([2, 3]);
+    let e = TraceEnumElbo::default()
+        .max_plate_nesting(1)
+        .loss_and_surrogate(&mut || nested(&data), &mut || Ok(()))
+        .err()
+        .expect("dims collide")
+        .to_string();
+    assert!(e.contains("max_plate_nesting"), "{e}");
+}
