@@ -32,6 +32,11 @@ impl PlateTable {
         Ok(self.names.len() - 1)
     }
 
+    /// The variable of the plate called `name`, if it has been seen.
+    pub fn var_of(&self, name: &Rc<str>) -> Option<Var> {
+        self.names.iter().position(|n| n == name).map(Var::Plate)
+    }
+
     /// The ordinal of a site: the set of its vectorized plates.
     pub fn ordinal(&mut self, site: &Site) -> Result<Ordinal> {
         let mut o = 0;

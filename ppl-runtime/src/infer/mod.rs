@@ -1,6 +1,7 @@
 //! Inference algorithms.
 
 pub mod autoguide;
+mod discrete;
 mod elbo;
 pub(crate) mod enumerate;
 mod importance;
@@ -14,6 +15,7 @@ pub use autoguide::{
     AutoDelta, AutoDiagonalNormal, AutoGuide, AutoLaplaceApproximation,
     AutoLowRankMultivariateNormal, AutoMultivariateNormal, AutoNormal,
 };
+pub use discrete::infer_discrete;
 pub use elbo::{
     get_traces, Elbo, ElboConfig, ElboOutput, RenyiElbo, TraceElbo, TraceEnumElbo, TraceGraphElbo,
     TraceMeanFieldElbo, PARTICLES_PLATE,

@@ -31,7 +31,7 @@ use crate::jit::{trace_text, Program};
 use crate::naming;
 use crate::poutine::runtime::{Handler, Messenger, Msg, SiteKind};
 use crate::poutine::trace_struct::scale_and_mask;
-use crate::poutine::{trace, Trace};
+use crate::poutine::{trace, EnumMessenger, Trace};
 use crate::transforms::{biject_to, TransformRef};
 
 /// The description of one latent site: what the sampler needs to know about it. Plain data, so it
@@ -63,6 +63,11 @@ pub struct ModelSpec {
     pub kind: Kind,
     /// The device of the latent values.
     pub device: Device,
+    /// Discrete latent sites of finite support, summed out of the potential by enumeration
+    /// (not sampled by HMC/NUTS).
+    pub enumerated: Vec<String>,
+    /// How many plates the model nests at most: enumeration dims go left of them.
+    pub max_plate_nesting: usize,
 }
 
 fn is_scored(msg: &Msg) -> bool {
@@ -88,8 +93,9 @@ fn is_identity(c: &Constraint) -> bool {
 impl ModelSpec {
     /// Traces `model` once (latent sites draw from their priors) and describes its latent sites.
     ///
-    /// A latent site with a discrete support, or one marked for enumeration, is an error naming
-    /// it: HMC and NUTS move through continuous space only.
+    /// Discrete latent sites of finite support (Bernoulli, Categorical, ...) are summed out of
+    /// the potential by parallel enumeration, as Pyro and NumPyro do; other discrete latent
+    /// sites (a Poisson latent) are an error naming the site.
     pub fn discover<R>(model: &dyn Fn() -> Result<R>) -> Result<ModelSpec> {
         let (_, tr) = trace(model)?;
         ModelSpec::from_trace(&tr)
@@ -114,20 +120,26 @@ impl ModelSpec {
             }
         }
         let mut sites = Vec::new();
+        let mut enumerated = Vec::new();
         let mut offset = 0;
         let mut kind_device = None;
         for s in tr.stochastic_nodes() {
             let d = s.dist()?;
             let support = d.support();
             if support.is_discrete() || s.infer.enumerate.is_some() {
-                return Err(Error::AtSite {
+                if d.has_enumerate_support() {
+                    enumerated.push(s.name.clone());
+                    continue;
+                }
+                return Err(Error::Enumeration {
                     site: s.name.clone(),
-                    source: Box::new(Error::Invalid(format!(
-                        "latent site with the discrete distribution {} (support {support}): HMC \
-                         and NUTS can only sample continuous latent sites; observe it, or \
-                         marginalize it out of the model",
+                    message: format!(
+                        "a latent site with the discrete distribution {} (support {support}), \
+                         which has no finite support to enumerate: HMC and NUTS sample \
+                         continuous sites and sum out discrete ones of finite support only; \
+                         observe it, or marginalize it out of the model by hand",
                         d.name()
-                    ))),
+                    ),
                 });
             }
             let t = biject_to(&support).at_site(&s.name)?;
@@ -157,11 +169,18 @@ impl ModelSpec {
         } else {
             Kind::Float
         };
+        let deepest = tr
+            .iter()
+            .flat_map(|s| s.cond_indep_stack.iter().filter_map(|f| f.dim))
+            .min()
+            .unwrap_or(0);
         Ok(ModelSpec {
             sites,
             dim: offset,
             kind,
             device,
+            enumerated,
+            max_plate_nesting: (-deepest) as usize,
         })
     }
 
@@ -176,6 +195,9 @@ struct PotentialMessenger {
     values: Rc<HashMap<String, Tensor>>,
     terms: Vec<Tensor>,
     seen: usize,
+    /// Sites summed out by enumeration: left to the enum handler, and no terms collected (the
+    /// contraction of the trace gives the log density).
+    enumerated: Rc<Vec<String>>,
 }
 
 impl Default for PotentialMessenger {
@@ -184,6 +206,7 @@ impl Default for PotentialMessenger {
             values: Rc::new(HashMap::new()),
             terms: Vec::new(),
             seen: 0,
+            enumerated: Rc::new(Vec::new()),
         }
     }
 }
@@ -191,6 +214,10 @@ impl Default for PotentialMessenger {
 impl Messenger for PotentialMessenger {
     fn process(&mut self, msg: &mut Msg) -> Result<()> {
         if msg.kind == SiteKind::Sample && !msg.is_observed && is_scored(msg) {
+            if self.enumerated.contains(&msg.name) {
+                msg.infer.enumerate = Some(crate::poutine::Enumerate::Parallel);
+                return Ok(());
+            }
             match self.values.get(&msg.name) {
                 Some(v) => {
                     msg.value = Some(v.shallow_clone());
@@ -210,7 +237,7 @@ impl Messenger for PotentialMessenger {
     }
 
     fn postprocess(&mut self, msg: &mut Msg) -> Result<()> {
-        if !is_scored(msg) {
+        if !is_scored(msg) || !self.enumerated.is_empty() {
             return Ok(());
         }
         let (Some(d), Some(v)) = (msg.dist.as_ref(), msg.value.as_ref()) else {
@@ -243,6 +270,7 @@ struct SiteMap {
 pub struct Potential<'a, R> {
     model: &'a dyn Fn() -> Result<R>,
     spec: ModelSpec,
+    enumerated: Rc<Vec<String>>,
     maps: Vec<SiteMap>,
     /// Number of gradient evaluations so far.
     num_grad_evals: usize,
@@ -267,6 +295,7 @@ impl<'a, R> Potential<'a, R> {
         }
         Ok(Potential {
             model,
+            enumerated: Rc::new(spec.enumerated.clone()),
             spec,
             maps,
             num_grad_evals: 0,
@@ -422,10 +451,20 @@ impl<'a, R> Potential<'a, R> {
             values: Rc::new(values),
             terms: Vec::new(),
             seen: 0,
+            enumerated: self.enumerated.clone(),
         };
-        let h = {
+        let h = if self.enumerated.is_empty() {
             let _run = naming::new_run();
             let (_, h) = handler.run_with(|| (self.model)())?;
+            h
+        } else {
+            // The discrete sites take all their values at once; the contraction of the trace
+            // sums them out.
+            let first = -(self.spec.max_plate_nesting as i64) - 1;
+            let (h, mut tr) =
+                trace(|| EnumMessenger::new(first)?.run(|| handler.run_with(|| (self.model)())))?;
+            let (_, h) = h;
+            terms.push(crate::infer::enumerate::log_joint(&mut tr)?);
             h
         };
         if h.seen != self.maps.len() {
