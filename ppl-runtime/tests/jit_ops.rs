@@ -144,6 +144,15 @@ fn reductions_and_shapes() {
     check("transpose permute-like", &[x.shallow_clone()], |a| {
         a[0].transpose(0, 2).reshape([4, 6])
     });
+    check("permute", &[x.shallow_clone()], |a| {
+        a[0].permute([2, 0, 1]).reshape([4, 6]) * a[0].permute([1, 2, 0]).reshape([6, 4]).tr()
+    });
+    check("gather", &[x.shallow_clone()], |a| {
+        let idx = Tensor::from_slice(&[2i64, 0, 1, 1])
+            .view([1, 1, 4])
+            .expand([2, 1, 4], false);
+        a[0].gather(1, &idx, false)
+    });
     check("squeeze unsqueeze flatten", &[x.shallow_clone()], |a| {
         a[0].unsqueeze(1).flatten(0, 2).squeeze()
     });

@@ -534,6 +534,19 @@ pub(super) fn backward(node: &Node, env: &Env, g: Arr, grads: &mut [Option<Arr>]
             };
             accumulate(grads, ins[0], gt);
         }
+        Op::Permute => {
+            let x = arr(v(0))?;
+            let r = x.shape.len();
+            let perm = ints(v(1))?
+                .into_iter()
+                .map(|d| norm_dim(d, r))
+                .collect::<Result<Vec<_>>>()?;
+            let mut inverse = vec![0usize; r];
+            for (i, p) in perm.iter().enumerate() {
+                inverse[*p] = i;
+            }
+            accumulate(grads, ins[0], permute(&g, &inverse));
+        }
         Op::Matmul => {
             let (a, b) = (arr(v(0))?, arr(v(1))?);
             let (n, k) = if a.shape.len() == 1 {

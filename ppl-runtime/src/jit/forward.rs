@@ -651,6 +651,15 @@ pub(super) fn eval(node: &Node, env: &Env) -> Result<Val> {
                 ))
             }
         }
+        Op::Permute => {
+            let x = arr(v(0))?;
+            let r = x.shape.len();
+            let perm = ints(v(1))?
+                .into_iter()
+                .map(|d| norm_dim(d, r))
+                .collect::<Result<Vec<_>>>()?;
+            Val::T(permute(x, &perm))
+        }
         Op::Cholesky => {
             let upper = nin > 1 && matches!(v(1), Val::Bool(true));
             let l = cholesky(arr(v(0))?)?;

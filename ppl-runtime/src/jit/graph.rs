@@ -112,6 +112,8 @@ pub(super) enum Op {
     Fill,
     ListConstruct,
     Transpose,
+    /// `permute(x, dims)`.
+    Permute,
     ToKind,
     Logsumexp,
     /// `amax` (true) or `amin` (false) over dims.
@@ -252,6 +254,7 @@ pub(super) fn op_of(kind: &str) -> Option<Op> {
         "scalar_tensor" => Op::ScalarTensor,
         "zeros" | "ones" | "full" | "zeros_like" | "ones_like" | "full_like" => Op::Fill,
         "transpose" | "t" | "swapaxes" => Op::Transpose,
+        "permute" => Op::Permute,
         "to" | "type_as" => Op::ToKind,
         "logsumexp" => Op::Logsumexp,
         "amax" => Op::Extremum(true),

@@ -539,6 +539,28 @@ pub(super) fn transpose2(x: &Arr) -> Arr {
 }
 
 /// Swaps dims `d0` and `d1`.
+/// `x` with its dims reordered: dim `i` of the result is dim `perm[i]` of `x`.
+pub(super) fn permute(x: &Arr, perm: &[usize]) -> Arr {
+    let shape: Vec<usize> = perm.iter().map(|&p| x.shape[p]).collect();
+    let xs = strides(&x.shape);
+    let perm_strides: Vec<usize> = perm.iter().map(|&p| xs[p]).collect();
+    let n = x.numel();
+    let mut data = Vec::with_capacity(n);
+    let mut counter = vec![0usize; shape.len()];
+    for _ in 0..n {
+        let off: usize = counter.iter().zip(&perm_strides).map(|(c, s)| c * s).sum();
+        data.push(x.data[off]);
+        for d in (0..shape.len()).rev() {
+            counter[d] += 1;
+            if counter[d] < shape[d] {
+                break;
+            }
+            counter[d] = 0;
+        }
+    }
+    Arr { shape, data }
+}
+
 pub(super) fn transpose(x: &Arr, d0: usize, d1: usize) -> Arr {
     if d0 == d1 {
         return x.clone();

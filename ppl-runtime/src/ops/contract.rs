@@ -70,7 +70,11 @@ impl Factor {
         }
         own.sort_unstable();
         let perm: Vec<i64> = own.iter().map(|(_, d)| *d).collect();
-        let t = self.tensor.f_permute(perm.as_slice())?;
+        let t = if perm.iter().enumerate().all(|(i, d)| i as i64 == *d) {
+            self.tensor.shallow_clone()
+        } else {
+            self.tensor.f_permute(perm.as_slice())?
+        };
         let sizes = self.tensor.size();
         let mut shape = vec![1i64; vars.len()];
         for (pos, d) in &own {

@@ -44,20 +44,61 @@ pub fn vindex(x: &Tensor, index: &[Option<&Tensor>]) -> Result<Tensor> {
         }
     }
     perm.extend(kept);
-    let xp = x.f_permute(perm.as_slice())?;
-    let mut idx: Vec<Option<Tensor>> = Vec::with_capacity(shape.len());
-    for (k, &size) in shape.iter().take(nb).enumerate() {
-        let mut view = vec![size];
-        view.extend(std::iter::repeat_n(1, nb - 1 - k));
-        idx.push(Some(
-            Tensor::f_arange(size, (Kind::Int64, x.device()))?.f_view(view.as_slice())?,
-        ));
+    let mut cur = if perm.iter().enumerate().all(|(i, d)| i as i64 == *d) {
+        x.shallow_clone()
+    } else {
+        x.f_permute(perm.as_slice())?
+    };
+    // One gather per indexed dim (gathers compile; advanced indexing does not): the index and
+    // the batch dims so far broadcast, aligned from the right.
+    let mut batch: Vec<i64> = shape[..nb].to_vec();
+    let indices: Vec<&Tensor> = index.iter().flatten().copied().collect();
+    for (k, i) in indices.iter().enumerate() {
+        let i = i.f_to_kind(Kind::Int64)?;
+        let ishape = i.size();
+        let rest: Vec<i64> = cur.size()[batch.len()..].to_vec();
+        let b = broadcast(&batch, &ishape).ok_or_else(|| {
+            Error::Shape(format!(
+                "vindex: index {k} of shape {ishape:?} does not broadcast with the batch shape \
+                 {batch:?}"
+            ))
+        })?;
+        let mut view = vec![1i64; b.len() - batch.len()];
+        view.extend(cur.size());
+        let mut full = b.clone();
+        full.extend(&rest);
+        let src = cur
+            .f_view(view.as_slice())?
+            .f_expand(full.as_slice(), false)?;
+        let mut iview = vec![1i64; b.len() - ishape.len()];
+        iview.extend(&ishape);
+        iview.extend(std::iter::repeat_n(1, rest.len()));
+        let mut ifull = b.clone();
+        ifull.push(1);
+        ifull.extend(&rest[1..]);
+        let idx = i
+            .f_view(iview.as_slice())?
+            .f_expand(ifull.as_slice(), false)?;
+        let d = b.len() as i64;
+        cur = src.f_gather(d, &idx, false)?.f_squeeze_dim(d)?;
+        batch = b;
     }
-    for i in index.iter().flatten() {
-        idx.push(Some(i.f_to_kind(Kind::Int64)?));
+    Ok(cur)
+}
+
+/// The broadcast of two shapes, aligned from the right.
+fn broadcast(a: &[i64], b: &[i64]) -> Option<Vec<i64>> {
+    let n = a.len().max(b.len());
+    let mut out = vec![1i64; n];
+    for (k, o) in out.iter_mut().enumerate() {
+        let x = a.len().checked_sub(n - k).map_or(1, |j| a[j]);
+        let y = b.len().checked_sub(n - k).map_or(1, |j| b[j]);
+        *o = match (x, y) {
+            (x, y) if x == y => x,
+            (1, y) => y,
+            (x, 1) => x,
+            _ => return None,
+        };
     }
-    if idx.is_empty() {
-        return Ok(xp);
-    }
-    Ok(xp.f_index(&idx)?)
+    Some(out)
 }
