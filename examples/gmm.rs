@@ -102,8 +102,12 @@ fn main() -> ppl::Result<()> {
     }
     let map = guide.median()?;
     let show = |t: &Tensor| {
-        Vec::<f64>::try_from(&t.to_kind(Kind::Double).flatten(0, -1).to_device(Device::Cpu))
-            .unwrap_or_default()
+        Vec::<f64>::try_from(
+            &t.to_kind(Kind::Double)
+                .flatten(0, -1)
+                .to_device(Device::Cpu),
+        )
+        .unwrap_or_default()
     };
     println!("MAP (AutoDelta + TraceEnumElbo; the tutorial: weights [0.375, 0.625], locs [0.499, 10.984], scale 0.651)");
     println!("  weights {:.3?}", show(&map["weights"]));
@@ -131,7 +135,13 @@ fn main() -> ppl::Result<()> {
         .seed(2);
     mcmc.run(|| model(&data))?;
     let post = mcmc.get_samples()?;
-    let mean = |name: &str| show(&post[name].to_kind(Kind::Double).mean_dim(0, false, Kind::Double));
+    let mean = |name: &str| {
+        show(
+            &post[name]
+                .to_kind(Kind::Double)
+                .mean_dim(0, false, Kind::Double),
+        )
+    };
     println!("NUTS ({samples} draws after {warmup} warm-up; assignments enumerated)");
     println!("  weights {:.3?}", mean("weights"));
     println!("  locs    {:.3?}", mean("locs"));

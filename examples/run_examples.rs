@@ -1,0 +1,82 @@
+//! Every example runs, with tiny settings, as Pyro's `tests/test_examples.py` does: each must
+//! exit successfully. (AIR has its own smoke test, `tests/air_smoke.rs`; `bench_mcmc` is the
+//! benchmark program.) `cargo test` builds the examples before it runs this.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn example(name: &str) -> PathBuf {
+    // target/<triple>/<profile>/deps/run_examples-<hash> -> target/<triple>/<profile>/examples/
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target profile dir");
+    dir.join("examples").join(name)
+}
+
+fn run(name: &str, args: &[&str]) {
+    let path = example(name);
+    assert!(
+        path.exists(),
+        "{} is not built (cargo test builds the examples first)",
+        path.display()
+    );
+    let out = Command::new(&path)
+        .args(args)
+        .output()
+        .expect("run example");
+    assert!(
+        out.status.success(),
+        "example {name} {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn svi_examples() {
+    run("coin_fairness", &["--steps", "20"]);
+    run("bayesian_regression", &["--steps", "20"]);
+    run("minipyro", &["--steps", "10"]);
+    run("scale_svi", &["--steps", "20"]);
+}
+
+#[test]
+fn mcmc_examples() {
+    run(
+        "eight_schools",
+        &["--num-samples", "20", "--warmup", "20", "--chains", "1"],
+    );
+    run(
+        "logistic_regression",
+        &["--num-samples", "10", "--warmup", "10"],
+    );
+}
+
+#[test]
+fn other_examples() {
+    run("geometric", &[]);
+    run("scale", &[]);
+    run("scale_importance", &["--num-samples", "50"]);
+    run("weather", &[]);
+    let out = std::env::temp_dir().join("ppl_rsa_example.svg");
+    run("rsa", &["--out", out.to_str().expect("utf-8 path")]);
+}
+
+#[test]
+fn enumeration_examples() {
+    run(
+        "gmm",
+        &[
+            "--steps",
+            "5",
+            "--seeds",
+            "2",
+            "--samples",
+            "10",
+            "--warmup",
+            "10",
+        ],
+    );
+}
