@@ -51,6 +51,15 @@ impl PlateTable {
     pub fn pack(&mut self, t: &Tensor, site: &Site) -> Result<Factor> {
         let shape = t.size();
         let n = shape.len() as i64;
+        // A site with no enumerated variable in its log-density may have batch dims outside
+        // any plate (a Dirichlet with batch shape [K]): independent terms, summed here.
+        let has_enum = shape.iter().enumerate().any(|(i, &s)| {
+            let dim = i as i64 - n;
+            s > 1
+                && site.infer.dim_to_id.iter().any(|(d, _)| *d == dim)
+                && !site.cond_indep_stack.iter().any(|f| f.dim == Some(dim))
+        });
+        let mut undeclared = Vec::new();
         let mut vars = Vec::new();
         let mut sizes = Vec::new();
         for (i, &s) in shape.iter().enumerate() {
@@ -73,6 +82,10 @@ impl PlateTable {
             let v = match (plate, var) {
                 (Some(p), _) => Var::Plate(self.index(&p.name)?),
                 (None, Some((_, id))) => Var::Enum(*id),
+                (None, None) if !has_enum => {
+                    undeclared.push(i as i64);
+                    continue;
+                }
                 (None, None) => {
                     return Err(Error::Enumeration {
                         site: site.name.clone(),
@@ -88,6 +101,12 @@ impl PlateTable {
             vars.push(v);
             sizes.push(s);
         }
+        let t = if undeclared.is_empty() {
+            t.shallow_clone()
+        } else {
+            t.f_sum_dim_intlist(undeclared.as_slice(), true, None::<tch::Kind>)
+                .at_site(&site.name)?
+        };
         Ok(Factor {
             tensor: t.f_reshape(sizes.as_slice()).at_site(&site.name)?,
             vars,
