@@ -92,7 +92,8 @@ fn main() -> ppl::Result<()> {
         betas: (0.8, 0.99),
         ..Default::default()
     });
-    let mut svi = Svi::new(|| enumerated(&data), || guide.call(), adam, elbo.clone());
+    let mut svi = Svi::new(|| enumerated(&data), || guide.call(), adam, elbo.clone())
+        .jit_compile(ppl_examples::jit_from_args());
     println!("seed {best_seed}, initial loss {best_loss:.3}");
     for step in 0..steps {
         let loss = svi.step()?;

@@ -35,6 +35,8 @@ pub fn arg<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 pub mod air;
+#[path = "hmm_models.rs"]
+pub mod hmm;
 
 /// Whether the bare flag `--jit` was given: examples then compile their inference
 /// (`Svi::jit_compile`, `Nuts::jit_compile`).

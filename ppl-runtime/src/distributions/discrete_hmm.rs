@@ -1,6 +1,6 @@
 use std::rc::Rc;
 
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
 use super::multivariate_normal::broadcast_shapes;
 use super::{Categorical, DistRef, Distribution};
@@ -216,6 +216,7 @@ impl Distribution for DiscreteHmm {
 mod tests {
     use super::*;
     use crate::distributions::{DistributionExt, Normal};
+    use tch::Kind;
 
     /// `log p(y)` by summing over every state path.
     #[test]

@@ -110,6 +110,13 @@ pub(crate) fn guess_max_plate_nesting<R1, R2>(
 }
 
 impl Elbo for TraceEnumElbo {
+    /// The enumerated loss is a function of the params and the random draws alone (the
+    /// enumeration dims and the elimination order are fixed by the model's structure), so it
+    /// compiles; the compiler's checks against libtorch still decide.
+    fn supports_jit(&self) -> bool {
+        true
+    }
+
     fn loss_and_surrogate<R1, R2>(
         &self,
         model: &mut dyn FnMut() -> Result<R1>,
