@@ -345,6 +345,90 @@ fn bench_linreg_subsample() -> ppl::Result<Vec<(String, J)>> {
     bench_linreg(Some(LINREG_SUBSAMPLE))
 }
 
+const GMM_STEPS: usize = 500;
+const GMM_LR: f64 = 0.05;
+const GMM_K: i64 = 3;
+
+#[model]
+fn gmm_model(y: &Tensor) -> ppl::Result<()> {
+    let opts = (y.kind(), y.device());
+    let weights = sample!(Dirichlet::new(Tensor::full([GMM_K], 0.5, opts))?);
+    let scale = sample!(LogNormal::new(Tensor::zeros([], opts), 2.0)?);
+    let locs = {
+        let _c = plate!("components", GMM_K);
+        sample!("locs", Normal::new(Tensor::zeros([], opts), 10.0)?)
+    };
+    let _d = plate!("data", y.size()[0]);
+    let assignment = sample!(Categorical::new(&weights)?, enumerate = parallel);
+    sample!(
+        "obs",
+        Normal::new(&ppl::ops::vindex(&locs, &[Some(&assignment)])?, &scale)?,
+        obs = y
+    );
+    Ok(())
+}
+
+/// The K=3, N=1000 mixture with its assignments enumerated: `TraceEnumElbo` + `AutoDelta`, from
+/// the peers' initial values (equal weights, scale 1, locs -2, 0, 2).
+fn bench_gmm_enum_svi() -> ppl::Result<Vec<(String, J)>> {
+    let (_, rows) = ppl_examples::read_numeric_csv("gmm.csv");
+    let ys: Vec<f32> = rows.iter().map(|r| r[0] as f32).collect();
+    let y = Tensor::from_slice(&ys);
+    clear_param_store();
+    set_rng_seed(seed());
+    let init: std::collections::HashMap<String, Tensor> = [
+        (
+            "weights",
+            Tensor::full([GMM_K], 1.0 / GMM_K as f64, (Kind::Float, Device::Cpu)),
+        ),
+        ("scale", Tensor::from(1.0f32)),
+        ("locs", Tensor::from_slice(&[-2.0f32, 0.0, 2.0])),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let guide =
+        AutoDelta::new(|| gmm_model(&y)).init_loc_fn(ppl::infer::autoguide::init_to_value(init));
+    let adam = Adam::new(AdamConfig {
+        lr: GMM_LR,
+        ..Default::default()
+    });
+    let elbo = TraceEnumElbo::default().max_plate_nesting(1);
+    let mut svi = Svi::new(|| gmm_model(&y), || guide.call(), adam, elbo).jit_compile(jit());
+    let (mut times, mut losses) = (Vec::with_capacity(GMM_STEPS), Vec::new());
+    for _ in 0..GMM_STEPS {
+        let t0 = Instant::now();
+        let loss = svi.step()?;
+        times.push(t0.elapsed().as_secs_f64());
+        losses.push(loss);
+    }
+    let med = guide.median()?;
+    let v = |t: &Tensor| -> Vec<f64> {
+        Vec::<f64>::try_from(t.to_kind(Kind::Double).reshape([-1]))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|x| rnd(x, 3))
+            .collect()
+    };
+    let mut rec = step_stats(&times);
+    rec.extend([
+        (
+            "config".into(),
+            J::O(vec![
+                ("steps".into(), J::I(GMM_STEPS as i64)),
+                ("lr".into(), J::N(GMM_LR)),
+                ("loss".into(), J::S("TraceEnumElbo".into())),
+                ("jit_compile".into(), J::B(jit())),
+            ]),
+        ),
+        ("weights".into(), J::A(v(&med["weights"]))),
+        ("locs".into(), J::A(v(&med["locs"]))),
+        ("scale".into(), J::N(rnd(med["scale"].double_value(&[]), 3))),
+        ("final_loss".into(), J::N(rnd(losses[losses.len() - 1], 3))),
+    ]);
+    Ok(rec)
+}
+
 type Bench = fn() -> ppl::Result<Vec<(String, J)>>;
 
 fn main() -> ppl::Result<()> {
@@ -371,7 +455,13 @@ fn main() -> ppl::Result<()> {
     all.insert("coin_svi", bench_coin_svi);
     all.insert("linreg_svi", bench_linreg_full);
     all.insert("linreg_svi_subsample", bench_linreg_subsample);
-    let order = ["coin_svi", "linreg_svi", "linreg_svi_subsample"];
+    all.insert("gmm_enum_svi", bench_gmm_enum_svi);
+    let order = [
+        "coin_svi",
+        "linreg_svi",
+        "linreg_svi_subsample",
+        "gmm_enum_svi",
+    ];
     let only: Vec<String> = flag("--only")
         .map(|s| s.split(',').map(|x| x.trim().to_string()).collect())
         .unwrap_or_else(|| order.iter().map(|s| s.to_string()).collect());

@@ -20,7 +20,14 @@ COIN = dict(steps=2000, lr=0.0005, betas=(0.90, 0.999), init=15.0)
 LINREG = dict(steps=1000, lr=0.01, subsample=100)
 EIGHT = dict(warmup=1000, samples=1000)
 LOGREG = dict(warmup=500, samples=500)
-WORKLOADS = ["coin_svi", "linreg_svi", "linreg_svi_subsample", "eight_schools_nuts", "logreg_nuts"]
+# The semi-supervised HMM (NumPyro's examples/hmm.py) and the K=3 mixture: enumeration workloads.
+HMM = dict(warmup=1000, samples=1000)
+# Pyro's Python loops are slow on 500 steps: fewer draws, reported per leapfrog step.
+HMM_PYRO = dict(warmup=50, samples=50)
+HMM_ENUM_PYRO = dict(warmup=10, samples=10)
+GMM = dict(steps=500, lr=0.05, K=3)
+WORKLOADS = ["coin_svi", "linreg_svi", "linreg_svi_subsample", "eight_schools_nuts", "logreg_nuts",
+             "hmm_forward_nuts", "hmm_enum_nuts", "gmm_enum_svi"]
 
 
 def csv(name):
@@ -55,6 +62,21 @@ def logreg():
 def eight_schools():
     a = csv("eight_schools.csv")
     return a[:, 1], a[:, 2]
+
+
+def hmm():
+    """(K, W, supervised categories, supervised words, unsupervised words) as int arrays."""
+    sup = csv("hmm_supervised.csv").astype(np.int64)
+    unsup = csv("hmm_unsupervised.csv")[:, 0].astype(np.int64)
+    t = np.genfromtxt(os.path.join(DATA, "hmm_truth.csv"), delimiter=",", skip_header=1,
+                      dtype=None, encoding="utf-8")
+    k = 1 + max(int(row[1]) for row in t if row[0] == "transition")
+    w = 1 + max(int(row[2]) for row in t if row[0] == "emission")
+    return k, w, sup[:, 0], sup[:, 1], unsup
+
+
+def gmm():
+    return csv("gmm.csv")[:, 0]
 
 
 def beta_mean_std(a, b):

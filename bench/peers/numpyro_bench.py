@@ -1,5 +1,6 @@
 """NumPyro's side of the benchmark workloads: the SVI update is `jax.jit`-compiled and called from
 a Python loop (directly comparable to a step loop); NUTS is timed on its second, compiled run."""
+import functools
 import os
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
@@ -97,8 +98,9 @@ def nuts(model, args, warmup, samples):
     mcmc.run(key, *args)
     first = C.now() - t0  # includes compilation
     t0 = C.now()
-    mcmc.run(key, *args)  # compiled
+    mcmc.run(key, *args, extra_fields=("diverging",))  # compiled
     total = C.now() - t0
+    divergences = int(np.sum(mcmc.get_extra_fields()["diverging"]))
     s = mcmc.get_samples(group_by_chain=True)
     min_ess = min(float(np.min(effective_sample_size(np.asarray(v)))) for v in s.values())
     # Leapfrog steps (warmup included) from an untimed replay with the same key: the same
@@ -112,6 +114,8 @@ def nuts(model, args, warmup, samples):
     return {"total_s": total, "first_run_s": first, "min_ess": C.r(min_ess, 1),
             "min_ess_per_s": C.r(min_ess / total, 2), "leapfrog_steps_total": steps,
             "ms_per_leapfrog": C.r(1e3 * total / max(steps, 1), 4),
+            "leapfrog_per_draw": C.r(steps / (warmup + samples), 2),
+            "num_divergences": divergences,
             "means": {k: C.r(np.asarray(v).mean((0, 1)), 3) for k, v in s.items()}}
 
 
@@ -140,9 +144,103 @@ def logreg_nuts():
     return nuts(logreg_model, (f32(X), f32(y)), C.LOGREG["warmup"], C.LOGREG["samples"])
 
 
+# --- enumeration workloads -------------------------------------------------------------------
+
+
+def hmm_supervised(K, W, sup_c, sup_w):
+    trans = numpyro.sample("transition_prob", dist.Dirichlet(jnp.ones((K, K))).to_event(1))
+    emit = numpyro.sample("emission_prob", dist.Dirichlet(jnp.full((K, W), 0.1)).to_event(1))
+    with numpyro.plate("supervised_transitions", sup_c.shape[0] - 1):
+        numpyro.sample("supervised_categories", dist.Categorical(trans[sup_c[:-1]]),
+                       obs=sup_c[1:])
+    with numpyro.plate("supervised_steps", sup_c.shape[0]):
+        numpyro.sample("supervised_words", dist.Categorical(emit[sup_c]), obs=sup_w)
+    return trans, emit
+
+
+def hmm_forward_model(K, W, sup_c, sup_w, unsup_w):
+    """NumPyro's examples/hmm.py: the unlabelled chain summed out by lax.scan in a factor."""
+    trans, emit = hmm_supervised(K, W, sup_c, sup_w)
+    lt, le = jnp.log(trans), jnp.log(emit)
+
+    def step(alpha, w):
+        return jax.nn.logsumexp(alpha[:, None] + lt, axis=0) + le[:, w], None
+
+    alpha, _ = jax.lax.scan(step, le[:, unsup_w[0]], unsup_w[1:])
+    numpyro.factor("forward_log_prob", jax.nn.logsumexp(alpha))
+
+
+def hmm_enum_model(K, W, sup_c, sup_w, unsup_w):
+    """The same with the categories enumerated in contrib.control_flow.scan (needs funsor)."""
+    from numpyro.contrib.control_flow import scan
+    from numpyro.ops.indexing import Vindex
+
+    trans, emit = hmm_supervised(K, W, sup_c, sup_w)
+    x0 = numpyro.sample("x_0", dist.Categorical(jnp.ones(K) / K),
+                        infer={"enumerate": "parallel"})
+    numpyro.sample("w_0", dist.Categorical(Vindex(emit)[x0, :]), obs=unsup_w[0])
+
+    def step(x_prev, w):
+        x = numpyro.sample("x", dist.Categorical(Vindex(trans)[x_prev, :]),
+                           infer={"enumerate": "parallel"})
+        numpyro.sample("w", dist.Categorical(Vindex(emit)[x, :]), obs=w)
+        return x, None
+
+    scan(step, x0, unsup_w[1:])
+
+
+def hmm_args():
+    K, W, sc, sw, uw = C.hmm()
+    return (K, W, jnp.asarray(sc), jnp.asarray(sw), jnp.asarray(uw))
+
+
+def hmm_forward_nuts():
+    return nuts(hmm_forward_model, hmm_args(), C.HMM["warmup"], C.HMM["samples"])
+
+
+def hmm_enum_nuts():
+    return nuts(hmm_enum_model, hmm_args(), C.HMM["warmup"], C.HMM["samples"])
+
+
+def gmm_model(y, K):
+    weights = numpyro.sample("weights", dist.Dirichlet(0.5 * jnp.ones(K)))
+    scale = numpyro.sample("scale", dist.LogNormal(0.0, 2.0))
+    with numpyro.plate("components", K):
+        locs = numpyro.sample("locs", dist.Normal(0.0, 10.0))
+    with numpyro.plate("data", y.shape[0]):
+        z = numpyro.sample("assignment", dist.Categorical(weights),
+                           infer={"enumerate": "parallel"})
+        numpyro.sample("obs", dist.Normal(locs[z], scale), obs=y)
+
+
+def gmm_enum_svi():
+    from numpyro import handlers, optim
+    from numpyro.infer import TraceEnum_ELBO
+    from numpyro.infer.autoguide import AutoDelta
+    from numpyro.infer.initialization import init_to_value
+
+    K = C.GMM["K"]
+    y = f32(C.gmm())
+    init = {"weights": jnp.ones(K) / K, "scale": jnp.asarray(1.0),
+            "locs": jnp.asarray([-2.0, 0.0, 2.0])}
+    model = functools.partial(gmm_model, K=K)  # K static under jax.jit
+    guide = AutoDelta(handlers.block(model, hide=["assignment"]),
+                      init_loc_fn=init_to_value(values=init))
+    svi = SVI(model, guide, optim.Adam(C.GMM["lr"]), TraceEnum_ELBO(max_plate_nesting=1))
+    state, times, losses = svi_loop(svi, C.GMM["steps"], y)
+    p = svi.get_params(state)
+    rec = C.step_stats(times)
+    rec.update(weights=C.r(np.asarray(p["weights_auto_loc"]), 3),
+               locs=C.r(np.asarray(p["locs_auto_loc"]), 3),
+               scale=C.r(p["scale_auto_loc"], 3), final_loss=C.r(losses[-1], 3))
+    return rec
+
+
 if __name__ == "__main__":
     C.main("numpyro", {"numpyro": numpyro.__version__, "jax": jax.__version__},
            os.cpu_count(),
            {"coin_svi": coin_svi, "linreg_svi": lambda: linreg(None),
             "linreg_svi_subsample": lambda: linreg(C.LINREG["subsample"]),
-            "eight_schools_nuts": eight_schools_nuts, "logreg_nuts": logreg_nuts})
+            "eight_schools_nuts": eight_schools_nuts, "logreg_nuts": logreg_nuts,
+            "hmm_forward_nuts": hmm_forward_nuts, "hmm_enum_nuts": hmm_enum_nuts,
+            "gmm_enum_svi": gmm_enum_svi})

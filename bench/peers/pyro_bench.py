@@ -101,20 +101,23 @@ def _counting_vv(*a, **k):
 nuts_mod.velocity_verlet = _counting_vv
 
 
-def nuts(model, args, warmup, samples):
+def nuts(model, args, warmup, samples, **kernel):
     pyro.clear_param_store()
     pyro.set_rng_seed(C.SEED)
     LEAPFROG[0] = 0
-    mcmc = MCMC(NUTS(model), num_samples=samples, warmup_steps=warmup, num_chains=1,
+    mcmc = MCMC(NUTS(model, **kernel), num_samples=samples, warmup_steps=warmup, num_chains=1,
                 disable_progbar=True)
     t0 = C.now()
     mcmc.run(*args)
     total = C.now() - t0
     ess = diagnostics(mcmc.get_samples(group_by_chain=True))
+    divergences = sum(len(v) for v in mcmc.diagnostics()["divergences"].values())
     min_ess = min(float(v["n_eff"].min()) for v in ess.values())
     return {"total_s": total, "min_ess": C.r(min_ess, 1), "min_ess_per_s": C.r(min_ess / total, 2),
             "leapfrog_steps_total": LEAPFROG[0],
             "ms_per_leapfrog": C.r(1e3 * total / max(LEAPFROG[0], 1), 4),
+            "leapfrog_per_draw": C.r(LEAPFROG[0] / (warmup + samples), 2),
+            "num_divergences": divergences,
             "means": {k: C.r(v.mean(0).numpy(), 3) for k, v in mcmc.get_samples().items()}}
 
 
@@ -143,9 +146,99 @@ def logreg_nuts():
     return nuts(logreg_model, (t(X), t(y)), C.LOGREG["warmup"], C.LOGREG["samples"])
 
 
+# --- enumeration workloads -------------------------------------------------------------------
+
+
+def hmm_supervised(K, W, sup_c, sup_w):
+    trans = pyro.sample("transition_prob", dist.Dirichlet(torch.ones(K, K)).to_event(1))
+    emit = pyro.sample("emission_prob", dist.Dirichlet(torch.full((K, W), 0.1)).to_event(1))
+    with pyro.plate("supervised_transitions", sup_c.shape[0] - 1):
+        pyro.sample("supervised_categories", dist.Categorical(trans[sup_c[:-1]]), obs=sup_c[1:])
+    with pyro.plate("supervised_steps", sup_c.shape[0]):
+        pyro.sample("supervised_words", dist.Categorical(emit[sup_c]), obs=sup_w)
+    return trans, emit
+
+
+def hmm_forward_model(K, W, sup_c, sup_w, unsup_w):
+    """NumPyro's examples/hmm.py forward algorithm, as a Python loop in a factor."""
+    trans, emit = hmm_supervised(K, W, sup_c, sup_w)
+    lt, le = trans.log(), emit.log()
+    alpha = le[:, unsup_w[0]]
+    for w in unsup_w[1:]:
+        alpha = (alpha[:, None] + lt).logsumexp(0) + le[:, w]
+    pyro.factor("forward_log_prob", alpha.logsumexp(0))
+
+
+def hmm_enum_model(K, W, sup_c, sup_w, unsup_w):
+    """The categories enumerated in a pyro.markov loop with Vindex (Pyro's examples/hmm.py)."""
+    from pyro.ops.indexing import Vindex
+
+    trans, emit = hmm_supervised(K, W, sup_c, sup_w)
+    x = None
+    for t in pyro.markov(range(len(unsup_w))):
+        probs = torch.ones(K) / K if x is None else Vindex(trans)[x, :]
+        x = pyro.sample(f"x_{t}", dist.Categorical(probs), infer={"enumerate": "parallel"})
+        pyro.sample(f"w_{t}", dist.Categorical(Vindex(emit)[x, :]), obs=unsup_w[t])
+
+
+def hmm_args():
+    K, W, sc, sw, uw = C.hmm()
+    return (K, W, torch.as_tensor(sc), torch.as_tensor(sw), torch.as_tensor(uw))
+
+
+def hmm_forward_nuts():
+    rec = nuts(hmm_forward_model, hmm_args(), C.HMM_PYRO["warmup"], C.HMM_PYRO["samples"])
+    rec["note"] = f"{C.HMM_PYRO['warmup']} + {C.HMM_PYRO['samples']} draws (Python loop is slow)"
+    return rec
+
+
+def hmm_enum_nuts():
+    rec = nuts(hmm_enum_model, hmm_args(), C.HMM_ENUM_PYRO["warmup"],
+               C.HMM_ENUM_PYRO["samples"], max_plate_nesting=1)
+    rec["note"] = (f"{C.HMM_ENUM_PYRO['warmup']} + {C.HMM_ENUM_PYRO['samples']} draws "
+                   "(500 enumerated sites per gradient)")
+    return rec
+
+
+def gmm_model(y, K):
+    weights = pyro.sample("weights", dist.Dirichlet(0.5 * torch.ones(K)))
+    scale = pyro.sample("scale", dist.LogNormal(0.0, 2.0))
+    with pyro.plate("components", K):
+        locs = pyro.sample("locs", dist.Normal(0.0, 10.0))
+    with pyro.plate("data", y.shape[0]):
+        z = pyro.sample("assignment", dist.Categorical(weights), infer={"enumerate": "parallel"})
+        pyro.sample("obs", dist.Normal(locs[z], scale), obs=y)
+
+
+def gmm_enum_svi():
+    from pyro import poutine
+    from pyro.infer import TraceEnum_ELBO
+    from pyro.infer.autoguide import AutoDelta
+    from pyro.infer.autoguide.initialization import init_to_value
+
+    K = C.GMM["K"]
+    y = t(C.gmm())
+    pyro.clear_param_store()
+    pyro.set_rng_seed(C.SEED)
+    init = {"weights": torch.ones(K) / K, "scale": torch.tensor(1.0),
+            "locs": torch.tensor([-2.0, 0.0, 2.0])}
+    guide = AutoDelta(poutine.block(gmm_model, hide=["assignment"]),
+                      init_loc_fn=init_to_value(values=init))
+    svi = SVI(gmm_model, guide, Adam({"lr": C.GMM["lr"]}), loss=TraceEnum_ELBO(max_plate_nesting=1))
+    times, losses = svi_loop(svi, C.GMM["steps"], y, K)
+    med = guide.median(y, K)
+    rec = C.step_stats(times)
+    rec.update(weights=C.r(med["weights"].detach().numpy(), 3),
+               locs=C.r(med["locs"].detach().numpy(), 3),
+               scale=C.r(med["scale"].item(), 3), final_loss=C.r(losses[-1], 3))
+    return rec
+
+
 if __name__ == "__main__":
     C.main("pyro", {"pyro": pyro.__version__, "torch": torch.__version__},
            torch.get_num_threads(),
            {"coin_svi": coin_svi, "linreg_svi": lambda: linreg(None),
             "linreg_svi_subsample": lambda: linreg(C.LINREG["subsample"]),
-            "eight_schools_nuts": eight_schools_nuts, "logreg_nuts": logreg_nuts})
+            "eight_schools_nuts": eight_schools_nuts, "logreg_nuts": logreg_nuts,
+            "hmm_forward_nuts": hmm_forward_nuts, "hmm_enum_nuts": hmm_enum_nuts,
+            "gmm_enum_svi": gmm_enum_svi})

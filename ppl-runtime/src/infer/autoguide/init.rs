@@ -178,6 +178,11 @@ impl Messenger for InitMessenger {
             return Ok(());
         }
         let dist = msg.dist()?.clone();
+        // Discrete sites (enumerated ones, which autoguides leave to the loss) keep their
+        // default draw: init strategies are for continuous values.
+        if dist.support().is_discrete() {
+            return Ok(());
+        }
         let v = self.init.init(&msg.name, &*dist)?;
         let want = draw_shape(&*dist);
         if v.size() != want {
