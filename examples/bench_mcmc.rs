@@ -1,6 +1,7 @@
-//! Timing of NUTS on the peer benchmarks (`eight_schools_nuts`, `logreg_nuts`), with the settings
+//! Timing of NUTS on the peer benchmarks (`eight_schools_nuts`, `logreg_nuts`, and the
+//! semi-supervised HMM: `hmm_forward_nuts`, `hmm_enum_nuts`, `hmm_dhmm_nuts`), with the settings
 //! of the Pyro and NumPyro scripts: NUTS defaults, one chain, seed 0; eight schools 1000 warmup +
-//! 1000 samples, logistic regression 500 + 500. Prints one JSON line per workload with the peers'
+//! 1000 samples, logistic regression 500 + 500, HMM 1000 + 1000 (`--hmm-draws N` for N + N). Prints one JSON line per workload with the peers'
 //! fields (total seconds, ms per leapfrog step, min ESS, min ESS/s, step size, divergences, mean
 //! acceptance probability).
 //!
@@ -12,6 +13,7 @@ use std::time::Instant;
 
 use ppl::infer::mcmc::{diagnostics, Mcmc, Nuts};
 use ppl::prelude::*;
+use ppl_examples::hmm::{semi_supervised_hmm, HmmData, Method};
 
 #[model]
 fn eight_schools(sigma: &Tensor, y: &Tensor) -> ppl::Result<()> {
@@ -56,7 +58,14 @@ fn json_num(v: f64) -> String {
     }
 }
 
-fn bench(name: &str, jit: bool, mcmc: &mut Mcmc, run: &dyn Fn(&mut Mcmc) -> ppl::Result<()>) {
+/// Runs and reports one workload; `iterations` is warm-up plus sampling iterations.
+fn bench(
+    name: &str,
+    jit: bool,
+    iterations: usize,
+    mcmc: &mut Mcmc,
+    run: &dyn Fn(&mut Mcmc) -> ppl::Result<()>,
+) {
     let c0 = cpu_seconds();
     let t0 = Instant::now();
     run(mcmc).expect("mcmc run");
@@ -97,7 +106,7 @@ fn bench(name: &str, jit: bool, mcmc: &mut Mcmc, run: &dyn Fn(&mut Mcmc) -> ppl:
          \"warmup_s\": {:.4}, \"sampling_s\": {:.4}, \"min_ess\": {:.1}, \"ess_per_s\": {:.3}, \
          \"num_divergences\": {}, \"mean_accept_prob\": {:.3}, \"step_size\": {:.5}, \
          \"sampling_num_steps_mean\": {:.2}, \"leapfrog_steps_total\": {leapfrog}, \
-         \"ms_per_leapfrog\": {:.5}, \"post_mean\": {{{}}}, \"ess\": {{{}}}}}",
+         \"ms_per_leapfrog\": {:.5}, \"leapfrog_per_draw\": {:.2}, \"post_mean\": {{{}}}, \"ess\": {{{}}}}}",
         if jit { "ppl" } else { "ppl-eager" },
         1000.0 * cpu / leapfrog.max(1) as f64,
         ch.warmup_seconds,
@@ -109,6 +118,7 @@ fn bench(name: &str, jit: bool, mcmc: &mut Mcmc, run: &dyn Fn(&mut Mcmc) -> ppl:
         ch.step_size,
         mean_steps,
         json_num(1000.0 * total / leapfrog.max(1) as f64),
+        leapfrog as f64 / iterations.max(1) as f64,
         means.join(", "),
         ess_fields.join(", "),
     );
@@ -125,6 +135,10 @@ fn main() {
         _ => vec![true, false],
     };
     let device = ppl_examples::device_from_args();
+    // The HMM workloads: NumPyro's settings (1000 + 1000), smaller with --hmm-draws N.
+    let hmm = HmmData::load();
+    let hmm_draws: usize = ppl_examples::arg("hmm-draws", 1000);
+    let (hmm_warmup, hmm_samples) = (hmm_draws, hmm_draws);
     let (_, es) = ppl_examples::read_numeric_csv("eight_schools.csv");
     let y: Vec<f32> = es.iter().map(|r| r[1] as f32).collect();
     let sigma: Vec<f32> = es.iter().map(|r| r[2] as f32).collect();
@@ -144,8 +158,25 @@ fn main() {
                 .warmup_steps(1000)
                 .seed(0)
                 .progress_bar(false);
-            bench("eight_schools_nuts", jit, &mut mcmc, &|m| {
+            bench("eight_schools_nuts", jit, 2000, &mut mcmc, &|m| {
                 m.run(|| eight_schools(&sigma, &y))
+            });
+        }
+        for (name, method) in [
+            ("hmm_forward_nuts", Method::Forward),
+            ("hmm_enum_nuts", Method::Enum),
+            ("hmm_dhmm_nuts", Method::Dhmm),
+        ] {
+            if !(only.is_empty() || only.contains(name)) {
+                continue;
+            }
+            let mut mcmc = Mcmc::new(Nuts::new().jit_compile(jit))
+                .num_samples(hmm_samples)
+                .warmup_steps(hmm_warmup)
+                .seed(0)
+                .progress_bar(false);
+            bench(name, jit, hmm_warmup + hmm_samples, &mut mcmc, &|m| {
+                m.run(|| semi_supervised_hmm(&hmm, method))
             });
         }
         if only.is_empty() || only.contains("logreg_nuts") {
@@ -156,7 +187,7 @@ fn main() {
                 .warmup_steps(500)
                 .seed(0)
                 .progress_bar(false);
-            bench("logreg_nuts", jit, &mut mcmc, &|m| {
+            bench("logreg_nuts", jit, 1000, &mut mcmc, &|m| {
                 m.run(|| logreg(&x, &yt))
             });
         }
