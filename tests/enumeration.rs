@@ -798,3 +798,160 @@ fn check_same_posterior(got: &ppl::infer::Mcmc, reference: &ppl::infer::Mcmc) {
         );
     }
 }
+
+#[test]
+fn predictive_draws_discrete_sites_with_infer_discrete() -> ppl::Result<()> {
+    clear_param_store();
+    let data = mixture_data();
+    // Two "posterior draws" of the globals.
+    let weights = f64s(&[0.5, 0.5, 0.1, 0.9]).view([2, 2]);
+    let locs = f64s(&[0.0, 10.0, 3.0, 9.0]).view([2, 2]);
+    let samples: std::collections::HashMap<String, Tensor> = [
+        ("weights".to_string(), weights.shallow_clone()),
+        ("locs".to_string(), locs.shallow_clone()),
+    ]
+    .into_iter()
+    .collect();
+    #[model]
+    fn unmarked_mixture(data: &Tensor) -> ppl::Result<()> {
+        let weights = sample!(Dirichlet::new(f64s(&[1.0, 1.0]))?);
+        let locs = {
+            let _c = plate!("components", 2);
+            sample!("locs", Normal::new(f64s(&[0.0, 10.0]), 3.0)?)
+        };
+        let _d = plate!("data", data.size()[0]);
+        let z = sample!(Categorical::new(&weights)?);
+        sample!(
+            "x",
+            Normal::new(&vindex(&locs, &[Some(&z)])?, 1.0)?,
+            obs = data
+        );
+        Ok(())
+    }
+    let pred = Predictive::with_posterior_samples(|| unmarked_mixture(&data), samples)?
+        .infer_discrete(-2, 0.0)
+        .run()?;
+    let z = &pred["z"];
+    assert_eq!(z.size(), vec![2, data.size()[0]]);
+    let xs: Vec<f64> = Vec::try_from(&data)?;
+    for s in 0..2i64 {
+        for (i, x) in xs.iter().enumerate() {
+            let score = |k: i64| {
+                weights.double_value(&[s, k]).ln() - 0.5 * (x - locs.double_value(&[s, k])).powi(2)
+            };
+            let best = if score(1) > score(0) { 1 } else { 0 };
+            assert_eq!(z.int64_value(&[s, i as i64]), best, "draw {s}, point {i}");
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn markov_history_two_keeps_three_dims() -> ppl::Result<()> {
+    let (_, tr) = poutine::trace(|| {
+        poutine::enum_(-1, || {
+            for t in markov(0..6).history(2) {
+                let _ = sample!(format!("x_{t}"), Bernoulli::new(0.5)?, enumerate = parallel);
+            }
+            Ok(())
+        })
+    })?;
+    let dims: Vec<i64> = (0..6)
+        .map(|t| tr.site(&format!("x_{t}")).unwrap().infer.enum_dim.unwrap())
+        .collect();
+    assert_eq!(dims, [-1, -2, -3, -1, -2, -3]);
+    Ok(())
+}
+
+#[test]
+fn expand_gives_full_shape_values() -> ppl::Result<()> {
+    let (_, tr) = poutine::trace(|| {
+        poutine::enum_(-2, || {
+            let _d = plate!("data", 4);
+            let _ = sample!(
+                "z",
+                Bernoulli::new(0.3)?,
+                enumerate = parallel,
+                expand = true
+            );
+            let _ = sample!(
+                "w",
+                Categorical::new(f64s(&[0.2, 0.3, 0.5]))?,
+                enumerate = parallel
+            );
+            Ok(())
+        })
+    })?;
+    assert_eq!(tr.value("z")?.size(), vec![2, 4]);
+    assert_eq!(tr.value("w")?.size(), vec![3, 1, 1]);
+    Ok(())
+}
+
+#[test]
+fn particles_and_continuous_guide_sites() -> ppl::Result<()> {
+    // A continuous latent in the guide beside an enumerated one in the model; with every
+    // particle's draw of `loc`, the enumerated part is exact, so the loss is finite and the
+    // gradient reaches both the guide's and the model's params.
+    clear_param_store();
+    set_rng_seed(0);
+    let data = mixture_data();
+    #[model]
+    fn m(data: &Tensor) -> ppl::Result<()> {
+        let loc = sample!(Normal::new(Tensor::from(5.0f64), 5.0)?);
+        let logits = param!("m_logits", f64s(&[0.0, 0.0]));
+        let _d = plate!("data", data.size()[0]);
+        let z = sample!(Categorical::from_logits(&logits)?, enumerate = parallel);
+        // [..., 2]: vectorized particles give `loc` a batch shape.
+        let locs = Tensor::stack(&[loc.zeros_like(), loc.shallow_clone()], -1);
+        sample!(
+            "x",
+            Normal::new(&vindex(&locs, &[Some(&z)])?, 1.0)?,
+            obs = data
+        );
+        Ok(())
+    }
+    #[guide]
+    fn g(_data: &Tensor) -> ppl::Result<()> {
+        let q = param!("q_loc", Tensor::from(8.0f64));
+        let _loc = sample!(Normal::new(&q, 0.5)?);
+        Ok(())
+    }
+    for vectorize in [false, true] {
+        zero_grads();
+        let elbo = TraceEnumElbo::default()
+            .max_plate_nesting(1)
+            .num_particles(3)
+            .vectorize_particles(vectorize);
+        let out = elbo.loss_and_surrogate(&mut || m(&data), &mut || g(&data))?;
+        assert!(out.loss.is_finite(), "vectorized {vectorize}: {}", out.loss);
+        out.surrogate_loss.backward();
+        let gs = grads(&["q_loc", "m_logits"]);
+        assert!(gs[0].abs().double_value(&[]) > 0.0);
+        assert!(gs[1].abs().sum(Kind::Double).double_value(&[]) > 0.0);
+    }
+    Ok(())
+}
+
+#[test]
+fn auto_normal_leaves_enumerated_sites_to_the_loss() -> ppl::Result<()> {
+    clear_param_store();
+    set_rng_seed(0);
+    let data = mixture_data();
+    let model = || enumerated_mixture(&data);
+    let guide = AutoNormal::new(|| config_enumerate(Enumerate::Parallel, model));
+    let adam = Adam::new(AdamConfig {
+        lr: 0.05,
+        ..Default::default()
+    });
+    let mut svi = Svi::new(
+        || config_enumerate(Enumerate::Parallel, model),
+        || guide.call(),
+        adam,
+        TraceEnumElbo::default(),
+    );
+    for _ in 0..5 {
+        assert!(svi.step()?.is_finite());
+    }
+    assert!(!guide.latent_sites()?.contains(&"z".to_string()));
+    Ok(())
+}

@@ -7,7 +7,7 @@ use indexmap::IndexMap;
 use tch::Tensor;
 
 use crate::error::{Error, Result, ResultExt};
-use crate::poutine::{self, Handler, Plate, SiteKind, Trace};
+use crate::poutine::{self, Enumerate, Handler, Plate, SiteKind, Trace};
 
 /// The name of the outer plate of vectorized predictive draws.
 pub const PREDICTIVE_PLATE: &str = "_num_predictive_samples";
@@ -60,6 +60,8 @@ pub struct Predictive<'a> {
     return_sites: Option<Vec<String>>,
     parallel: bool,
     max_plate_nesting: usize,
+    /// `(first_available_dim, temperature)` of [`Predictive::infer_discrete`].
+    infer_discrete: Option<(i64, f64)>,
 }
 
 fn program<'a, R>(mut f: impl FnMut() -> Result<R> + 'a) -> Program<'a> {
@@ -81,6 +83,7 @@ impl<'a> Predictive<'a> {
             return_sites: None,
             parallel: false,
             max_plate_nesting: 0,
+            infer_discrete: None,
         }
     }
 
@@ -115,6 +118,7 @@ impl<'a> Predictive<'a> {
             return_sites: None,
             parallel: false,
             max_plate_nesting: 0,
+            infer_discrete: None,
         })
     }
 
@@ -136,6 +140,16 @@ impl<'a> Predictive<'a> {
     pub fn parallel(mut self, max_plate_nesting: usize) -> Self {
         self.parallel = true;
         self.max_plate_nesting = max_plate_nesting;
+        self
+    }
+
+    /// Draws the model's discrete sites of finite support from their posterior given each
+    /// draw of the other latents and the observations (NumPyro's
+    /// `Predictive(infer_discrete=True)`): every such site is enumerated in dims
+    /// `first_available_dim` and further left and assigned by [`crate::infer::infer_discrete`]
+    /// at `temperature` (1: a posterior sample, 0: the MAP). Not with [`Predictive::parallel`].
+    pub fn infer_discrete(mut self, first_available_dim: i64, temperature: f64) -> Self {
+        self.infer_discrete = Some((first_available_dim, temperature));
         self
     }
 
@@ -178,7 +192,20 @@ impl<'a> Predictive<'a> {
     fn run_model(&mut self, data: HashMap<String, Tensor>) -> Result<Trace> {
         let data = Rc::new(data);
         let model = &mut self.model;
-        let (_, tr) = poutine::trace(|| poutine::condition(data, &mut **model))?;
+        let (_, tr) = match self.infer_discrete {
+            None => poutine::trace(|| poutine::condition(data, &mut **model))?,
+            Some((first, temperature)) => poutine::trace(|| {
+                crate::infer::infer_discrete(
+                    || {
+                        poutine::condition(data.clone(), || {
+                            poutine::config_enumerate(Enumerate::Parallel, &mut **model)
+                        })
+                    },
+                    first,
+                    temperature,
+                )
+            })?,
+        };
         Ok(tr)
     }
 
@@ -206,6 +233,11 @@ impl<'a> Predictive<'a> {
             }
         }
         if self.parallel {
+            if self.infer_discrete.is_some() {
+                return Err(Error::Invalid(
+                    "Predictive: infer_discrete runs draw by draw; drop parallel()".into(),
+                ));
+            }
             return self.run_parallel();
         }
         let mut collected: IndexMap<String, Vec<Tensor>> = IndexMap::new();
