@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use ppl::prelude::*;
+use ppl_examples::gmm::gmm;
 
 /// The seed (`--seed`, 0 by default, as the peers use).
 static SEED_ARG: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -349,25 +350,6 @@ const GMM_STEPS: usize = 500;
 const GMM_LR: f64 = 0.05;
 const GMM_K: i64 = 3;
 
-#[model]
-fn gmm_model(y: &Tensor) -> ppl::Result<()> {
-    let opts = (y.kind(), y.device());
-    let weights = sample!(Dirichlet::new(Tensor::full([GMM_K], 0.5, opts))?);
-    let scale = sample!(LogNormal::new(Tensor::zeros([], opts), 2.0)?);
-    let locs = {
-        let _c = plate!("components", GMM_K);
-        sample!("locs", Normal::new(Tensor::zeros([], opts), 10.0)?)
-    };
-    let _d = plate!("data", y.size()[0]);
-    let assignment = sample!(Categorical::new(&weights)?, enumerate = parallel);
-    sample!(
-        "obs",
-        Normal::new(&ppl::ops::vindex(&locs, &[Some(&assignment)])?, &scale)?,
-        obs = y
-    );
-    Ok(())
-}
-
 /// The K=3, N=1000 mixture with its assignments enumerated: `TraceEnumElbo` + `AutoDelta`, from
 /// the peers' initial values (equal weights, scale 1, locs -2, 0, 2).
 fn bench_gmm_enum_svi() -> ppl::Result<Vec<(String, J)>> {
@@ -388,13 +370,13 @@ fn bench_gmm_enum_svi() -> ppl::Result<Vec<(String, J)>> {
     .map(|(k, v)| (k.to_string(), v))
     .collect();
     let guide =
-        AutoDelta::new(|| gmm_model(&y)).init_loc_fn(ppl::infer::autoguide::init_to_value(init));
+        AutoDelta::new(|| gmm(&y, GMM_K)).init_loc_fn(ppl::infer::autoguide::init_to_value(init));
     let adam = Adam::new(AdamConfig {
         lr: GMM_LR,
         ..Default::default()
     });
     let elbo = TraceEnumElbo::default().max_plate_nesting(1);
-    let mut svi = Svi::new(|| gmm_model(&y), || guide.call(), adam, elbo).jit_compile(jit());
+    let mut svi = Svi::new(|| gmm(&y, GMM_K), || guide.call(), adam, elbo).jit_compile(jit());
     let (mut times, mut losses) = (Vec::with_capacity(GMM_STEPS), Vec::new());
     for _ in 0..GMM_STEPS {
         let t0 = Instant::now();

@@ -14,34 +14,16 @@
 
 use ppl::infer::autoguide::InitLocFn;
 use ppl::infer::infer_discrete;
-use ppl::ops::vindex;
 use ppl::poutine::{config_enumerate, Enumerate};
 use ppl::prelude::*;
+use ppl_examples::gmm::{gmm, values};
 
 const K: i64 = 2;
 
-#[model]
-fn model(data: &Tensor) -> ppl::Result<()> {
-    let opts = (data.kind(), data.device());
-    let weights = sample!(Dirichlet::new(Tensor::full([K], 0.5, opts))?);
-    let scale = sample!(LogNormal::new(Tensor::zeros([], opts), 2.0)?);
-    let locs = {
-        let _c = plate!("components", K);
-        sample!("locs", Normal::new(Tensor::zeros([], opts), 10.0)?)
-    };
-    let _d = plate!("data", data.size()[0]);
-    let assignment = sample!(Categorical::new(&weights)?);
-    sample!(
-        "obs",
-        Normal::new(&vindex(&locs, &[Some(&assignment)])?, &scale)?,
-        obs = data
-    );
-    Ok(())
-}
-
-/// The model with every discrete site enumerated in parallel (Pyro's `@config_enumerate`).
+/// The model (its assignment already marked `enumerate = parallel`; `config_enumerate` would
+/// mark every discrete site, as Pyro's `@config_enumerate` does).
 fn enumerated(data: &Tensor) -> ppl::Result<()> {
-    config_enumerate(Enumerate::Parallel, || model(data))
+    config_enumerate(Enumerate::Parallel, || gmm(data, K))
 }
 
 /// The tutorial's initialization: equal weights, scale sqrt(var / 2), locs at K random points.
@@ -102,14 +84,7 @@ fn main() -> ppl::Result<()> {
         }
     }
     let map = guide.median()?;
-    let show = |t: &Tensor| {
-        Vec::<f64>::try_from(
-            &t.to_kind(Kind::Double)
-                .flatten(0, -1)
-                .to_device(Device::Cpu),
-        )
-        .unwrap_or_default()
-    };
+    let show = values;
     println!("MAP (AutoDelta + TraceEnumElbo; the tutorial: weights [0.375, 0.625], locs [0.499, 10.984], scale 0.651)");
     println!("  weights {:.3?}", show(&map["weights"]));
     println!("  locs    {:.3?}", show(&map["locs"]));
@@ -134,7 +109,7 @@ fn main() -> ppl::Result<()> {
         .num_samples(samples)
         .warmup_steps(warmup)
         .seed(2);
-    mcmc.run(|| model(&data))?;
+    mcmc.run(|| gmm(&data, K))?;
     let post = mcmc.get_samples()?;
     let mean = |name: &str| {
         show(
