@@ -21,6 +21,16 @@ METRICS = {
     "logreg_nuts": [("total s", "total_s", 1), ("min ESS / s", "min_ess_per_s", 1),
                     ("ms / leapfrog", "ms_per_leapfrog", 1)],
 }
+# The HMM runs differ in draws (Pyro's loops and eager ppl are slow): compare ms / leapfrog; the
+# run time and draws are shown without a ratio.
+HMM = [("run s (no ratio: draws differ)", "total_s", 1), ("warm-up + draws", "iterations", 1),
+       ("ms / leapfrog", "ms_per_leapfrog", 1), ("leapfrog steps / draw", "leapfrog_per_draw", 1),
+       ("divergences", "num_divergences", 1), ("min ESS", "min_ess", 1)]
+METRICS.update({
+    "hmm_forward_nuts": HMM, "hmm_enum_nuts": HMM, "hmm_dhmm_nuts": HMM,
+    "gmm_enum_svi": [("ms / step (median step)", "sec_per_step_median", 1e3),
+                     ("final loss", "final_loss", 1), ("scale", "scale", 1)],
+})
 PEERS = ["pyro", "numpyro"]
 # Other names of the same field in some producers' records.
 ALIASES = {"min_ess_per_s": ["ess_per_s"]}

@@ -1,7 +1,8 @@
 //! Timing of NUTS on the peer benchmarks (`eight_schools_nuts`, `logreg_nuts`, and the
 //! semi-supervised HMM: `hmm_forward_nuts`, `hmm_enum_nuts`, `hmm_dhmm_nuts`), with the settings
 //! of the Pyro and NumPyro scripts: NUTS defaults, one chain, seed 0; eight schools 1000 warmup +
-//! 1000 samples, logistic regression 500 + 500, HMM 1000 + 1000 (`--hmm-draws N` for N + N). Prints one JSON line per workload with the peers'
+//! 1000 samples, logistic regression 500 + 500, HMM 1000 + 1000 (`--hmm-draws N` for N + N;
+//! eager runs and the enumerated model take `--hmm-slow-draws`, 100 + 100 by default). Prints one JSON line per workload with the peers'
 //! fields (total seconds, ms per leapfrog step, min ESS, min ESS/s, step size, divergences, mean
 //! acceptance probability).
 //!
@@ -106,7 +107,7 @@ fn bench(
          \"warmup_s\": {:.4}, \"sampling_s\": {:.4}, \"min_ess\": {:.1}, \"ess_per_s\": {:.3}, \
          \"num_divergences\": {}, \"mean_accept_prob\": {:.3}, \"step_size\": {:.5}, \
          \"sampling_num_steps_mean\": {:.2}, \"leapfrog_steps_total\": {leapfrog}, \
-         \"ms_per_leapfrog\": {:.5}, \"leapfrog_per_draw\": {:.2}, \"post_mean\": {{{}}}, \"ess\": {{{}}}}}",
+         \"ms_per_leapfrog\": {:.5}, \"leapfrog_per_draw\": {:.2}, \"iterations\": {iterations}, \"post_mean\": {{{}}}, \"ess\": {{{}}}}}",
         if jit { "ppl" } else { "ppl-eager" },
         1000.0 * cpu / leapfrog.max(1) as f64,
         ch.warmup_seconds,
@@ -137,8 +138,10 @@ fn main() {
     let device = ppl_examples::device_from_args();
     // The HMM workloads: NumPyro's settings (1000 + 1000), smaller with --hmm-draws N.
     let hmm = HmmData::load();
+    // Eager libtorch (22 ms per leapfrog step on the forward model) and the 500-site enumerated
+    // model (17 ms compiled) take 100 + 100 (`--hmm-slow-draws N`): compare ms per leapfrog.
     let hmm_draws: usize = ppl_examples::arg("hmm-draws", 1000);
-    let (hmm_warmup, hmm_samples) = (hmm_draws, hmm_draws);
+    let hmm_slow_draws: usize = ppl_examples::arg("hmm-slow-draws", 100);
     let (_, es) = ppl_examples::read_numeric_csv("eight_schools.csv");
     let y: Vec<f32> = es.iter().map(|r| r[1] as f32).collect();
     let sigma: Vec<f32> = es.iter().map(|r| r[2] as f32).collect();
@@ -170,6 +173,12 @@ fn main() {
             if !(only.is_empty() || only.contains(name)) {
                 continue;
             }
+            let n = if jit && method != Method::Enum {
+                hmm_draws
+            } else {
+                hmm_slow_draws.min(hmm_draws)
+            };
+            let (hmm_warmup, hmm_samples) = (n, n);
             let mut mcmc = Mcmc::new(Nuts::new().jit_compile(jit))
                 .num_samples(hmm_samples)
                 .warmup_steps(hmm_warmup)

@@ -114,6 +114,7 @@ def nuts(model, args, warmup, samples):
     return {"total_s": total, "first_run_s": first, "min_ess": C.r(min_ess, 1),
             "min_ess_per_s": C.r(min_ess / total, 2), "leapfrog_steps_total": steps,
             "ms_per_leapfrog": C.r(1e3 * total / max(steps, 1), 4),
+            "iterations": warmup + samples,
             "leapfrog_per_draw": C.r(steps / (warmup + samples), 2),
             "num_divergences": divergences,
             "means": {k: C.r(np.asarray(v).mean((0, 1)), 3) for k, v in s.items()}}

@@ -116,6 +116,7 @@ def nuts(model, args, warmup, samples, **kernel):
     return {"total_s": total, "min_ess": C.r(min_ess, 1), "min_ess_per_s": C.r(min_ess / total, 2),
             "leapfrog_steps_total": LEAPFROG[0],
             "ms_per_leapfrog": C.r(1e3 * total / max(LEAPFROG[0], 1), 4),
+            "iterations": warmup + samples,
             "leapfrog_per_draw": C.r(LEAPFROG[0] / (warmup + samples), 2),
             "num_divergences": divergences,
             "means": {k: C.r(v.mean(0).numpy(), 3) for k, v in mcmc.get_samples().items()}}

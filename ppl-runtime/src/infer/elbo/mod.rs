@@ -122,7 +122,35 @@ pub fn get_traces<R1, R2>(
     let (model_tr, guide_tr) = traces_unchecked(model, guide, None)?;
     crate::infer::enumerate::check_not_marked(&guide_tr, "this loss")?;
     crate::infer::enumerate::check_not_marked(&model_tr, "this loss")?;
+    warn_unguided(&model_tr, &guide_tr);
     Ok((model_tr, guide_tr))
+}
+
+thread_local! {
+    static WARNED: std::cell::RefCell<std::collections::HashSet<String>> =
+        std::cell::RefCell::new(std::collections::HashSet::new());
+}
+
+/// Warns (once per site and thread) about model latents that the guide does not sample: they
+/// are drawn from their prior, which is rarely what was meant (Pyro warns too).
+fn warn_unguided(model: &Trace, guide: &Trace) {
+    for s in model
+        .iter()
+        .filter(|s| s.is_latent() && s.infer.enum_dim.is_none())
+    {
+        if guide.contains(&s.name) {
+            continue;
+        }
+        let first = WARNED.with(|w| w.borrow_mut().insert(s.name.clone()));
+        if first {
+            eprintln!(
+                "ppl: warning: site `{}` is latent in the model but the guide does not sample it, \
+                 so the ELBO draws it from its prior; sample it in the guide, or mark it \
+                 `enumerate = parallel` and use TraceEnumElbo",
+                s.name
+            );
+        }
+    }
 }
 
 /// [`get_traces`] without the enumeration check; with `enumerate` (the first available dim),
@@ -197,6 +225,9 @@ pub(crate) fn particles_enum<R1, R2>(
         let (mt, gt) = traces_unchecked(m, g, enumerate)?;
         crate::infer::enumerate::check_not_marked(&gt, "this loss")?;
         crate::infer::enumerate::check_not_marked(&mt, "this loss")?;
+        if enumerate.is_none() {
+            warn_unguided(&mt, &gt);
+        }
         Ok((mt, gt))
     };
     let n = cfg.num_particles.max(1);

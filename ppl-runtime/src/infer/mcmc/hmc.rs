@@ -71,7 +71,8 @@ impl Hmc {
         for _ in 0..n {
             leapfrog(pot, inv_mass, &mut pt, step_size, &mut v)?;
             taken += 1;
-            if pt.energy(inv_mass) - h0 > self.options.max_energy_error {
+            let err = pt.energy(inv_mass) - h0;
+            if err.is_nan() || err > self.options.max_energy_error {
                 diverging = true;
                 break;
             }

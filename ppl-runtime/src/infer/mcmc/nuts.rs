@@ -115,7 +115,9 @@ impl TreeBuilder<'_> {
             leapfrog(self.pot, self.inv_mass, z, sign * self.eps, &mut self.v)?;
             self.n_leapfrog += 1;
             let h = z.energy(self.inv_mass);
-            if h - self.h0 > self.max_delta_h {
+            // A NaN energy error is a divergence too.
+            let err = h - self.h0;
+            if err.is_nan() || err > self.max_delta_h {
                 self.divergent = true;
             }
             let log_w = self.h0 - h;
