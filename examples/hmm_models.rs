@@ -126,7 +126,7 @@ pub fn semi_supervised_hmm(d: &HmmData, method: Method) -> ppl::Result<()> {
         let prev = d.sup_categories.narrow(0, 0, n - 1);
         let _ = ppl::sample(
             "supervised_categories",
-            Categorical::new(&transition.index_select(0, &prev))?,
+            Categorical::new(transition.index_select(0, &prev))?,
             Some(d.sup_categories.narrow(0, 1, n - 1)),
         )?;
     }
@@ -134,7 +134,7 @@ pub fn semi_supervised_hmm(d: &HmmData, method: Method) -> ppl::Result<()> {
         let _s = Plate::new("supervised_steps", n).enter()?;
         let _ = ppl::sample(
             "supervised_words",
-            Categorical::new(&emission.index_select(0, &d.sup_categories))?,
+            Categorical::new(emission.index_select(0, &d.sup_categories))?,
             Some(d.sup_words.shallow_clone()),
         )?;
     }
@@ -185,7 +185,7 @@ pub fn semi_supervised_hmm(d: &HmmData, method: Method) -> ppl::Result<()> {
                 ],
                 0,
             );
-            let obs = Categorical::new(&emission.unsqueeze(0))?;
+            let obs = Categorical::new(emission.unsqueeze(0))?;
             let _ = ppl::sample(
                 "unsupervised_words",
                 DiscreteHmm::new(&init, &trans, obs.boxed())?,

@@ -281,7 +281,7 @@ fn nested_plates() {
             let mut s = Tensor::from(0.0f64);
             for j in 0..2 {
                 let z = a[j];
-                s = s + lb(&lz, z);
+                s += lb(&lz, z);
                 for i in 0..3 {
                     let w = a[2 + 3 * j + i];
                     s = s
@@ -425,7 +425,7 @@ fn guide_side_enumeration_is_exact() {
     for z in 0..2 {
         let loc = Tensor::from(2.0 * z as f64 - 1.0);
         let term = lq[z].exp() * (ln_normal(&x, &loc) + lp[z] - &lq[z]);
-        elbo = elbo + term;
+        elbo += term;
     }
     let want = -elbo;
     assert!((out.loss - want.double_value(&[])).abs() < 1e-12);

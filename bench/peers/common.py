@@ -23,8 +23,8 @@ LOGREG = dict(warmup=500, samples=500)
 # The semi-supervised HMM (NumPyro's examples/hmm.py) and the K=3 mixture: enumeration workloads.
 HMM = dict(warmup=1000, samples=1000)
 # Pyro's Python loops are slow on 500 steps: fewer draws, reported per leapfrog step.
-HMM_PYRO = dict(warmup=50, samples=50)
-HMM_ENUM_PYRO = dict(warmup=10, samples=10)
+HMM_PYRO = dict(warmup=20, samples=20)
+HMM_ENUM_PYRO = dict(trajectories=6)
 GMM = dict(steps=500, lr=0.05, K=3)
 WORKLOADS = ["coin_svi", "linreg_svi", "linreg_svi_subsample", "eight_schools_nuts", "logreg_nuts",
              "hmm_forward_nuts", "hmm_enum_nuts", "gmm_enum_svi"]

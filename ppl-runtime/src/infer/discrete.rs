@@ -168,7 +168,7 @@ fn site_value(site: &Site, assigned: &HashMap<Var, Factor>, plates: &PlateTable)
     // The support along its enumeration dim, as [K, event...].
     let pos = support.dim() as i64 - event_dim + dim;
     let k = support.size()[pos as usize];
-    let mut flat = support.f_movedim(&[pos], &[0])?;
+    let mut flat = support.f_movedim([pos], [0])?;
     let mut shape = vec![k];
     shape.extend_from_slice(&support.size()[(support.dim() as i64 - event_dim) as usize..]);
     flat = flat

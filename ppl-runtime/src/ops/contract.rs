@@ -279,6 +279,9 @@ fn popcount(o: Ordinal) -> u32 {
     o.count_ones()
 }
 
+/// Plated factors connected through summed variables, with those variables.
+type Component = (Vec<(Ordinal, Factor)>, BTreeSet<Var>);
+
 /// Contracts `sum_vars` out of plated factors (Pyro's `contract_tensor_tree`): returns one factor
 /// per connected component, at the smallest ordinal of that component, holding only the
 /// variables not summed and that ordinal's plates.
@@ -289,7 +292,7 @@ pub(crate) fn contract_tensor_tree(
     mut tape: Option<&mut Vec<TapeEntry>>,
 ) -> Result<Vec<(Ordinal, Factor)>> {
     // Components by shared summed variables, keeping each factor's ordinal.
-    let mut comps: Vec<(Vec<(Ordinal, Factor)>, BTreeSet<Var>)> = Vec::new();
+    let mut comps: Vec<Component> = Vec::new();
     for (o, f) in terms {
         let mine: BTreeSet<Var> = f
             .vars

@@ -70,22 +70,13 @@ impl EnumAllocator {
 /// The enum handler. Enter it around a model or guide, outside any `replay` of the guide's
 /// values (so that it sees which sites were replayed) and inside the `trace` that records them,
 /// as [`TraceEnumElbo`](crate::infer::TraceEnumElbo) does.
+#[derive(Default)]
 pub struct EnumMessenger {
     first_available_dim: Option<i64>,
     /// Markov depth of each site seen.
     markov_depths: HashMap<String, usize>,
     /// The enumeration dims each site's value carries (with their ids).
     value_dims: HashMap<String, Vec<(i64, usize)>>,
-}
-
-impl Default for EnumMessenger {
-    fn default() -> Self {
-        EnumMessenger {
-            first_available_dim: None,
-            markov_depths: HashMap::new(),
-            value_dims: HashMap::new(),
-        }
-    }
 }
 
 impl EnumMessenger {
