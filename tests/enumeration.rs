@@ -508,6 +508,14 @@ fn trace_elbo_refuses_enumerated_sites() {
     assert!(e.contains("site `z`") && e.contains("Importance"), "{e}");
 }
 
+/// The error text of `elbo` on `model` with an empty guide.
+fn enum_error(elbo: TraceEnumElbo, model: &mut dyn FnMut() -> ppl::Result<()>) -> String {
+    elbo.loss_and_surrogate(model, &mut || Ok(()))
+        .err()
+        .expect("an error")
+        .to_string()
+}
+
 #[test]
 fn enumerating_a_continuous_site_is_an_error() {
     clear_param_store();
@@ -516,11 +524,7 @@ fn enumerating_a_continuous_site_is_an_error() {
         let _z = sample!(Normal::new(0.0, 1.0)?, enumerate = parallel);
         Ok(())
     }
-    let e = TraceEnumElbo::default()
-        .loss_and_surrogate(&mut || bad(), &mut || Ok(()))
-        .err()
-        .expect("no finite support")
-        .to_string();
+    let e = enum_error(TraceEnumElbo::default(), &mut || bad());
     assert!(
         e.contains("site `z`") && e.contains("no finite support"),
         "{e}"
@@ -536,11 +540,7 @@ fn latent_neither_guided_nor_enumerated_is_an_error() {
         sample!("x", Normal::new(&z, 1.0)?, obs = 0.3);
         Ok(())
     }
-    let e = TraceEnumElbo::default()
-        .loss_and_surrogate(&mut || m(), &mut || Ok(()))
-        .err()
-        .expect("unguided latent")
-        .to_string();
+    let e = enum_error(TraceEnumElbo::default(), &mut || m());
     assert!(
         e.contains("site `z`") && e.contains("the guide does not sample it"),
         "{e}"
@@ -551,12 +551,9 @@ fn latent_neither_guided_nor_enumerated_is_an_error() {
 fn too_small_max_plate_nesting_is_named() {
     clear_param_store();
     let data = f64s(&[0.1, -0.8, 1.3, 0.9, 1.4, -0.2]).view([2, 3]);
-    let e = TraceEnumElbo::default()
-        .max_plate_nesting(1)
-        .loss_and_surrogate(&mut || nested(&data), &mut || Ok(()))
-        .err()
-        .expect("dims collide")
-        .to_string();
+    let e = enum_error(TraceEnumElbo::default().max_plate_nesting(1), &mut || {
+        nested(&data)
+    });
     assert!(e.contains("max_plate_nesting"), "{e}");
 }
 

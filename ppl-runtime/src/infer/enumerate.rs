@@ -224,9 +224,19 @@ pub(crate) fn model_factors(
 pub(crate) fn log_joint(model: &mut Trace) -> Result<Tensor> {
     let mut plates = PlateTable::default();
     let mf = model_factors(model, None, &mut plates, Ring::Log, None)?;
+    sum_scalars(
+        mf.costs
+            .iter()
+            .chain(mf.contracted.iter())
+            .map(|(_, f)| f.total()),
+    )
+}
+
+/// The sum of scalar tensors (a float zero on the CPU when there are none).
+pub(crate) fn sum_scalars(terms: impl Iterator<Item = Result<Tensor>>) -> Result<Tensor> {
     let mut total: Option<Tensor> = None;
-    for (_, f) in mf.costs.iter().chain(mf.contracted.iter()) {
-        let t = f.total()?;
+    for t in terms {
+        let t = t?;
         total = Some(match total {
             None => t,
             Some(a) => a.f_add(&t)?,

@@ -537,10 +537,7 @@ pub(super) fn backward(node: &Node, env: &Env, g: Arr, grads: &mut [Option<Arr>]
         Op::Permute => {
             let x = arr(v(0))?;
             let r = x.shape.len();
-            let perm = ints(v(1))?
-                .into_iter()
-                .map(|d| norm_dim(d, r))
-                .collect::<Result<Vec<_>>>()?;
+            let perm = perm_dims(v(1), r)?;
             let mut inverse = vec![0usize; r];
             for (i, p) in perm.iter().enumerate() {
                 inverse[*p] = i;

@@ -654,10 +654,7 @@ pub(super) fn eval(node: &Node, env: &Env) -> Result<Val> {
         Op::Permute => {
             let x = arr(v(0))?;
             let r = x.shape.len();
-            let perm = ints(v(1))?
-                .into_iter()
-                .map(|d| norm_dim(d, r))
-                .collect::<Result<Vec<_>>>()?;
+            let perm = perm_dims(v(1), r)?;
             Val::T(permute(x, &perm))
         }
         Op::Cholesky => {

@@ -290,6 +290,11 @@ pub(super) fn bad(what: impl Into<String>) -> Error {
 }
 
 /// The dims of a tensor of rank `n` named by `d` (negative from the end).
+/// The dims of a `permute`, normalized against rank `r`.
+pub(super) fn perm_dims(v: &Val, r: usize) -> Result<Vec<usize>> {
+    ints(v)?.into_iter().map(|d| norm_dim(d, r)).collect()
+}
+
 pub(super) fn norm_dim(d: i64, n: usize) -> Result<usize> {
     let n = n as i64;
     let d = if d < 0 { d + n } else { d };

@@ -565,26 +565,9 @@ pub(super) fn transpose(x: &Arr, d0: usize, d1: usize) -> Arr {
     if d0 == d1 {
         return x.clone();
     }
-    let mut shape = x.shape.clone();
-    shape.swap(d0, d1);
-    let xs = strides(&x.shape);
-    let mut perm_strides = xs.clone();
-    perm_strides.swap(d0, d1);
-    let n = x.numel();
-    let mut data = Vec::with_capacity(n);
-    let mut counter = vec![0usize; shape.len()];
-    for _ in 0..n {
-        let off: usize = counter.iter().zip(&perm_strides).map(|(c, s)| c * s).sum();
-        data.push(x.data[off]);
-        for d in (0..shape.len()).rev() {
-            counter[d] += 1;
-            if counter[d] < shape[d] {
-                break;
-            }
-            counter[d] = 0;
-        }
-    }
-    Arr { shape, data }
+    let mut perm: Vec<usize> = (0..x.shape.len()).collect();
+    perm.swap(d0, d1);
+    permute(x, &perm)
 }
 
 pub(super) fn softplus(x: f64, beta: f64, threshold: f64) -> f64 {

@@ -6,7 +6,7 @@ use tch::Tensor;
 
 use super::{average_particles_enum, Elbo, ElboConfig, ElboOutput};
 use crate::error::{Error, Result};
-use crate::infer::enumerate::{model_factors, PlateTable};
+use crate::infer::enumerate::{model_factors, sum_scalars, PlateTable};
 use crate::ops::contract::{combine, Factor, Ordinal, Ring, Var};
 use crate::poutine::{self, Trace};
 
@@ -185,18 +185,11 @@ fn dice_elbo(model: &mut Trace, guide: &mut Trace) -> Result<Tensor> {
             dice.push((ord, plates.pack(&score, s)?));
         }
     }
-    let mut total: Option<Tensor> = None;
-    for (ord, cost) in costs {
-        let t = expectation(&cost, ord, &dice)?;
-        total = Some(match total {
-            None => t,
-            Some(a) => a.f_add(&t)?,
-        });
-    }
-    match total {
-        Some(t) => Ok(t),
-        None => Ok(Tensor::f_zeros([], (tch::Kind::Float, tch::Device::Cpu))?),
-    }
+    sum_scalars(
+        costs
+            .iter()
+            .map(|(ord, cost)| expectation(cost, *ord, &dice)),
+    )
 }
 
 /// The expectation of a cost at ordinal `ord` under the Dice factors of the guide sites
