@@ -21,7 +21,14 @@ impl Transform for StickBreakingTransform {
     }
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let k = x.size().last().copied().unwrap_or(0);
-        let z = x.f_sub(&offset(k, x)?)?.f_sigmoid()?;
+        // Clipped as NumPyro does: in float32 sigmoid reaches exactly 1 near x = 17 and 0 below
+        // x = -88, which would leave zeros in y and make log-densities inf - inf = NaN.
+        let tiny = crate::distributions::finfo_tiny(x.kind());
+        let eps = crate::distributions::finfo_eps(x.kind());
+        let z = x
+            .f_sub(&offset(k, x)?)?
+            .f_sigmoid()?
+            .f_clamp(tiny, 1.0 - eps)?;
         let one_minus = z.f_neg()?.f_add_scalar(1.0)?;
         let cum = one_minus.f_cumprod(-1, None::<Kind>)?;
         let pad_one = |t: &Tensor, front: bool| -> Result<Tensor> {
