@@ -952,3 +952,24 @@ fn auto_normal_leaves_enumerated_sites_to_the_loss() -> ppl::Result<()> {
     assert!(!guide.latent_sites()?.contains(&"z".to_string()));
     Ok(())
 }
+
+#[test]
+fn sequential_enumeration_is_refused_not_sampled() {
+    clear_param_store();
+    #[model]
+    fn m() -> ppl::Result<()> {
+        let z = sample!(Bernoulli::new(0.3)?, enumerate = sequential);
+        sample!("x", Normal::new(&z, 1.0)?, obs = 0.5);
+        Ok(())
+    }
+    let e = enum_error(TraceEnumElbo::default(), &mut || m());
+    assert!(e.contains("site `z`") && e.contains("sequential"), "{e}");
+    let e = ppl::infer::infer_discrete(m, -1, 0.0)
+        .err()
+        .expect("infer_discrete refuses it")
+        .to_string();
+    assert!(
+        e.contains("site `z`") && e.contains("infer_discrete"),
+        "{e}"
+    );
+}

@@ -63,6 +63,7 @@ pub fn infer_discrete<R>(
     let (_, mut tr) = poutine::block(|| {
         poutine::trace(|| EnumMessenger::new(first_available_dim)?.run(&mut model))
     })?;
+    crate::infer::enumerate::check_not_marked(&tr, "infer_discrete")?;
     let values = assign(&mut tr, ring)?;
     let mut replayed = Trace::new();
     for s in tr.iter() {

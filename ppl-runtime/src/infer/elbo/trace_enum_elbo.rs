@@ -51,8 +51,8 @@ use crate::poutine::{self, Trace};
 /// [`TraceElbo`]: crate::infer::TraceElbo
 #[derive(Clone, Debug, Default)]
 pub struct TraceEnumElbo {
-    /// Particles and their vectorization. Its `max_plate_nesting` is used when set by
-    /// [`TraceEnumElbo::max_plate_nesting`].
+    /// Particles and their vectorization. Its `max_plate_nesting` is used when nonzero (or set
+    /// by [`TraceEnumElbo::max_plate_nesting`]); otherwise a trial run finds it.
     pub config: ElboConfig,
     max_plate_nesting: Option<usize>,
     guessed: Cell<Option<usize>>,
@@ -85,7 +85,9 @@ impl TraceEnumElbo {
         model: &mut dyn FnMut() -> Result<R1>,
         guide: &mut dyn FnMut() -> Result<R2>,
     ) -> Result<usize> {
-        if let Some(n) = self.max_plate_nesting.or(self.guessed.get()) {
+        // A nonzero `config.max_plate_nesting` set by hand counts as given too.
+        let given = (self.config.max_plate_nesting > 0).then_some(self.config.max_plate_nesting);
+        if let Some(n) = self.max_plate_nesting.or(given).or(self.guessed.get()) {
             return Ok(n);
         }
         let n = tch::no_grad(|| guess_max_plate_nesting(model, guide))?;
