@@ -965,8 +965,7 @@ fn sequential_enumeration_is_refused_not_sampled() {
     let e = enum_error(TraceEnumElbo::default(), &mut || m());
     assert!(e.contains("site `z`") && e.contains("sequential"), "{e}");
     let e = ppl::infer::infer_discrete(m, -1, 0.0)
-        .err()
-        .expect("infer_discrete refuses it")
+        .expect_err("infer_discrete refuses it")
         .to_string();
     assert!(
         e.contains("site `z`") && e.contains("infer_discrete"),
