@@ -701,6 +701,8 @@ fn mixture_data() -> Tensor {
     ])
 }
 
+/// A mixture whose assignments `z` carry no enumeration mark: NUTS and
+/// `Predictive::infer_discrete` enumerate them by themselves.
 #[model]
 fn enumerated_mixture(data: &Tensor) -> ppl::Result<()> {
     let weights = sample!(Dirichlet::new(f64s(&[1.0, 1.0]))?);
@@ -809,23 +811,7 @@ fn predictive_draws_discrete_sites_with_infer_discrete() -> ppl::Result<()> {
     ]
     .into_iter()
     .collect();
-    #[model]
-    fn unmarked_mixture(data: &Tensor) -> ppl::Result<()> {
-        let weights = sample!(Dirichlet::new(f64s(&[1.0, 1.0]))?);
-        let locs = {
-            let _c = plate!("components", 2);
-            sample!("locs", Normal::new(f64s(&[0.0, 10.0]), 3.0)?)
-        };
-        let _d = plate!("data", data.size()[0]);
-        let z = sample!(Categorical::new(&weights)?);
-        sample!(
-            "x",
-            Normal::new(&vindex(&locs, &[Some(&z)])?, 1.0)?,
-            obs = data
-        );
-        Ok(())
-    }
-    let pred = Predictive::with_posterior_samples(|| unmarked_mixture(&data), samples)?
+    let pred = Predictive::with_posterior_samples(|| enumerated_mixture(&data), samples)?
         .infer_discrete(-2, 0.0)
         .run()?;
     let z = &pred["z"];
