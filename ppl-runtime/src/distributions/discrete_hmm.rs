@@ -2,8 +2,7 @@ use std::rc::Rc;
 
 use tch::Tensor;
 
-use super::multivariate_normal::broadcast_shapes;
-use super::{Categorical, DistRef, Distribution};
+use super::{broadcast_shapes, Categorical, DistRef, Distribution};
 use crate::constraints::Constraint;
 use crate::error::{Error, Result};
 

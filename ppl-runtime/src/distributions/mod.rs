@@ -87,6 +87,7 @@ pub use low_rank_multivariate_normal::LowRankMultivariateNormal;
 pub use masked::Masked;
 pub use mixture_same_family::MixtureSameFamily;
 pub use multinomial::Multinomial;
+pub(crate) use multivariate_normal::broadcast_shapes;
 pub use multivariate_normal::MultivariateNormal;
 pub use negative_binomial::NegativeBinomial;
 pub use normal::Normal;

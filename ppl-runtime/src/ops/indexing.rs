@@ -4,6 +4,7 @@
 
 use tch::{Kind, Tensor};
 
+use crate::distributions::broadcast_shapes;
 use crate::error::{Error, Result};
 
 /// Indexes the rightmost `index.len()` dims of `x`: `Some(i)` indexes that dim with the integer
@@ -57,10 +58,10 @@ pub fn vindex(x: &Tensor, index: &[Option<&Tensor>]) -> Result<Tensor> {
         let i = i.f_to_kind(Kind::Int64)?;
         let ishape = i.size();
         let rest: Vec<i64> = cur.size()[batch.len()..].to_vec();
-        let b = broadcast(&batch, &ishape).ok_or_else(|| {
+        let b = broadcast_shapes(&batch, &ishape).map_err(|e| {
             Error::Shape(format!(
                 "vindex: index {k} of shape {ishape:?} does not broadcast with the batch shape \
-                 {batch:?}"
+                 {batch:?} ({e})"
             ))
         })?;
         let mut view = vec![1i64; b.len() - batch.len()];
@@ -84,21 +85,4 @@ pub fn vindex(x: &Tensor, index: &[Option<&Tensor>]) -> Result<Tensor> {
         batch = b;
     }
     Ok(cur)
-}
-
-/// The broadcast of two shapes, aligned from the right.
-fn broadcast(a: &[i64], b: &[i64]) -> Option<Vec<i64>> {
-    let n = a.len().max(b.len());
-    let mut out = vec![1i64; n];
-    for (k, o) in out.iter_mut().enumerate() {
-        let x = a.len().checked_sub(n - k).map_or(1, |j| a[j]);
-        let y = b.len().checked_sub(n - k).map_or(1, |j| b[j]);
-        *o = match (x, y) {
-            (x, y) if x == y => x,
-            (1, y) => y,
-            (x, 1) => x,
-            _ => return None,
-        };
-    }
-    Some(out)
 }

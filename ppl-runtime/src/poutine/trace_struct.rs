@@ -251,6 +251,17 @@ impl Trace {
         self.iter().filter(|s| s.kind == SiteKind::Param)
     }
 
+    /// How many vectorized plates deep the trace's sites go: `-(deepest plate dim)` (Pyro's
+    /// `_guess_max_plate_nesting`), 0 without plates.
+    pub fn plate_nesting(&self) -> usize {
+        let deepest = self
+            .iter()
+            .flat_map(|s| s.cond_indep_stack.iter().filter_map(|f| f.dim))
+            .min()
+            .unwrap_or(0);
+        (-deepest) as usize
+    }
+
     /// Computes the log-density of every scored sample site.
     pub fn compute_log_prob(&mut self) -> Result<()> {
         for s in self.sites.values_mut().filter(|s| s.is_scored()) {

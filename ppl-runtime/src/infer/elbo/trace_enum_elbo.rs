@@ -102,13 +102,7 @@ pub(crate) fn guess_max_plate_nesting<R1, R2>(
     guide: &mut dyn FnMut() -> Result<R2>,
 ) -> Result<usize> {
     let (model_tr, guide_tr) = poutine::block(|| super::traces_unchecked(model, guide, None))?;
-    let deepest = model_tr
-        .iter()
-        .chain(guide_tr.iter())
-        .flat_map(|s| s.cond_indep_stack.iter().filter_map(|f| f.dim))
-        .min()
-        .unwrap_or(0);
-    Ok((-deepest) as usize)
+    Ok(model_tr.plate_nesting().max(guide_tr.plate_nesting()))
 }
 
 impl Elbo for TraceEnumElbo {

@@ -169,18 +169,13 @@ impl ModelSpec {
         } else {
             Kind::Float
         };
-        let deepest = tr
-            .iter()
-            .flat_map(|s| s.cond_indep_stack.iter().filter_map(|f| f.dim))
-            .min()
-            .unwrap_or(0);
         Ok(ModelSpec {
             sites,
             dim: offset,
             kind,
             device,
             enumerated,
-            max_plate_nesting: (-deepest) as usize,
+            max_plate_nesting: tr.plate_nesting(),
         })
     }
 
