@@ -51,19 +51,10 @@ fn main() -> ppl::Result<()> {
     });
     for step in 0..steps {
         let loss = -elbo_by_hand(&data)?;
-        let params: Vec<(String, Tensor)> = with_param_store(|ps| {
-            ps.named_parameters()
-                .map(|(n, t)| (n.to_string(), t.shallow_clone()))
-                .collect()
-        });
-        for (_, p) in &params {
-            let mut g = p.grad();
-            if g.defined() {
-                let _ = g.zero_();
-            }
-        }
+        let params = with_param_store(|ps| ps.all_leaves());
         loss.backward();
         adam.step(&params)?;
+        ppl::params::zero_grads(&params)?;
         if step % (steps / 5).max(1) == 0 {
             println!("step {step:>5}  loss {:>10.3}", loss.double_value(&[]));
         }

@@ -26,9 +26,9 @@ fn air_trains_a_few_steps_with_finite_loss() -> ppl::Result<()> {
     assert_eq!(set.images.size(), [8, 16, 16]);
     let air = Air::new(tiny_config(), Device::Cpu);
     let mut adam = train::optimizer(1e-4, 1e-3, 1e-4);
-    let elbo = train::loss();
+    let mut elbo = train::loss();
     for _ in 0..3 {
-        let loss = train::step(&air, &set.images, 4, &elbo, &mut adam)?;
+        let loss = train::step(&air, &set.images, 4, &mut elbo, &mut adam)?;
         assert!(loss.is_finite(), "loss {loss}");
     }
     // The optimizer saw the networks' params, with the baseline's under its own prefix.

@@ -81,13 +81,13 @@ fn baseline_value_is_trained_toward_the_cost() -> ppl::Result<()> {
         );
         Ok(())
     };
-    let elbo = TraceGraphElbo::default();
+    let mut elbo = TraceGraphElbo::default();
     let mut adam = Adam::new(AdamConfig {
         lr: 0.1,
         ..Default::default()
     });
     for _ in 0..300 {
-        elbo.step(|| model(&x), || guide_v(&x), &mut adam)?;
+        ppl::infer::svi_step(&mut elbo, &mut || model(&x), &mut || guide_v(&x), &mut adam)?;
     }
     // The posterior puts almost all mass on z = 1, so p_q goes to ~1 and the downstream cost
     // log p(z, x) - log q(z) concentrates at 5 log N(1; 1, 0.3) + log 0.4 - log p_q. The baseline

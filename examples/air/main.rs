@@ -72,7 +72,7 @@ fn main() -> ppl::Result<()> {
     let air = Air::new(cfg, device);
     let decoder_lr: f64 = arg("decoder-lr", lr);
     let mut adam = train::optimizer(lr, baseline_lr, decoder_lr);
-    let elbo = train::loss();
+    let mut elbo = train::loss();
     let mut first = 1;
     if flag("resume") && checkpoint.exists() {
         // Register the networks' params so that the loaded values are copied into them.
@@ -118,7 +118,7 @@ fn main() -> ppl::Result<()> {
     let mut train_secs = 0.0;
     for i in first..=steps {
         let t0 = Instant::now();
-        let loss = train::step(&air, &train_set.images, batch_size, &elbo, &mut adam)?;
+        let loss = train::step(&air, &train_set.images, batch_size, &mut elbo, &mut adam)?;
         train_secs += t0.elapsed().as_secs_f64();
         recent.push(loss / n);
         bar.set_position(i as u64);

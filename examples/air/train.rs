@@ -42,13 +42,13 @@ pub fn step(
     air: &Air,
     data: &Tensor,
     batch_size: i64,
-    elbo: &TraceGraphElbo,
+    elbo: &mut TraceGraphElbo,
     adam: &mut Adam,
 ) -> ppl::Result<f64> {
-    use ppl::infer::Elbo;
-    elbo.step(
-        || air.model(data, Some(batch_size)),
-        || air.guide(data, Some(batch_size)),
+    ppl::infer::svi_step(
+        elbo,
+        &mut || air.model(data, Some(batch_size)),
+        &mut || air.guide(data, Some(batch_size)),
         adam,
     )
 }

@@ -109,6 +109,28 @@ pub enum Error {
         message: String,
     },
 
+    /// `jit_compile` refused to compile a loss or potential, or could not trust the program it
+    /// built. The eager path is unaffected.
+    #[error("jit_compile refused: {reason}")]
+    JitRefused {
+        /// Why, and what to do instead.
+        reason: String,
+    },
+
+    /// An aten op that the compiler does not support.
+    #[error("jit_compile: the op `{op}` is not supported by the compiler{detail}")]
+    UnsupportedOp {
+        /// The op, e.g. `aten::linear`.
+        op: String,
+        /// More about the refusal (an argument it cannot take), or empty.
+        detail: String,
+    },
+
+    /// A compiled program that failed while running or being built (a wrong input size, an op
+    /// given arguments it cannot read).
+    #[error("jit: {0}")]
+    Jit(String),
+
     /// Control flow used by `escape` and `queue`: a site stopped the run early.
     /// Inference code catches it; it is an error only if it reaches the user.
     #[error("nonlocal exit at site `{0}` (escape/queue control flow)")]

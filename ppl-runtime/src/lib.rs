@@ -66,8 +66,8 @@ pub mod prelude {
     pub use crate::infer::{
         AutoDelta, AutoDiagonalNormal, AutoLaplaceApproximation, AutoLowRankMultivariateNormal,
         AutoMultivariateNormal, AutoNormal, Elbo, ElboConfig, EmpiricalMarginal, Importance,
-        Marginal, Mcmc, Nuts, Predictive, RenyiElbo, Search, Svi, TraceElbo, TraceEnumElbo,
-        TraceGraphElbo, TraceMeanFieldElbo,
+        JitTraceElbo, Marginal, Mcmc, Nuts, Predictive, RenyiElbo, Search, Svi, TraceElbo,
+        TraceEnumElbo, TraceGraphElbo, TraceMeanFieldElbo,
     };
     pub use crate::optim::{
         Adagrad, AdagradConfig, Adam, AdamConfig, AdamW, AdamWConfig, ClipConfig, Clipped,

@@ -1,4 +1,4 @@
-//! Compiled potentials (`jit_compile`): the host program that `Potential::compile` builds from a
+//! Compiled potentials (`jit_compile`): the host program that `CompiledPotential` builds from a
 //! traced model must give libtorch's value and gradient, for every continuous family and
 //! transform a model can use; a model that branches on a latent value must be refused; and NUTS
 //! on a compiled potential must still recover analytic posteriors.
@@ -7,7 +7,7 @@
 //! they agree to float32 rounding: relative 1e-4 of the value, and 1e-4 of the largest gradient
 //! component (sums of tens of float32 terms carry errors of a few 1e-6 relative).
 
-use ppl::infer::mcmc::{ModelSpec, Potential};
+use ppl::infer::mcmc::{CompiledPotential, ModelSpec, Potential, PotentialFn};
 use ppl::prelude::*;
 
 fn t(v: &[f32]) -> Tensor {
@@ -20,11 +20,9 @@ fn check(name: &str, model: &dyn Fn() -> ppl::Result<()>) {
     let spec = ModelSpec::discover(model).expect("discover");
     let dim = spec.dim;
     let mut eager = Potential::new(model, spec.clone()).expect("potential");
-    let mut jit = Potential::new(model, spec).expect("potential");
     let z0: Vec<f64> = (0..dim).map(|i| 0.3 * ((i as f64) * 0.9).cos()).collect();
-    jit.compile(&z0)
+    let mut jit = CompiledPotential::new(&mut Potential::new(model, spec).expect("potential"), &z0)
         .unwrap_or_else(|e| panic!("{name}: compile: {e}"));
-    assert!(jit.is_compiled());
     let mut ge = vec![0.0; dim];
     let mut gj = vec![0.0; dim];
     for k in 0..5 {
@@ -231,13 +229,18 @@ fn branching_on_a_latent_value_is_refused() {
     let spec = ModelSpec::discover(&model).expect("discover");
     let mut pot = Potential::new(&model, spec).expect("potential");
     // z = 0.05 and the nearby check points straddle 0.
-    let err = pot.compile(&[0.05]).expect_err("branching model");
+    let err = CompiledPotential::new(&mut pot, &[0.05]).expect_err("branching model");
     let msg = err.to_string();
     assert!(
         msg.contains("branch on the value of a latent site"),
         "{msg}"
     );
-    assert!(!pot.is_compiled());
+    // The eager potential is still there and works.
+    let mut g = [0.0];
+    assert!(pot
+        .value_and_grad(&[0.05], &mut g)
+        .expect("eager")
+        .is_finite());
 }
 
 /// An op the compiler does not know is an error naming it, and leaves the potential on libtorch.
@@ -254,9 +257,8 @@ fn unsupported_op_is_named() {
     };
     let spec = ModelSpec::discover(&model).expect("discover");
     let mut pot = Potential::new(&model, spec).expect("potential");
-    let err = pot.compile(&[0.1]).expect_err("sinc is not compiled");
+    let err = CompiledPotential::new(&mut pot, &[0.1]).expect_err("sinc is not compiled");
     assert!(err.to_string().contains("aten::sinc"), "{err}");
-    assert!(!pot.is_compiled());
     let mut g = [0.0];
     assert!(pot
         .value_and_grad(&[0.1], &mut g)

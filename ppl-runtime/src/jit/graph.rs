@@ -286,7 +286,7 @@ pub(super) struct Node {
 }
 
 pub(super) fn bad(what: impl Into<String>) -> Error {
-    Error::Invalid(format!("jit: {}", what.into()))
+    Error::Jit(what.into())
 }
 
 /// The dims of a tensor of rank `n` named by `d` (negative from the end).

@@ -19,12 +19,14 @@ mod kernels;
 mod program;
 mod random;
 mod special;
+mod verify;
 
 pub use array::Arr;
 pub use ffi::{is_tracing, trace_text};
 pub(crate) use ffi::{read_f64, write_f64};
 pub use program::{Draws, Program};
 pub use special::{digamma, i0e, i1e, lgamma, trigamma};
+pub use verify::{compile_traced, verify, Evaluation};
 
 /// Prints a traced graph to stderr when `PPL_JIT_DEBUG` is set.
 pub(crate) fn debug_print(text: &str) {

@@ -20,7 +20,7 @@ use super::backward::{accumulate, backward};
 use super::forward::{draw, eval};
 use super::graph::*;
 use super::kernels::{is_integer_kind, transpose2};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// A compiled graph: inputs are arrays of fixed shapes, the outputs are scalars.
 #[derive(Clone, Debug)]
@@ -161,16 +161,21 @@ impl Program {
                         }
                     }
                     if nout != 1 {
-                        return Err(bad(format!(
-                            "the op `{kind}` ({nout} outputs) is not supported"
-                        )));
+                        return Err(Error::UnsupportedOp {
+                            op: kind,
+                            detail: format!(" (it has {nout} outputs)"),
+                        });
                     }
                     let out = outs[0];
                     if kind == "prim::ListConstruct" {
                         list_items.insert(out, ins.clone());
                     }
-                    let op = op_of(&kind)
-                        .ok_or_else(|| bad(format!("the op `{kind}` is not supported")))?;
+                    let Some(op) = op_of(&kind) else {
+                        return Err(Error::UnsupportedOp {
+                            op: kind,
+                            detail: String::new(),
+                        });
+                    };
                     nodes.push(Node { op, kind, ins, out });
                 }
                 _ => {}

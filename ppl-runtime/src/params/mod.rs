@@ -153,6 +153,29 @@ impl ParamStore {
             .map(|(k, e)| (k.as_str(), &e.unconstrained))
     }
 
+    /// `(name, unconstrained leaf)` pairs of the params named, in the order given (names not in
+    /// the store are skipped): what an optimizer steps. [`crate::infer::Svi`] collects the params
+    /// of a step with it, as Pyro's `SVI.step` does from its param-capturing trace.
+    pub fn leaves<S: AsRef<str>>(&self, names: &[S]) -> Vec<(String, Tensor)> {
+        names
+            .iter()
+            .filter_map(|n| {
+                let n = n.as_ref();
+                self.entries
+                    .get(n)
+                    .map(|e| (n.to_string(), e.unconstrained.shallow_clone()))
+            })
+            .collect()
+    }
+
+    /// `(name, unconstrained leaf)` pairs of every param, in insertion order.
+    pub fn all_leaves(&self) -> Vec<(String, Tensor)> {
+        self.entries
+            .iter()
+            .map(|(n, e)| (n.clone(), e.unconstrained.shallow_clone()))
+            .collect()
+    }
+
     /// Number of params.
     pub fn len(&self) -> usize {
         self.entries.len()
@@ -253,6 +276,17 @@ thread_local! {
 /// Runs `f` with this thread's param store.
 pub fn with_param_store<R>(f: impl FnOnce(&mut ParamStore) -> R) -> R {
     STORE.with(|s| f(&mut s.borrow_mut()))
+}
+
+/// Zeroes the gradients of `params` (Pyro's `zero_grads`); params without one are left alone.
+pub fn zero_grads(params: &[(String, Tensor)]) -> Result<()> {
+    for (_, p) in params {
+        let mut g = p.grad();
+        if g.defined() {
+            let _ = g.f_zero_()?;
+        }
+    }
+    Ok(())
 }
 
 /// The constrained value of a stored param.

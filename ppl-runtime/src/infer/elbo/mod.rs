@@ -5,12 +5,14 @@
 //! gradient estimates the loss's gradient. Particles are separate runs, or one run inside an
 //! outer plate when `vectorize_particles` is set.
 
+mod jit_trace_elbo;
 mod renyi_elbo;
 mod trace_elbo;
 mod trace_enum_elbo;
 mod trace_graph_elbo;
 mod trace_mean_field_elbo;
 
+pub use jit_trace_elbo::JitTraceElbo;
 pub use renyi_elbo::RenyiElbo;
 pub use trace_elbo::TraceElbo;
 pub use trace_enum_elbo::TraceEnumElbo;
@@ -22,8 +24,6 @@ use std::rc::Rc;
 use tch::{Kind, Tensor};
 
 use crate::error::{Error, Result};
-use crate::optim::Optimizer;
-use crate::params::with_param_store;
 use crate::poutine::{self, CondIndepFrame, EnumMessenger, Handler, Plate, SiteKind, Trace};
 
 /// The name of the outer plate of vectorized particles.
@@ -59,12 +59,26 @@ pub struct ElboOutput {
     pub surrogate_loss: Tensor,
     /// Names of the params that appeared in model or guide.
     pub params: Vec<String>,
-    /// The loss as a tensor: built only while a compiled SVI step is being traced
-    /// ([`crate::jit::is_tracing`]), by the ELBOs that support `jit_compile`.
-    pub loss_tensor: Option<Tensor>,
+    /// The loss as a (detached) scalar tensor: what a compiled loss ([`JitTraceElbo`]) records
+    /// as the program's second output.
+    pub loss_tensor: Tensor,
+}
+
+/// The loss of one step and the params it read.
+#[derive(Clone, Debug)]
+pub struct LossAndGrads {
+    /// The loss (`-ELBO` estimate).
+    pub loss: f64,
+    /// The params that appeared in model or guide, whose `.grad` now holds the gradient.
+    pub params: Vec<String>,
 }
 
 /// A loss for SVI.
+///
+/// An ELBO says how to estimate itself and its gradient from one run of guide and model
+/// ([`Elbo::loss_and_surrogate`]). [`Svi`](crate::infer::Svi) asks it for
+/// [`Elbo::loss_and_grads`] and steps the optimizer on the params it names; a compiled loss
+/// ([`JitTraceElbo`]) is another implementation of the same two methods.
 pub trait Elbo {
     /// Runs guide and model and returns the loss with its differentiable surrogate.
     fn loss_and_surrogate<R1, R2>(
@@ -73,42 +87,43 @@ pub trait Elbo {
         guide: &mut dyn FnMut() -> Result<R2>,
     ) -> Result<ElboOutput>;
 
-    /// Whether [`Svi::jit_compile`](crate::infer::Svi::jit_compile) can compile this loss: its
-    /// loss and surrogate must be functions of the params and the random draws alone (no state
-    /// carried between steps, no weights computed on the host), as for [`TraceElbo`] and
-    /// [`TraceMeanFieldElbo`].
+    /// Whether [`JitTraceElbo`] can compile this loss: its loss and surrogate must be functions
+    /// of the params and the random draws alone (no state carried between steps, no weights
+    /// computed on the host), as for [`TraceElbo`] and [`TraceMeanFieldElbo`].
     fn supports_jit(&self) -> bool {
         false
     }
 
-    /// One optimization step: computes the loss, backpropagates and updates the params.
-    fn step<R1, R2>(
-        &self,
-        mut model: impl FnMut() -> Result<R1>,
-        mut guide: impl FnMut() -> Result<R2>,
-        optim: &mut dyn Optimizer,
-    ) -> Result<f64> {
-        let out = self.loss_and_surrogate(&mut model, &mut guide)?;
-        let params: Vec<(String, Tensor)> = with_param_store(|ps| {
-            out.params
-                .iter()
-                .filter_map(|n| {
-                    ps.entry(n)
-                        .map(|e| (n.clone(), e.unconstrained.shallow_clone()))
-                })
-                .collect()
-        });
-        for (_, p) in &params {
-            let mut g = p.grad();
-            if g.defined() {
-                let _ = g.f_zero_()?;
-            }
-        }
+    /// Pyro's `loss_and_grads`: the loss, with the gradient of its surrogate accumulated into
+    /// the `.grad` of every param that appeared.
+    fn loss_and_grads<R1, R2>(
+        &mut self,
+        model: &mut dyn FnMut() -> Result<R1>,
+        guide: &mut dyn FnMut() -> Result<R2>,
+    ) -> Result<LossAndGrads> {
+        let out = self.loss_and_surrogate(model, guide)?;
         if out.surrogate_loss.requires_grad() {
             out.surrogate_loss.f_backward()?;
         }
-        optim.step(&params)?;
-        Ok(out.loss)
+        Ok(LossAndGrads {
+            loss: out.loss,
+            params: out.params,
+        })
+    }
+
+    /// Pyro's `loss`: the loss without gradients.
+    fn loss<R1, R2>(
+        &mut self,
+        model: &mut dyn FnMut() -> Result<R1>,
+        guide: &mut dyn FnMut() -> Result<R2>,
+    ) -> Result<f64> {
+        let _ng = tch::no_grad_guard();
+        Ok(self.loss_and_surrogate(model, guide)?.loss)
+    }
+
+    /// Whether the steps run a compiled program (see [`JitTraceElbo`]).
+    fn is_compiled(&self) -> bool {
+        false
     }
 }
 
@@ -271,7 +286,6 @@ pub(crate) fn average_particles_enum<R1, R2>(
     let pairs = particles_enum(cfg, model, guide, enumerate)?;
     let n = pairs.len() as f64 * particles_per_trace(cfg);
     let (mut loss, mut surrogate_loss, mut params) = (0.0, None::<Tensor>, Vec::new());
-    let tracing = crate::jit::is_tracing();
     let mut loss_tensor = None::<Tensor>;
     for (mut m, mut g) in pairs {
         param_names([&m, &g], &mut params);
@@ -279,9 +293,7 @@ pub(crate) fn average_particles_enum<R1, R2>(
         let value = elbo.f_double_value(&[])?;
         check_finite(value, &mut m, &mut g)?;
         loss -= value / n;
-        if tracing {
-            loss_tensor = add_broadcast(loss_tensor, elbo.f_detach()?.f_div_scalar(-n)?)?;
-        }
+        loss_tensor = add_broadcast(loss_tensor, elbo.f_detach()?.f_div_scalar(-n)?)?;
         let mut term = surrogate.f_div_scalar(-n)?;
         if let Some(extra) = extra {
             term = term.f_add(&extra.f_div_scalar(n)?)?;
@@ -292,7 +304,7 @@ pub(crate) fn average_particles_enum<R1, R2>(
         loss,
         surrogate_loss: surrogate_loss.unwrap_or_else(|| Tensor::from(0.0f32)),
         params,
-        loss_tensor,
+        loss_tensor: loss_tensor.unwrap_or_else(|| Tensor::from(0.0f32)),
     })
 }
 

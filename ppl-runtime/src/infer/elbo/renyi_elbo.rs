@@ -90,7 +90,7 @@ impl Elbo for RenyiElbo {
                 None => Tensor::from(0.0f32),
             },
             params,
-            loss_tensor: None,
+            loss_tensor: Tensor::from(-elbo),
         })
     }
 }

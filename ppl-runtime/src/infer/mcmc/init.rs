@@ -8,7 +8,7 @@ use rand::rngs::StdRng;
 use rand::Rng;
 use tch::{Kind, Tensor};
 
-use super::potential::ModelSpec;
+use super::model_spec::ModelSpec;
 use crate::distributions::Distribution;
 use crate::error::{Error, Result, ResultExt};
 use crate::poutine::runtime::{Handler, Messenger, Msg, SiteKind};

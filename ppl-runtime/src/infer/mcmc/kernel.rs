@@ -10,16 +10,16 @@ use super::mass_matrix::InverseMassMatrix;
 use super::nuts::Nuts;
 use crate::error::{Error, Result};
 
-/// A potential energy `U(z)` with its gradient (see [`super::Potential`]).
+/// A potential energy `U(z)` with its gradient: what HMC and NUTS integrate. Two
+/// implementations: [`super::Potential`] evaluates the model with libtorch, and
+/// [`super::CompiledPotential`] runs it as a compiled host program (`jit_compile`). The chain
+/// driver picks one, once.
 pub trait PotentialFn {
     /// `U(z)`, with `∇U(z)` written into `grad`.
     fn value_and_grad(&mut self, z: &[f64], grad: &mut [f64]) -> Result<f64>;
-}
 
-impl<R> PotentialFn for super::potential::Potential<'_, R> {
-    fn value_and_grad(&mut self, z: &[f64], grad: &mut [f64]) -> Result<f64> {
-        super::potential::Potential::value_and_grad(self, z, grad)
-    }
+    /// How many gradients were evaluated so far.
+    fn num_grad_evals(&self) -> usize;
 }
 
 /// Settings shared by [`Hmc`] and [`Nuts`] (Pyro's defaults).
@@ -40,7 +40,7 @@ pub struct KernelOptions {
     /// A transition whose energy error exceeds this is divergent (1000, as in Stan and Pyro).
     pub max_energy_error: f64,
     /// Compile the potential into a host program once per chain (false; Pyro's `jit_compile`).
-    /// See [`super::Potential::compile`]: valid for models whose ops do not depend on the
+    /// See [`super::CompiledPotential`]: valid for models whose ops do not depend on the
     /// values of their latent sites, on the CPU.
     pub jit_compile: bool,
 }
@@ -299,7 +299,7 @@ macro_rules! kernel_option_setters {
             self
         }
         /// Compile the potential into a host program (Pyro's `jit_compile`): see
-        /// [`crate::infer::mcmc::Potential::compile`].
+        /// [`crate::infer::mcmc::CompiledPotential`].
         pub fn jit_compile(mut self, on: bool) -> Self {
             self.options.jit_compile = on;
             self

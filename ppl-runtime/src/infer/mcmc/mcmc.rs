@@ -14,12 +14,15 @@ use rand::{Rng, SeedableRng};
 use tch::{Device, Kind, Tensor};
 
 use super::adaptation::{AdaptEvent, Adapter};
+use super::compiled_potential::CompiledPotential;
 use super::diagnostics::{self, ScalarSummary};
 use super::export::{self, NpyArray, NpyData};
 use super::init::{init_trace, latent_values};
+use super::kernel::PotentialFn;
 use super::kernel::{find_reasonable_step_size, Kernel, Point, TransitionStats};
 use super::mass_matrix::InverseMassMatrix;
-use super::potential::{ModelSpec, Potential};
+use super::model_spec::ModelSpec;
+use super::potential::Potential;
 use crate::distributions::{enable_validation, validation_enabled};
 use crate::error::{Error, Result};
 
@@ -311,7 +314,7 @@ impl Mcmc {
             let mut found = None;
             for _ in 0..100 {
                 let tr = init_trace(model, &strategy, &mut rng, &spec)?;
-                let z = pot.unconstrain(&latent_values(&tr, &spec)?)?;
+                let z = spec.unconstrain(&latent_values(&tr, &spec)?)?;
                 let mut grad = vec![0.0; spec.dim];
                 match pot.value_and_grad(&z, &mut grad) {
                     Ok(u) if u.is_finite() && grad.iter().all(|g| g.is_finite()) => {
@@ -756,12 +759,17 @@ fn run_chain<R>(
 ) -> Result<ChainResult> {
     let opts = cfg.kernel.options();
     let dim = spec.dim;
-    let mut pot = Potential::new(model, spec)?;
-    if opts.jit_compile {
-        pot.compile(&z0)?;
-    }
+    let mut eager = Potential::new(model, spec.clone())?;
+    // The potential's implementation is chosen once per chain.
+    let mut compiled;
+    let pot: &mut dyn PotentialFn = if opts.jit_compile {
+        compiled = CompiledPotential::new(&mut eager, &z0)?;
+        &mut compiled
+    } else {
+        &mut eager
+    };
     let mut inv_mass = InverseMassMatrix::identity(dim, opts.full_mass);
-    let mut state = Point::at(&mut pot, z0)?;
+    let mut state = Point::at(pot, z0)?;
     let mut step_size = opts.step_size;
 
     let t0 = Instant::now();
@@ -774,7 +782,7 @@ fn run_chain<R>(
         opts.adapt_mass_matrix,
     );
     if cfg.warmup > 0 && opts.adapt_step_size {
-        step_size = find_reasonable_step_size(&mut pot, &inv_mass, &state, step_size, &mut rng)?.0;
+        step_size = find_reasonable_step_size(pot, &inv_mass, &state, step_size, &mut rng)?.0;
     }
     adapter.restart_step_size(step_size);
     let mut warmup_divergences = 0;
@@ -783,13 +791,12 @@ fn run_chain<R>(
         let used = step_size;
         let stats = cfg
             .kernel
-            .transition(&mut pot, &inv_mass, step_size, &mut state, &mut rng)?;
+            .transition(pot, &inv_mass, step_size, &mut state, &mut rng)?;
         warmup_divergences += usize::from(stats.diverging);
         accept_sum += stats.accept_prob;
         let event = adapter.update(&state.z, stats.accept_prob, &mut step_size, &mut inv_mass)?;
         if event == AdaptEvent::MassMatrixUpdated && opts.adapt_step_size {
-            step_size =
-                find_reasonable_step_size(&mut pot, &inv_mass, &state, step_size, &mut rng)?.0;
+            step_size = find_reasonable_step_size(pot, &inv_mass, &state, step_size, &mut rng)?.0;
             adapter.restart_step_size(step_size);
         }
         if let Some(h) = &cfg.hook {
@@ -820,7 +827,7 @@ fn run_chain<R>(
     for i in 0..cfg.num_samples {
         let stats = cfg
             .kernel
-            .transition(&mut pot, &inv_mass, step_size, &mut state, &mut rng)?;
+            .transition(pot, &inv_mass, step_size, &mut state, &mut rng)?;
         draws.extend_from_slice(&state.z);
         accept_sum += stats.accept_prob;
         all_stats.push(stats);
@@ -840,7 +847,7 @@ fn run_chain<R>(
     let sample_grad_evals = pot.num_grad_evals() - warmup_grad_evals;
 
     let mut samples = Vec::new();
-    for (name, t) in pot.constrain_batch(&draws, cfg.num_samples)? {
+    for (name, t) in spec.constrain_batch(&draws, cfg.num_samples)? {
         let t = t.f_to_kind(Kind::Double)?.f_reshape([-1])?.f_contiguous()?;
         let n = t.size()[0] as usize;
         let mut v = vec![0.0; n];

@@ -1,8 +1,10 @@
 //! Markov chain Monte Carlo: HMC and NUTS with Stan's warmup adaptation, chains in parallel on OS
 //! threads, diagnostics and exports.
 //!
-//! The pieces, one per file: [`potential`] turns a model into a potential energy on one flat
-//! unconstrained vector; [`kernel`] holds what [`Hmc`] and [`Nuts`] share (leapfrog, step-size
+//! The pieces, one per file: [`model_spec`] finds a model's latent sites and lays them out in one
+//! flat unconstrained vector; [`potential`] is the potential energy on that vector, evaluated by
+//! libtorch, and [`compiled_potential`] the same as a compiled host program (`jit_compile`), both
+//! behind [`kernel::PotentialFn`]; [`kernel`] holds what [`Hmc`] and [`Nuts`] share (leapfrog, step-size
 //! search); [`mass_matrix`] and [`adaptation`] are the metric and its warmup; [`init`] picks
 //! initial points; [`mcmc`](self::Mcmc) drives chains; [`diagnostics`] and [`export`] deal with
 //! the draws.
@@ -11,6 +13,7 @@
 //! costs far more than the arithmetic, so only the potential and its gradient go through libtorch.
 
 pub mod adaptation;
+pub mod compiled_potential;
 pub mod diagnostics;
 pub mod export;
 mod hmc;
@@ -19,13 +22,17 @@ pub mod kernel;
 pub mod mass_matrix;
 #[allow(clippy::module_inception)]
 mod mcmc;
+pub mod model_spec;
 mod nuts;
 pub mod potential;
 
+pub use compiled_potential::CompiledPotential;
 pub use hmc::Hmc;
 pub use init::InitStrategy;
+pub use kernel::PotentialFn;
 pub use kernel::{Kernel, KernelOptions, TransitionStats};
 pub use mass_matrix::InverseMassMatrix;
 pub use mcmc::{ChainResult, Hook, Iteration, Mcmc, SiteDiagnostics, Stage};
+pub use model_spec::{coordinate_names, ModelSpec, SiteSpec};
 pub use nuts::Nuts;
-pub use potential::{ModelSpec, Potential, SiteSpec};
+pub use potential::Potential;
