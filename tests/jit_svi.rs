@@ -295,3 +295,61 @@ fn compiled_steps_follow_a_loaded_checkpoint() {
     assert!(svi.is_compiled());
     std::fs::remove_file(&path).ok();
 }
+
+/// `auto_compile` compiles what it can and runs the rest eagerly, where `jit_compile(true)`
+/// refuses: a guide with an op the compiler does not know (`sinc`) trains eagerly (its steps move
+/// the params as eager steps do; the failed compile attempt drew random numbers, so the runs are
+/// not draw for draw the same); the coin model compiles.
+#[test]
+fn auto_compile_falls_back_to_eager_steps() {
+    let x = flips();
+    let sinc_guide = || -> ppl::Result<()> {
+        let a = param!("a", 15.0, constraint = positive);
+        let b = param!("b", 15.0, constraint = positive);
+        let _f = sample!("f", Beta::new(a.sinc() * 0.0 + &a, &b)?);
+        Ok(())
+    };
+    let run = |auto: bool, jit: bool| -> (f64, bool, Option<String>) {
+        clear_param_store();
+        set_rng_seed(4);
+        let adam = Adam::new(AdamConfig {
+            lr: 0.01,
+            ..Default::default()
+        });
+        let svi = Svi::new(|| coin(&x), sinc_guide, adam, TraceElbo::default());
+        let mut svi = if auto {
+            svi.auto_compile()
+        } else {
+            svi.jit_compile(jit)
+        };
+        let mut err = None;
+        for _ in 0..20 {
+            if let Err(e) = svi.step() {
+                err = Some(e.to_string());
+                break;
+            }
+        }
+        let a = get_param("a").expect("a").double_value(&[]);
+        (a, svi.is_compiled(), err)
+    };
+    let (eager_a, eager_compiled, eager_err) = run(false, false);
+    assert!(eager_err.is_none() && !eager_compiled);
+    let (auto_a, auto_compiled, auto_err) = run(true, false);
+    assert!(auto_err.is_none(), "{auto_err:?}");
+    assert!(!auto_compiled, "sinc cannot compile");
+    // 20 Adam steps at lr 0.01 move log a by at most 20 · 3.2 · 0.01 = 0.64 from log 15; both
+    // runs must have moved it (the posterior mean of a is 16), and by comparable amounts.
+    for a in [auto_a, eager_a] {
+        assert!(a != 15.0 && (a.ln() - 15f64.ln()).abs() <= 0.64, "a = {a}");
+    }
+    let (_, _, required_err) = run(false, true);
+    let required_err = required_err.expect("jit_compile(true) refuses");
+    assert!(required_err.contains("aten::sinc"), "{required_err}");
+
+    clear_param_store();
+    let adam = Adam::new(AdamConfig::default());
+    let mut svi =
+        Svi::new(|| coin(&x), || coin_guide(&x), adam, TraceElbo::default()).auto_compile();
+    svi.run(3).expect("steps");
+    assert!(svi.is_compiled());
+}

@@ -176,6 +176,15 @@ impl Error {
         }
     }
 
+    /// Whether the error says that `jit_compile` cannot compile here (rather than that the model
+    /// is wrong, which an eager run reports too): what automatic compilation falls back on.
+    pub fn is_jit_refusal(&self) -> bool {
+        matches!(
+            self.root(),
+            Error::JitRefused { .. } | Error::UnsupportedOp { .. } | Error::Jit(_)
+        )
+    }
+
     /// The error under any number of `AtSite` wrappers.
     pub fn root(&self) -> &Error {
         match self {

@@ -265,3 +265,30 @@ fn unsupported_op_is_named() {
         .expect("eager")
         .is_finite());
 }
+
+/// `auto_compile` runs a potential the compiler refuses on libtorch, drawing exactly what the
+/// eager run draws; `jit_compile(true)` refuses it.
+#[test]
+fn auto_compile_runs_refused_potentials_eagerly() {
+    let model = || -> ppl::Result<()> {
+        let mu = sample!("mu", Normal::new(0.0, 1.0)?);
+        let _ = sample!(
+            "obs",
+            Normal::new(mu.sinc() * 0.0 + &mu, 1.0)?,
+            obs = Tensor::from(0.5f32)
+        );
+        Ok(())
+    };
+    let draws = |kernel: Nuts| -> ppl::Result<Vec<f64>> {
+        let mut mcmc = Mcmc::new(kernel).num_samples(20).warmup_steps(20).seed(1);
+        mcmc.run(model)?;
+        Ok(Vec::<f64>::try_from(
+            mcmc.get_samples()?["mu"].to_kind(Kind::Double),
+        )?)
+    };
+    let eager = draws(Nuts::new()).expect("eager");
+    let auto = draws(Nuts::new().auto_compile()).expect("auto");
+    assert_eq!(eager, auto);
+    let err = draws(Nuts::new().jit_compile(true)).expect_err("refused");
+    assert!(err.to_string().contains("aten::sinc"), "{err}");
+}

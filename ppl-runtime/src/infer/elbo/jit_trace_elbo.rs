@@ -234,7 +234,7 @@ impl<L: Elbo> Elbo for JitTraceElbo<L> {
                         self.state = State::Compiled(Box::new(c));
                         Ok(step)
                     }
-                    Err(e) if self.mode == Mode::Auto && is_refusal(&e) => {
+                    Err(e) if self.mode == Mode::Auto && e.is_jit_refusal() => {
                         eprintln!("ppl: running eagerly: {e}");
                         self.state = State::Eager;
                         let names = with_param_store(|ps| ps.all_leaves());
@@ -261,15 +261,6 @@ impl<L: Elbo> Elbo for JitTraceElbo<L> {
     fn is_compiled(&self) -> bool {
         matches!(self.state, State::Compiled(_))
     }
-}
-
-/// Whether `e` says that compiling is impossible here (rather than that the model is wrong,
-/// which the eager run would report too).
-fn is_refusal(e: &Error) -> bool {
-    matches!(
-        e.root(),
-        Error::JitRefused { .. } | Error::UnsupportedOp { .. } | Error::Jit(_)
-    )
 }
 
 impl CompiledStep {

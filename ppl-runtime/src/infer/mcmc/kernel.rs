@@ -41,8 +41,11 @@ pub struct KernelOptions {
     pub max_energy_error: f64,
     /// Compile the potential into a host program once per chain (false; Pyro's `jit_compile`).
     /// See [`super::CompiledPotential`]: valid for models whose ops do not depend on the
-    /// values of their latent sites, on the CPU.
+    /// values of their latent sites, on the CPU. A model that cannot be compiled is an error.
     pub jit_compile: bool,
+    /// Compile the potential where it can be, and otherwise run it on libtorch after a one-line
+    /// note on stderr saying why (false). `jit_compile` takes precedence.
+    pub auto_compile: bool,
 }
 
 impl Default for KernelOptions {
@@ -56,6 +59,7 @@ impl Default for KernelOptions {
             init_strategy: InitStrategy::default(),
             max_energy_error: 1000.0,
             jit_compile: false,
+            auto_compile: false,
         }
     }
 }
@@ -302,6 +306,12 @@ macro_rules! kernel_option_setters {
         /// [`crate::infer::mcmc::CompiledPotential`].
         pub fn jit_compile(mut self, on: bool) -> Self {
             self.options.jit_compile = on;
+            self
+        }
+        /// Compile the potential where the model allows it, and run it on libtorch otherwise,
+        /// after a one-line note saying why: the speed of `jit_compile` without its refusals.
+        pub fn auto_compile(mut self) -> Self {
+            self.options.auto_compile = true;
             self
         }
     };

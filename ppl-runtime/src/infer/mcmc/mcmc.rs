@@ -765,6 +765,20 @@ fn run_chain<R>(
     let pot: &mut dyn PotentialFn = if opts.jit_compile {
         compiled = CompiledPotential::new(&mut eager, &z0)?;
         &mut compiled
+    } else if opts.auto_compile {
+        match CompiledPotential::new(&mut eager, &z0) {
+            Ok(c) => {
+                compiled = c;
+                &mut compiled
+            }
+            Err(e) if e.is_jit_refusal() => {
+                if chain == 0 {
+                    eprintln!("ppl: running the potential on libtorch: {e}");
+                }
+                &mut eager
+            }
+            Err(e) => return Err(e),
+        }
     } else {
         &mut eager
     };
