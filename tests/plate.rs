@@ -138,3 +138,47 @@ fn bad_subsample_size_is_an_error() {
         .to_string()
         .contains("subsample_size"));
 }
+
+/// Observed data that does not fit its plate is named at the point of the mistake (Pyro: "Shape
+/// mismatch inside plate('data') at site obs dim -1, 10 vs 12"), with no libtorch backtrace;
+/// event dims are not counted as plate dims.
+#[test]
+fn observed_data_that_does_not_fit_its_plate_is_named() {
+    let run = |n: i64, rows: i64, event: bool| -> ppl::Result<()> {
+        let (_, _tr) = poutine::trace(|| -> ppl::Result<()> {
+            let _p = Plate::new("data", n).enter()?;
+            if event {
+                let d = MultivariateNormal::new(
+                    &Tensor::zeros([2], (Kind::Float, Device::Cpu)),
+                    &Tensor::eye(2, (Kind::Float, Device::Cpu)),
+                )?;
+                let _ = ppl::primitives::sample(
+                    "obs",
+                    d,
+                    Some(Tensor::zeros([rows, 2], (Kind::Float, Device::Cpu))),
+                )?;
+            } else {
+                let _ = ppl::primitives::sample(
+                    "obs",
+                    Normal::new(0.0, 1.0)?,
+                    Some(Tensor::zeros([rows], (Kind::Float, Device::Cpu))),
+                )?;
+            }
+            Ok(())
+        })?;
+        Ok(())
+    };
+    for event in [false, true] {
+        run(10, 10, event).expect("fits");
+        run(10, 1, event).expect("broadcasts");
+        let err = run(10, 12, event).expect_err("12 rows in a plate of 10");
+        let text = format!("{err:?}");
+        assert!(
+            text.contains("site `obs`")
+                && text.contains("plate `data` of size 10")
+                && text.contains("it has 12 there"),
+            "{text}"
+        );
+        assert!(text.len() < 300 && !text.contains("frame #"), "{text}");
+    }
+}

@@ -1,4 +1,10 @@
 //! The one error type of ppl. Every failure says where it happened: a site, a parameter or a shape.
+//!
+//! The variants come in groups: what a model got wrong (a distribution's arguments, shapes and
+//! plates, sites and params), what an inference algorithm was asked that it cannot do (settings,
+//! enumeration, compilation), files, and the rest. `Debug` prints the message, as `Display` does,
+//! so that `fn main() -> ppl::Result<()>` reports an error in words; libtorch's errors keep their
+//! first lines and lose the C++ backtrace.
 
 use std::fmt;
 
@@ -6,13 +12,16 @@ use std::fmt;
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything that can go wrong in ppl.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// An error from libtorch (wrong dtype, device mismatch, out of memory, ...).
+    // ---- From libtorch ----
+    /// An error from libtorch (wrong dtype, device mismatch, out of memory, ...): its message
+    /// without the C++ backtrace.
     #[error("libtorch: {0}")]
-    Torch(#[from] tch::TchError),
+    Torch(String),
 
+    // ---- A model's distributions, values and shapes ----
     /// A distribution parameter outside its domain.
     #[error("invalid parameter `{param}` of {dist}: expected {expected}")]
     InvalidParameter {
@@ -55,6 +64,26 @@ pub enum Error {
         batch_shape: Vec<i64>,
     },
 
+    /// An observed value whose shape does not fit a vectorized plate.
+    #[error(
+        "site `{site}`: the observed value of shape {shape:?} does not fit plate `{plate}` of size \
+         {size} at dim {dim}: it has {have} there, expected 1 or {size}"
+    )]
+    ObservedPlateMismatch {
+        /// The sample site.
+        site: String,
+        /// The plate's name.
+        plate: String,
+        /// The plate's size (its subsample size when subsampling).
+        size: i64,
+        /// The plate's batch dimension (negative, from the right of the batch dims).
+        dim: i64,
+        /// The observed value's shape.
+        shape: Vec<i64>,
+        /// Its size at the plate's dim.
+        have: i64,
+    },
+
     /// An operation a distribution does not provide (e.g. `rsample` of a discrete one).
     #[error("{dist} does not implement {op}")]
     NotImplemented {
@@ -73,6 +102,7 @@ pub enum Error {
         q: &'static str,
     },
 
+    // ---- Sites, params and plates ----
     /// A parameter read before it was initialized.
     #[error("param `{0}` is not in the param store and was given no initial value")]
     MissingParam(String),
@@ -83,6 +113,34 @@ pub enum Error {
         /// The site.
         site: String,
         /// What is missing where.
+        message: String,
+    },
+
+    /// Two sites of one run with the same name.
+    #[error(
+        "site `{site}`: the name occurs twice in one run; give repeated sites distinct names \
+         (e.g. with format!(\"x_{{i}}\")) or put them in a plate"
+    )]
+    DuplicateSite {
+        /// The site.
+        site: String,
+    },
+
+    /// A model and a guide (or a replayed trace) that do not agree about a site.
+    #[error("site `{site}`: {message}")]
+    ModelGuideMismatch {
+        /// The site.
+        site: String,
+        /// How they disagree.
+        message: String,
+    },
+
+    /// A `sample!` or `param!` statement given arguments that do not go together.
+    #[error("site `{site}`: {message}")]
+    InvalidSite {
+        /// The site.
+        site: String,
+        /// What is wrong with its arguments.
         message: String,
     },
 
@@ -98,6 +156,16 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+
+    // ---- Inference: settings, enumeration, compilation ----
+    /// A setting of an inference algorithm, optimizer or scheduler outside what it accepts
+    /// (the message starts with the component, e.g. `StepLr: step_size must be at least 1`).
+    #[error("{0}")]
+    Config(String),
+
+    /// Something ppl does not do (yet), with what to do instead.
+    #[error("not supported: {0}")]
+    Unsupported(String),
 
     /// Discrete enumeration that cannot be done as asked: a site marked for enumeration under a
     /// loss that cannot sum it out, a distribution without finite support, dims that collide.
@@ -131,6 +199,7 @@ pub enum Error {
     #[error("jit: {0}")]
     Jit(String),
 
+    // ---- Control flow, files, and the rest ----
     /// Control flow used by `escape` and `queue`: a site stopped the run early.
     /// Inference code catches it; it is an error only if it reaches the user.
     #[error("nonlocal exit at site `{0}` (escape/queue control flow)")]
@@ -145,7 +214,16 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    /// A malformed file or argument.
+    /// A checkpoint or param-store file that cannot be read back as it was written, or state
+    /// that cannot be saved.
+    #[error("checkpoint: {0}")]
+    Checkpoint(String),
+
+    /// A state ppl's own code should never reach: a bug in ppl (please report it).
+    #[error("internal error (a bug in ppl): {0}")]
+    Internal(String),
+
+    /// A malformed argument that fits none of the above.
     #[error("{0}")]
     Invalid(String),
 
@@ -166,6 +244,10 @@ impl Error {
         match self {
             e @ (Error::AtSite { .. }
             | Error::PlateMismatch { .. }
+            | Error::ObservedPlateMismatch { .. }
+            | Error::DuplicateSite { .. }
+            | Error::ModelGuideMismatch { .. }
+            | Error::InvalidSite { .. }
             | Error::MissingSite { .. }
             | Error::Enumeration { .. }
             | Error::NonlocalExit(_)) => e,
@@ -191,6 +273,70 @@ impl Error {
             Error::AtSite { source, .. } => source.root(),
             e => e,
         }
+    }
+}
+
+impl fmt::Debug for Error {
+    /// The message, as `Display` writes it: what `main` returning an error prints.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl From<tch::TchError> for Error {
+    fn from(e: tch::TchError) -> Self {
+        Error::Torch(torch_message(&e.to_string()))
+    }
+}
+
+/// libtorch's message without the C++ backtrace that follows it ("Exception raised from ...",
+/// "frame #0: ...").
+pub(crate) fn torch_message(full: &str) -> String {
+    let mut lines = Vec::new();
+    for line in full.lines() {
+        let l = line.trim_start();
+        if l.starts_with("Exception raised from") || l.starts_with("frame #") {
+            break;
+        }
+        lines.push(line.trim_end());
+    }
+    let msg = lines.join("\n");
+    let msg = msg.trim();
+    // tch's `Display` calls every libtorch error "internal"; most are the caller's mistake.
+    let msg = msg.strip_prefix("Internal torch error: ").unwrap_or(msg);
+    if msg.is_empty() {
+        full.lines().next().unwrap_or_default().to_string()
+    } else {
+        msg.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn libtorch_errors_lose_the_backtrace() {
+        let e: Error = tch::Tensor::f_zeros([10], (tch::Kind::Float, tch::Device::Cpu))
+            .and_then(|a| {
+                a.f_add(&tch::Tensor::zeros(
+                    [12],
+                    (tch::Kind::Float, tch::Device::Cpu),
+                ))
+            })
+            .map(|_| ())
+            .expect_err("10 against 12")
+            .into();
+        let text = format!("{e:?}");
+        assert!(
+            text.starts_with("libtorch: The size of tensor a (10) must match"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("frame #") && !text.contains("Exception raised"),
+            "{text}"
+        );
+        assert!(text.len() < 300, "{} characters: {text}", text.len());
     }
 }
 

@@ -85,7 +85,7 @@ fn masked_observe(
     mask: &Tensor,
     infer: Option<InferConfig>,
 ) -> Result<Tensor> {
-    let obs = obs.ok_or_else(|| Error::MissingSite {
+    let obs = obs.ok_or_else(|| Error::InvalidSite {
         site: name.clone(),
         message: "obs_mask was given without obs".into(),
     })?;

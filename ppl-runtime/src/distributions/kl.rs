@@ -143,7 +143,7 @@ fn mvn(p: &MultivariateNormal, q: &MultivariateNormal) -> Result<Tensor> {
 fn independent(p: &Independent, q: &Independent) -> Result<Tensor> {
     let n = p.reinterpreted_batch_ndims();
     if q.reinterpreted_batch_ndims() != n {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Unsupported(format!(
             "KL between Independent distributions with {n} and {} reinterpreted dims",
             q.reinterpreted_batch_ndims()
         )));

@@ -55,7 +55,7 @@ pub fn infer_discrete<R>(
     } else if temperature == 1.0 {
         Ring::Log
     } else {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Config(format!(
             "infer_discrete: temperature must be 0 (MAP) or 1 (a posterior sample), got \
              {temperature}"
         )));
@@ -96,7 +96,7 @@ fn assign(tr: &mut Trace, ring: Ring) -> Result<HashMap<String, Tensor>> {
             .collect();
         for u in others {
             let s = assigned.get(&u).ok_or_else(|| {
-                Error::Invalid(format!(
+                Error::Config(format!(
                     "infer_discrete: variable {u:?} is needed before it is assigned"
                 ))
             })?;
@@ -193,7 +193,7 @@ fn site_value(site: &Site, assigned: &HashMap<Var, Factor>, plates: &PlateTable)
             .cond_indep_stack
             .iter()
             .find(|f| matches!(*v, Var::Plate(_)) && plates.var_of(&f.name) == Some(*v))
-            .ok_or_else(|| Error::Invalid(format!("infer_discrete: {v:?} is not a plate here")))?;
+            .ok_or_else(|| Error::Config(format!("infer_discrete: {v:?} is not a plate here")))?;
         let d = frame.dim.unwrap_or(-1);
         rank = rank.max(-d);
         dims.push(d);

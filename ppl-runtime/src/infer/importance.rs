@@ -64,7 +64,7 @@ impl<'a, R> Importance<'a, R> {
 
     fn check(&self) -> Result<()> {
         if self.num_samples == 0 {
-            return Err(Error::Invalid(
+            return Err(Error::Config(
                 "Importance: num_samples must be positive".into(),
             ));
         }
@@ -299,10 +299,9 @@ impl<R> ImportancePosterior<R> {
 }
 
 fn missing(name: &str) -> Error {
-    Error::MissingSite {
-        site: name.to_string(),
-        message: "the importance run has no traces".into(),
-    }
+    Error::Config(format!(
+        "Importance: no traces to read site `{name}` from; run the importance sampler first"
+    ))
 }
 
 /// The weighted empirical distribution of one site's values or of the return values of an

@@ -225,7 +225,7 @@ impl<'a> Predictive<'a> {
         if let Some(ps) = &self.posterior_samples {
             if let Some(n) = ps.values().next().map(|v| v.size()[0]) {
                 if (self.num_samples as i64) > n {
-                    return Err(Error::Invalid(format!(
+                    return Err(Error::Config(format!(
                         "Predictive: num_samples {} exceeds the {n} posterior samples given",
                         self.num_samples
                     )));
@@ -234,7 +234,7 @@ impl<'a> Predictive<'a> {
         }
         if self.parallel {
             if self.infer_discrete.is_some() {
-                return Err(Error::Invalid(
+                return Err(Error::Config(
                     "Predictive: infer_discrete runs draw by draw; drop parallel()".into(),
                 ));
             }

@@ -63,7 +63,7 @@ fn check(err: *mut c_char) -> Result<()> {
     if err.is_null() {
         Ok(())
     } else {
-        Err(Error::Invalid(format!("libtorch tracer: {}", take(err))))
+        Err(Error::Jit(format!("libtorch tracer: {}", take(err))))
     }
 }
 

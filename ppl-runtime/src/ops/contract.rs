@@ -380,7 +380,7 @@ fn contract_component(
                 .fold(None::<Ordinal>, |acc, o| Some(acc.map_or(o, |a| a | o)))
                 .unwrap_or(min_ord);
             if parent == leaf {
-                return Err(Error::Invalid(
+                return Err(Error::Unsupported(
                     "enumeration: the enumerated variables are not tree-structured in the plates \
                      (a variable is shared by factors in plates that do not nest); each \
                      enumerated site must sit in a sub-plate of the plates of every site that \

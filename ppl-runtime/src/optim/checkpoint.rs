@@ -33,7 +33,7 @@ pub fn save_checkpoint(path: impl AsRef<Path>, optim: &dyn Optimizer) -> Result<
     let mut meta = String::new();
     for (k, _) in &state {
         if k.contains('\n') {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Checkpoint(format!(
                 "optimizer state entry {k:?} contains a newline and cannot be saved"
             )));
         }
@@ -43,7 +43,7 @@ pub fn save_checkpoint(path: impl AsRef<Path>, optim: &dyn Optimizer) -> Result<
     with_param_store(|ps| ps.save(path))?;
     let mut named = Tensor::load_multi(path).map_err(io_err(path))?;
     if named.iter().any(|(k, _)| k == META) {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Checkpoint(format!(
             "{}: the param store file already has an entry `{META}`",
             path.display()
         )));
@@ -77,17 +77,18 @@ pub fn load_checkpoint_to(
     };
     let mut tensors: IndexMap<String, Tensor> = loaded.map_err(io_err(path))?.into_iter().collect();
     let meta = tensors.shift_remove(META).ok_or_else(|| {
-        Error::Invalid(format!(
+        Error::Checkpoint(format!(
             "{}: not a checkpoint (no optimizer state; a plain param store file?)",
             path.display()
         ))
     })?;
-    let meta = String::from_utf8(Vec::<u8>::try_from(&meta)?)
-        .map_err(|_| Error::Invalid(format!("{}: corrupt optimizer metadata", path.display())))?;
+    let meta = String::from_utf8(Vec::<u8>::try_from(&meta)?).map_err(|_| {
+        Error::Checkpoint(format!("{}: corrupt optimizer metadata", path.display()))
+    })?;
     let mut state = Vec::new();
     for (i, name) in meta.lines().enumerate() {
         let t = tensors.shift_remove(&format!("o{i}")).ok_or_else(|| {
-            Error::Invalid(format!(
+            Error::Checkpoint(format!(
                 "{}: missing optimizer tensor for `{name}`",
                 path.display()
             ))

@@ -118,7 +118,7 @@ impl<O: Optimizer + LrScheduled, R: EpochRule> Optimizer for EpochScheduler<O, R
                     epochs.insert(name.to_string(), read_i64(&t)?);
                 }
                 _ => {
-                    return Err(Error::Invalid(format!(
+                    return Err(Error::Checkpoint(format!(
                         "{} state: unexpected entry `sched/{k}`",
                         R::NAME
                     )))
@@ -156,7 +156,7 @@ impl<O: LrScheduled> EpochScheduler<O, StepRule> {
     /// (torch's default `gamma` is `0.1`). Errors if `step_size < 1`.
     pub fn new(optim: O, step_size: i64, gamma: f64) -> Result<Self> {
         if step_size < 1 {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Config(format!(
                 "StepLr: step_size must be at least 1, got {step_size}"
             )));
         }
@@ -266,7 +266,7 @@ impl<O: LrScheduled> EpochScheduler<O, CosineRule> {
     /// `eta_min` (torch's default is `0`). Errors if `t_max < 1`.
     pub fn new(optim: O, t_max: i64, eta_min: f64) -> Result<Self> {
         if t_max < 1 {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Config(format!(
                 "CosineAnnealingLr: t_max must be at least 1, got {t_max}"
             )));
         }

@@ -96,7 +96,7 @@ pub(crate) fn split_state(
         } else if let Some(rest) = k.strip_prefix(INNER) {
             inner.push((rest.to_string(), t));
         } else {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Checkpoint(format!(
                 "{what} state: unexpected entry `{k}` (saved from an optimizer without {what}?)"
             )));
         }
@@ -107,5 +107,5 @@ pub(crate) fn split_state(
 /// Splits `<param name>/<field>`.
 pub(crate) fn split_field<'a>(what: &str, key: &'a str) -> Result<(&'a str, &'a str)> {
     key.rsplit_once('/')
-        .ok_or_else(|| Error::Invalid(format!("{what} state: unexpected entry `sched/{key}`")))
+        .ok_or_else(|| Error::Checkpoint(format!("{what} state: unexpected entry `sched/{key}`")))
 }

@@ -104,9 +104,7 @@ impl<R: Rule> PerParam<R> {
             };
             let mut p = p.shallow_clone();
             R::update(&slot.config, slot.lr, state, &mut p, grad).map_err(|e| match e {
-                Error::Torch(t) => {
-                    Error::Invalid(format!("{} step of param `{name}`: libtorch: {t}", R::NAME))
-                }
+                Error::Torch(t) => Error::Torch(format!("{} step of param `{name}`: {t}", R::NAME)),
                 e => e,
             })?;
         }
@@ -158,7 +156,7 @@ impl<R: Rule> PerParam<R> {
                 .strip_prefix(PREFIX)
                 .and_then(|rest| rest.rsplit_once('/'));
             let Some((name, field)) = parsed else {
-                return Err(Error::Invalid(format!(
+                return Err(Error::Checkpoint(format!(
                     "{} state: unexpected entry `{key}`",
                     R::NAME
                 )));
@@ -174,7 +172,7 @@ impl<R: Rule> PerParam<R> {
             let lr = match fields.shift_remove("lr") {
                 Some(t) => read_f64(&t)?,
                 None => {
-                    return Err(Error::Invalid(format!(
+                    return Err(Error::Checkpoint(format!(
                         "{} state of param `{name}`: no learning rate",
                         R::NAME
                     )))
@@ -184,10 +182,10 @@ impl<R: Rule> PerParam<R> {
                 None
             } else {
                 let st = R::load(&config, &mut fields).map_err(|e| {
-                    Error::Invalid(format!("{} state of param `{name}`: {e}", R::NAME))
+                    Error::Checkpoint(format!("{} state of param `{name}`: {e}", R::NAME))
                 })?;
                 if let Some(extra) = fields.keys().next() {
-                    return Err(Error::Invalid(format!(
+                    return Err(Error::Checkpoint(format!(
                         "{} state of param `{name}`: unexpected field `{extra}` (saved by another \
                          optimizer or other settings?)",
                         R::NAME
@@ -215,7 +213,7 @@ pub(crate) fn scalar_i64(x: i64) -> Tensor {
 /// The number in a one-element tensor, as f64.
 pub(crate) fn read_f64(t: &Tensor) -> Result<f64> {
     if t.numel() != 1 {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Checkpoint(format!(
             "expected a scalar, found shape {:?}",
             t.size()
         )));
@@ -226,7 +224,7 @@ pub(crate) fn read_f64(t: &Tensor) -> Result<f64> {
 /// The number in a one-element integer tensor.
 pub(crate) fn read_i64(t: &Tensor) -> Result<i64> {
     if t.numel() != 1 {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Checkpoint(format!(
             "expected a scalar, found shape {:?}",
             t.size()
         )));
@@ -238,7 +236,7 @@ pub(crate) fn read_i64(t: &Tensor) -> Result<i64> {
 pub(crate) fn take(fields: &mut IndexMap<String, Tensor>, name: &str) -> Result<Tensor> {
     fields
         .shift_remove(name)
-        .ok_or_else(|| Error::Invalid(format!("missing field `{name}`")))
+        .ok_or_else(|| Error::Checkpoint(format!("missing field `{name}`")))
 }
 
 /// Takes the step count `step` out of `fields`.

@@ -87,7 +87,7 @@ impl<O: LrScheduled> ReduceLrOnPlateau<O> {
     /// Watches the metric for `optim`. Errors if `factor >= 1`.
     pub fn new(optim: O, config: ReduceLrOnPlateauConfig) -> Result<Self> {
         if config.factor >= 1.0 {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Config(format!(
                 "ReduceLrOnPlateau: factor must be < 1, got {}",
                 config.factor
             )));
@@ -138,7 +138,7 @@ fn is_better(c: &ReduceLrOnPlateauConfig, a: f64, best: f64) -> bool {
 impl<O: LrScheduled> LrScheduler for ReduceLrOnPlateau<O> {
     fn scheduler_step(&mut self, metric: Option<f64>) -> Result<()> {
         let current = metric.ok_or_else(|| {
-            Error::Invalid("ReduceLrOnPlateau::scheduler_step needs the metric".into())
+            Error::Config("ReduceLrOnPlateau::scheduler_step needs the metric".into())
         })?;
         let fresh = self.fresh();
         let c = &self.config;
@@ -219,7 +219,7 @@ impl<O: Optimizer + LrScheduled> Optimizer for ReduceLrOnPlateau<O> {
                 "num_bad_epochs" => tr.num_bad_epochs = read_i64(&t)?,
                 "cooldown_counter" => tr.cooldown_counter = read_i64(&t)?,
                 _ => {
-                    return Err(Error::Invalid(format!(
+                    return Err(Error::Checkpoint(format!(
                         "ReduceLrOnPlateau state: unexpected entry `sched/{k}`"
                     )))
                 }

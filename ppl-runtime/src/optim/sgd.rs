@@ -89,7 +89,7 @@ impl Rule for SgdRule {
 
     fn init(c: &SgdConfig, _p: &Tensor) -> Result<SgdState> {
         if c.nesterov && (c.momentum <= 0.0 || c.dampening != 0.0) {
-            return Err(Error::Invalid(
+            return Err(Error::Config(
                 "SGD: Nesterov momentum requires momentum > 0 and zero dampening".into(),
             ));
         }

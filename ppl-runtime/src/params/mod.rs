@@ -203,7 +203,7 @@ impl ParamStore {
         let mut named: Vec<(String, Tensor)> = Vec::with_capacity(self.entries.len() + 1);
         for (i, (name, e)) in self.entries.iter().enumerate() {
             if name.contains(['\t', '\n']) {
-                return Err(Error::Invalid(format!(
+                return Err(Error::Checkpoint(format!(
                     "param name {name:?} contains a tab or newline and cannot be saved"
                 )));
             }
@@ -233,27 +233,27 @@ impl ParamStore {
         let mut tensors: IndexMap<String, Tensor> = loaded.into_iter().collect();
         let meta = tensors
             .shift_remove("meta")
-            .ok_or_else(|| Error::Invalid(format!("{}: not a ppl param file", p.display())))?;
+            .ok_or_else(|| Error::Checkpoint(format!("{}: not a ppl param file", p.display())))?;
         let bytes = Vec::<u8>::try_from(&meta)?;
         let meta = String::from_utf8(bytes)
-            .map_err(|_| Error::Invalid(format!("{}: corrupt param metadata", p.display())))?;
+            .map_err(|_| Error::Checkpoint(format!("{}: corrupt param metadata", p.display())))?;
         for (i, line) in meta.lines().enumerate() {
             let mut parts = line.split('\t');
             let (Some(name), Some(c), Some(ed)) = (parts.next(), parts.next(), parts.next()) else {
-                return Err(Error::Invalid(format!(
+                return Err(Error::Checkpoint(format!(
                     "{}: corrupt line {line:?}",
                     p.display()
                 )));
             };
             let t = tensors.shift_remove(&format!("p{i}")).ok_or_else(|| {
-                Error::Invalid(format!("{}: missing tensor for {name}", p.display()))
+                Error::Checkpoint(format!("{}: missing tensor for {name}", p.display()))
             })?;
             let event_dim = if ed == "-" {
                 None
             } else {
                 Some(
                     ed.parse()
-                        .map_err(|_| Error::Invalid(format!("bad event_dim {ed:?}")))?,
+                        .map_err(|_| Error::Checkpoint(format!("bad event_dim {ed:?}")))?,
                 )
             };
             self.entries.insert(

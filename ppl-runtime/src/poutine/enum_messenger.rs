@@ -84,7 +84,7 @@ impl EnumMessenger {
     /// further left.
     pub fn new(first_available_dim: i64) -> Result<Self> {
         if first_available_dim >= 0 {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Config(format!(
                 "enum: first_available_dim must be negative (-max_plate_nesting - 1), got \
                  {first_available_dim}"
             )));

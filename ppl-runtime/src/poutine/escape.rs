@@ -75,7 +75,7 @@ pub fn escape<R>(
             let h = g.exit();
             match h.escaped {
                 Some(s) => Ok(Err(s)),
-                None => Err(Error::Invalid(
+                None => Err(Error::Internal(
                     "escape: exit without an escaped site".into(),
                 )),
             }

@@ -92,9 +92,35 @@ impl Messenger for PlateMessenger {
         msg.scale *= self.scale;
         if let Some(dim) = self.frame.dim {
             broadcast(msg, &self.frame, dim)?;
+            check_observed(msg, &self.frame, dim)?;
         }
         Ok(())
     }
+}
+
+/// An observed value must have the plate's size (or 1) at the plate's dim, counted from the right
+/// of its batch dims (Pyro: "Shape mismatch inside plate('data') at site obs dim -1, 10 vs 12").
+fn check_observed(msg: &Msg, frame: &CondIndepFrame, dim: i64) -> Result<()> {
+    let (true, Some(v), Some(d)) = (msg.is_observed, msg.value.as_ref(), msg.dist.as_ref()) else {
+        return Ok(());
+    };
+    let shape = v.size();
+    let idx = shape.len() as i64 - d.event_shape().len() as i64 + dim;
+    if idx < 0 {
+        return Ok(());
+    }
+    let have = shape[idx as usize];
+    if have == 1 || have == frame.size {
+        return Ok(());
+    }
+    Err(Error::ObservedPlateMismatch {
+        site: msg.name.clone(),
+        plate: frame.name.to_string(),
+        size: frame.size,
+        dim,
+        shape,
+        have,
+    })
 }
 
 /// Expands the site's distribution so that its batch shape has the plate's size at `dim`.

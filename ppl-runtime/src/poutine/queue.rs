@@ -23,7 +23,7 @@ pub fn discrete_escape(partial: &Trace, msg: &Msg) -> bool {
 
 /// One extension of `partial` per value in the support of the escaped site.
 pub fn enum_extend(partial: &Trace, site: &EscapedSite) -> Result<Vec<Trace>> {
-    let dist = site.dist.as_ref().ok_or_else(|| Error::MissingSite {
+    let dist = site.dist.as_ref().ok_or_else(|| Error::Enumeration {
         site: site.name.clone(),
         message: "cannot enumerate a site without a distribution".into(),
     })?;
@@ -61,10 +61,9 @@ pub fn queue<R>(
     max_tries: usize,
 ) -> Result<(R, Trace)> {
     for _ in 0..max_tries {
-        let partial =
-            Rc::new(queue.pop_front().ok_or_else(|| {
-                Error::Invalid("queue: the queue of partial traces is empty".into())
-            })?);
+        let partial = Rc::new(queue.pop_front().ok_or_else(|| {
+            Error::Internal("queue: the queue of partial traces is empty".into())
+        })?);
         let _run = naming::new_run();
         let tg = TraceMessenger::new().enter();
         let p = partial.clone();
@@ -81,7 +80,7 @@ pub fn queue<R>(
                 let esc = eg.exit().escaped;
                 drop(tg);
                 let site = esc.ok_or_else(|| {
-                    Error::Invalid("queue: escaped without recording the site".into())
+                    Error::Internal("queue: escaped without recording the site".into())
                 })?;
                 for tr in enum_extend(&partial, &site)? {
                     queue.push_back(tr);

@@ -32,7 +32,7 @@ impl Messenger for ReplayMessenger {
         }
         if let Some(site) = self.trace.get(&msg.name) {
             if site.kind != SiteKind::Sample || site.is_observed {
-                return Err(Error::MissingSite {
+                return Err(Error::ModelGuideMismatch {
                     site: msg.name.clone(),
                     message: "is latent here but observed (or a param) in the replayed trace"
                         .into(),

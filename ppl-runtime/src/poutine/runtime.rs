@@ -260,9 +260,11 @@ impl Msg {
 
     /// The distribution of a sample message (an error for a param message).
     pub fn dist(&self) -> Result<&DistRef> {
-        self.dist.as_ref().ok_or_else(|| Error::MissingSite {
-            site: self.name.clone(),
-            message: "a sample message has no distribution".into(),
+        self.dist.as_ref().ok_or_else(|| {
+            Error::Internal(format!(
+                "site `{}`: a sample message has no distribution",
+                self.name
+            ))
         })
     }
 }
@@ -379,9 +381,11 @@ pub fn default_process(msg: &mut Msg) -> Result<()> {
             msg.value = Some(v);
         }
         SiteKind::Param => {
-            let spec = msg.param.as_mut().ok_or_else(|| Error::MissingSite {
-                site: msg.name.clone(),
-                message: "a param message has no param spec".into(),
+            let spec = msg.param.as_mut().ok_or_else(|| {
+                Error::Internal(format!(
+                    "site `{}`: a param message has no param spec",
+                    msg.name
+                ))
             })?;
             let v = params::with_param_store(|ps| {
                 ps.get_or_init(

@@ -94,7 +94,7 @@ impl Site {
 
     /// The distribution (an error for param sites).
     pub fn dist(&self) -> Result<&DistRef> {
-        self.dist.as_ref().ok_or_else(|| Error::MissingSite {
+        self.dist.as_ref().ok_or_else(|| Error::InvalidSite {
             site: self.name.clone(),
             message: "a param site has no distribution".into(),
         })
@@ -167,11 +167,8 @@ impl Trace {
             if old.kind == SiteKind::Param && site.kind == SiteKind::Param {
                 return Ok(());
             }
-            return Err(Error::MissingSite {
+            return Err(Error::DuplicateSite {
                 site: site.name.clone(),
-                message: "the name occurs twice in one trace; give repeated sites distinct names \
-                          (or let #[model] name them)"
-                    .into(),
             });
         }
         self.sites.insert(site.name.clone(), site);

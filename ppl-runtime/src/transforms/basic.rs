@@ -212,7 +212,7 @@ impl Transform for SoftmaxTransform {
         Ok(y.f_log()?)
     }
     fn log_abs_det_jacobian(&self, _x: &Tensor, _y: &Tensor) -> Result<Tensor> {
-        Err(crate::error::Error::Invalid(
+        Err(crate::error::Error::Unsupported(
             "SoftmaxTransform is not bijective and has no log-Jacobian; use biject_to".into(),
         ))
     }

@@ -96,7 +96,7 @@ fn registry(c: &Constraint, bijective: bool) -> Result<TransformRef> {
         Constraint::CorrCholesky => Rc::new(CorrCholeskyTransform),
         Constraint::Independent(base, _) => registry(base, bijective)?,
         other => {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Unsupported(format!(
                 "no transform onto the constraint `{other}` is registered"
             )))
         }

@@ -431,7 +431,7 @@ impl<'a> AutoLaplaceApproximation<'a> {
         let guide_lp = gtr.log_prob_sum()?;
         let gtr = Rc::new(gtr);
         let mut model = self.0.model.try_borrow_mut().map_err(|_| {
-            Error::Invalid("laplace_approximation: the model is already running".into())
+            Error::Config("laplace_approximation: the model is already running".into())
         })?;
         let (_, mut mtr) = poutine::trace(|| poutine::replay(gtr.clone(), &mut *model))?;
         drop(model);
@@ -440,7 +440,7 @@ impl<'a> AutoLaplaceApproximation<'a> {
         let g = grads
             .into_iter()
             .next()
-            .ok_or_else(|| Error::Invalid("laplace_approximation: no gradient".into()))?;
+            .ok_or_else(|| Error::Internal("laplace_approximation: no gradient".into()))?;
         let d = flat.latent_dim;
         let mut rows = Vec::with_capacity(d as usize);
         for i in 0..d {
@@ -454,7 +454,7 @@ impl<'a> AutoLaplaceApproximation<'a> {
                     })?
                     .into_iter()
                     .next()
-                    .ok_or_else(|| Error::Invalid("laplace_approximation: no Hessian".into()))?
+                    .ok_or_else(|| Error::Internal("laplace_approximation: no Hessian".into()))?
             } else {
                 x.f_zeros_like()?
             };

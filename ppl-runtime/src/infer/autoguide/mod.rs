@@ -163,7 +163,7 @@ fn periodic_repeat(t: &Tensor, size: i64, dim: i64) -> Result<Tensor> {
 /// Runs the model once, hidden from outside handlers, with latents at their initial values.
 pub(crate) fn setup_prototype(model: &ModelFn<'_>, init: &InitLocFn) -> Result<Prototype> {
     let mut m = model.try_borrow_mut().map_err(|_| {
-        Error::Invalid("autoguide: the model is already running (recursive guide call?)".into())
+        Error::Config("autoguide: the model is already running (recursive guide call?)".into())
     })?;
     let (_, tr) = tch::no_grad(|| {
         poutine::block(|| poutine::trace(|| InitMessenger::new(init.clone()).run(&mut *m)))
@@ -364,7 +364,7 @@ impl PlateSet {
 pub(crate) fn check_no_subsampling(guide: &str, proto: &Prototype) -> Result<()> {
     for s in &proto.sites {
         if let Some(f) = s.subsampled_frame() {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Unsupported(format!(
                 "{guide} supports only global latents (or local latents in plates that do not \
                  subsample), but this site is in the subsampling plate `{}` (size {}, \
                  subsample_size {}); use AutoNormal or AutoDelta",
@@ -380,7 +380,7 @@ pub(crate) fn check_no_subsampling(guide: &str, proto: &Prototype) -> Result<()>
 pub(crate) fn quantile_tensor(qs: &[f64], ndim: usize, like: &Tensor) -> Result<Tensor> {
     for &q in qs {
         if !(q > 0.0 && q < 1.0) {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Config(format!(
                 "quantiles must lie in (0, 1), got {q}"
             )));
         }

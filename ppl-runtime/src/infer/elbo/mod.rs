@@ -191,7 +191,7 @@ pub(crate) fn traces_unchecked<R1, R2>(
             continue;
         }
         let Some(m) = model_tr.get(&s.name) else {
-            return Err(Error::MissingSite {
+            return Err(Error::ModelGuideMismatch {
                 site: s.name.clone(),
                 message: "the guide samples this site but the model has no site of that name"
                     .into(),

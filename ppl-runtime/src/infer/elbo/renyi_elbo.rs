@@ -57,7 +57,7 @@ impl Elbo for RenyiElbo {
         guide: &mut dyn FnMut() -> Result<R2>,
     ) -> Result<ElboOutput> {
         if self.config.vectorize_particles {
-            return Err(Error::Invalid(
+            return Err(Error::Config(
                 "RenyiElbo: vectorize_particles is not supported; use num_particles runs".into(),
             ));
         }

@@ -99,7 +99,7 @@ pub fn autocorrelation(x: &[f64]) -> Vec<f64> {
 fn check_chains(chains: &[&[f64]]) -> Result<usize> {
     let n = chains.first().map_or(0, |c| c.len());
     if chains.is_empty() || n == 0 || chains.iter().any(|c| c.len() != n) {
-        return Err(Error::Invalid(
+        return Err(Error::Config(
             "diagnostics need at least one chain, all chains of the same nonzero length".into(),
         ));
     }

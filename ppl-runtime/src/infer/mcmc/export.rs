@@ -72,7 +72,7 @@ impl NpyArray {
         header.extend(std::iter::repeat_n(' ', pad));
         header.push('\n');
         let hlen = u16::try_from(header.len())
-            .map_err(|_| Error::Invalid("the .npy header is too long".into()))?;
+            .map_err(|_| Error::Unsupported("the .npy header is too long".into()))?;
         let mut out = Vec::with_capacity(10 + header.len() + 8 * n);
         out.extend_from_slice(b"\x93NUMPY\x01\x00");
         out.extend_from_slice(&hlen.to_le_bytes());
@@ -116,7 +116,8 @@ fn crc32(data: &[u8]) -> u32 {
 
 /// A zip archive with stored (uncompressed) entries.
 fn zip_stored(entries: &[(String, Vec<u8>)]) -> Result<Vec<u8>> {
-    let too_big = || Error::Invalid("the archive is over 4 GiB (zip64 is not supported)".into());
+    let too_big =
+        || Error::Unsupported("the archive is over 4 GiB (zip64 is not supported)".into());
     let mut out = Vec::new();
     let mut central = Vec::new();
     // 1980-01-01 00:00 in DOS format.
@@ -126,7 +127,7 @@ fn zip_stored(entries: &[(String, Vec<u8>)]) -> Result<Vec<u8>> {
         let size = u32::try_from(data.len()).map_err(|_| too_big())?;
         let crc = crc32(data);
         let name_len = u16::try_from(name.len())
-            .map_err(|_| Error::Invalid(format!("archive entry name too long: {name}")))?;
+            .map_err(|_| Error::Unsupported(format!("archive entry name too long: {name}")))?;
         let common = |v: &mut Vec<u8>| {
             v.extend_from_slice(&0u16.to_le_bytes()); // flags
             v.extend_from_slice(&0u16.to_le_bytes()); // method: stored
@@ -158,7 +159,7 @@ fn zip_stored(entries: &[(String, Vec<u8>)]) -> Result<Vec<u8>> {
     let cd_offset = u32::try_from(out.len()).map_err(|_| too_big())?;
     let cd_size = u32::try_from(central.len()).map_err(|_| too_big())?;
     let count = u16::try_from(entries.len())
-        .map_err(|_| Error::Invalid("more than 65535 archive entries".into()))?;
+        .map_err(|_| Error::Unsupported("more than 65535 archive entries".into()))?;
     out.extend_from_slice(&central);
     out.extend_from_slice(&0x0605_4b50u32.to_le_bytes());
     out.extend_from_slice(&0u16.to_le_bytes()); // this disk

@@ -151,7 +151,7 @@ impl InitMessenger {
                 let rng = self
                     .rng
                     .as_mut()
-                    .ok_or_else(|| Error::Invalid("no rng".into()))?;
+                    .ok_or_else(|| Error::Internal("no rng".into()))?;
                 uniform_value(rng, radius, &**d, &shape, kd)
             }
             InitStrategy::Value(_) => match self.values.get(&msg.name) {
@@ -169,7 +169,7 @@ impl InitMessenger {
                     let rng = self
                         .rng
                         .as_mut()
-                        .ok_or_else(|| Error::Invalid("no rng".into()))?;
+                        .ok_or_else(|| Error::Internal("no rng".into()))?;
                     uniform_value(rng, 2.0, &**d, &shape, kd)
                 }
             },

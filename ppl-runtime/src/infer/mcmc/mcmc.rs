@@ -416,7 +416,7 @@ impl Mcmc {
                 .enumerate()
                 .map(|(c, h)| {
                     h.join().unwrap_or_else(|_| {
-                        Err(Error::Invalid(format!("the thread of chain {c} panicked")))
+                        Err(Error::Internal(format!("the thread of chain {c} panicked")))
                     })
                 })
                 .collect()
@@ -430,7 +430,7 @@ impl Mcmc {
     fn spec_or_err(&self) -> Result<&ModelSpec> {
         self.spec
             .as_ref()
-            .ok_or_else(|| Error::Invalid("MCMC has not run yet".into()))
+            .ok_or_else(|| Error::Config("MCMC has not run yet: call run first".into()))
     }
 
     /// The draws of each site, grouped by chain: `[num_chains, num_samples] + site shape` (float64

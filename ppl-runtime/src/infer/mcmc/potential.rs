@@ -385,7 +385,7 @@ impl<'a, R> Potential<'a, R> {
         }
         let grads = Tensor::f_run_backward(&roots, &leaves, false, false)?;
         if grads.len() != self.maps.len() {
-            return Err(Error::Invalid("autograd returned no gradient".into()));
+            return Err(Error::Internal("autograd returned no gradient".into()));
         }
         for (m, g) in self.maps.iter().zip(grads) {
             let (off, n) = (m.spec.offset, m.spec.numel);
