@@ -46,13 +46,13 @@ thread_local std::optional<at::CallbackHandle> zeros_callback;
 // tensor itself would make `torch::randn` return a TensorImpl the tracer does not know.
 thread_local std::vector<std::pair<size_t, at::Tensor>> random_draws;
 
+// The random ops whose draws are recorded: the compiler's own list, handed over by the Rust side
+// at `ppl_trace_begin` (`jit/graph.rs`, `RANDOM_OPS`), so that the two cannot disagree.
+thread_local std::vector<std::string> random_op_names;
+
 bool is_random_op(const char *name) {
-  static const char *names[] = {
-      "aten::randn",    "aten::randn_like",     "aten::rand",      "aten::rand_like",
-      "aten::randperm", "aten::_standard_gamma", "aten::bernoulli", "aten::poisson",
-      "aten::normal",   "aten::_sample_dirichlet"};
-  for (const char *n : names) {
-    if (std::strcmp(name, n) == 0) return true;
+  for (const auto &n : random_op_names) {
+    if (std::strcmp(name, n.c_str()) == 0) return true;
   }
   return false;
 }
@@ -150,9 +150,19 @@ extern "C" {
 
 void ppl_trace_free(char *s) { free(s); }
 
-char *ppl_trace_begin(torch::Tensor **inputs, int ninputs) {
+// `random_ops`: the names of the random ops to record draws of, separated by spaces.
+char *ppl_trace_begin(torch::Tensor **inputs, int ninputs, const char *random_ops) {
   try {
     if (torch::jit::tracer::isTracing()) return dup("cannot nest tracing calls");
+    random_op_names.clear();
+    std::string names(random_ops);
+    size_t start = 0;
+    while (start < names.size()) {
+      size_t end = names.find(' ', start);
+      if (end == std::string::npos) end = names.size();
+      if (end > start) random_op_names.push_back(names.substr(start, end - start));
+      start = end + 1;
+    }
     auto state = std::make_shared<torch::jit::tracer::TracingState>();
     torch::jit::tracer::setTracingState(state);
     watch_zeros();

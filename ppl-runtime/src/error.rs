@@ -311,6 +311,18 @@ pub(crate) fn torch_message(full: &str) -> String {
     }
 }
 
+/// Adds the site name to an error as it travels up.
+pub trait ResultExt<T> {
+    /// Wraps the error, if any, with the name of the site where it happened.
+    fn at_site(self, site: &str) -> Result<T>;
+}
+
+impl<T, E: Into<Error>> ResultExt<T> for std::result::Result<T, E> {
+    fn at_site(self, site: &str) -> Result<T> {
+        self.map_err(|e| e.into().at_site(site))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -337,17 +349,5 @@ mod tests {
             "{text}"
         );
         assert!(text.len() < 300, "{} characters: {text}", text.len());
-    }
-}
-
-/// Adds the site name to an error as it travels up.
-pub trait ResultExt<T> {
-    /// Wraps the error, if any, with the name of the site where it happened.
-    fn at_site(self, site: &str) -> Result<T>;
-}
-
-impl<T, E: Into<Error>> ResultExt<T> for std::result::Result<T, E> {
-    fn at_site(self, site: &str) -> Result<T> {
-        self.map_err(|e| e.into().at_site(site))
     }
 }

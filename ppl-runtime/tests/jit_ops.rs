@@ -222,3 +222,29 @@ fn linear_algebra() {
             .linalg_solve_triangular(&x[1], false, true, false)
     });
 }
+
+/// `tch::nn::Linear` records `aten::linear`; `addmm` is `s + A B`. Both compile as compositions
+/// of transpose, matmul and add.
+#[test]
+fn linear_and_addmm() {
+    let x = input(&[4, 3], 1, false);
+    let w = input(&[2, 3], 2, false);
+    let b = input(&[2], 3, false);
+    check(
+        "linear",
+        &[x.shallow_clone(), w.shallow_clone(), b.shallow_clone()],
+        |a| a[0].linear(&a[1], Some(&a[2])),
+    );
+    check(
+        "linear without bias",
+        &[x.shallow_clone(), w.shallow_clone()],
+        |a| a[0].linear::<&Tensor>(&a[1], None),
+    );
+    let s = input(&[4, 2], 4, false);
+    let m2 = input(&[3, 2], 5, false);
+    check(
+        "addmm",
+        &[s.shallow_clone(), x.shallow_clone(), m2.shallow_clone()],
+        |a| a[0].addmm(&a[1], &a[2]),
+    );
+}

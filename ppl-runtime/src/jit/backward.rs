@@ -4,7 +4,7 @@ use super::array::{broadcast_shapes, Arr};
 use super::graph::*;
 use super::kernels::*;
 use super::random;
-use super::special::{digamma, i0e, i1e, trigamma};
+use super::special::digamma;
 use crate::error::Result;
 
 pub(super) fn accumulate(grads: &mut [Option<Arr>], slot: usize, g: Arr) {
@@ -149,16 +149,8 @@ pub(super) fn backward(node: &Node, env: &Env, g: Arr, grads: &mut [Option<Arr>]
                 }
             }
         }
-        Op::Neg => unary(grads, g, &|_, _| -1.0)?,
-        Op::Exp => unary(grads, g, &|_, y| y)?,
-        Op::Log => unary(grads, g, &|x, _| 1.0 / x)?,
-        Op::Log1p => unary(grads, g, &|x, _| 1.0 / (1.0 + x))?,
-        Op::Expm1 => unary(grads, g, &|_, y| y + 1.0)?,
-        Op::Square => unary(grads, g, &|x, _| 2.0 * x)?,
-        Op::Sqrt => unary(grads, g, &|_, y| 0.5 / y)?,
-        Op::Rsqrt => unary(grads, g, &|x, y| -0.5 * y / x)?,
-        Op::Reciprocal => unary(grads, g, &|_, y| -y * y)?,
-        Op::Sigmoid => unary(grads, g, &|_, y| y * (1.0 - y))?,
+        Op::Unary(f) if f.is_piecewise_constant() => {}
+        Op::Unary(f) => unary(grads, g, &|x, y| f.derivative(x, y))?,
         Op::Logit => {
             let eps = if ins.len() > 1 {
                 opt_float(v(1))?
@@ -170,34 +162,6 @@ pub(super) fn backward(node: &Node, env: &Env, g: Arr, grads: &mut [Option<Arr>]
                 _ => 1.0 / (x * (1.0 - x)),
             })?
         }
-        Op::Tanh => unary(grads, g, &|_, y| 1.0 - y * y)?,
-        Op::LogSigmoid => unary(grads, g, &|x, _| sigmoid(-x))?,
-        Op::Lgamma => unary(grads, g, &|x, _| digamma(x))?,
-        // d/dx e^{-|x|} I₀(x) = i1e(x) - sign(x) i0e(x).
-        Op::I0e => unary(grads, g, &|x, y| i1e(x) - x.signum() * y)?,
-        // d/dx e^{-|x|} I₁(x) = i0e(x) - (sign(x) + 1/x) i1e(x) (→ 1/2 at 0).
-        Op::I1e => unary(grads, g, &|x, y| {
-            if x == 0.0 {
-                0.5
-            } else {
-                i0e(x) - (x.signum() + 1.0 / x) * y
-            }
-        })?,
-        Op::Digamma => unary(grads, g, &|x, _| trigamma(x))?,
-        Op::Abs => unary(grads, g, &|x, _| x.signum() * f64::from(u8::from(x != 0.0)))?,
-        Op::Atan => unary(grads, g, &|x, _| 1.0 / (1.0 + x * x))?,
-        Op::Sin => unary(grads, g, &|x, _| x.cos())?,
-        Op::Cos => unary(grads, g, &|x, _| -x.sin())?,
-        Op::Sinh => unary(grads, g, &|x, _| x.cosh())?,
-        Op::Cosh => unary(grads, g, &|x, _| x.sinh())?,
-        Op::Erf => unary(grads, g, &|x, _| {
-            std::f64::consts::FRAC_2_SQRT_PI * (-x * x).exp()
-        })?,
-        Op::Erfc => unary(grads, g, &|x, _| {
-            -std::f64::consts::FRAC_2_SQRT_PI * (-x * x).exp()
-        })?,
-        Op::Relu => unary(grads, g, &|x, _| f64::from(u8::from(x > 0.0)))?,
-        Op::Step(_) => {}
         Op::Xlogy => {
             let (x, y) = (num(v(0))?, num(v(1))?);
             if wants(0) {

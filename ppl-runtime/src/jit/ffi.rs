@@ -14,7 +14,11 @@ type CTensor = *const c_void;
 
 extern "C" {
     fn ppl_trace_free(s: *mut c_char);
-    fn ppl_trace_begin(inputs: *const CTensor, ninputs: c_int) -> *mut c_char;
+    fn ppl_trace_begin(
+        inputs: *const CTensor,
+        ninputs: c_int,
+        random_ops: *const c_char,
+    ) -> *mut c_char;
     fn ppl_trace_abandon();
     fn ppl_trace_end(
         outputs: *const CTensor,
@@ -88,8 +92,15 @@ pub fn trace_text(
     f: impl FnOnce(&[Tensor]) -> Result<Vec<Tensor>>,
 ) -> Result<(String, Vec<Tensor>)> {
     let ins: Vec<CTensor> = inputs.iter().map(|t| t.as_ptr() as CTensor).collect();
-    // SAFETY: the pointers are live tensors for the duration of the call.
-    check(unsafe { ppl_trace_begin(ins.as_ptr(), ins.len() as c_int) })?;
+    let random: Vec<String> = super::graph::RANDOM_OPS
+        .iter()
+        .map(|(n, _)| format!("aten::{n}"))
+        .collect();
+    let random = std::ffi::CString::new(random.join(" "))
+        .map_err(|_| Error::Internal("a random op name holds a NUL byte".into()))?;
+    // SAFETY: the pointers are live tensors and a NUL-terminated string for the duration of the
+    // call; the shim copies the names.
+    check(unsafe { ppl_trace_begin(ins.as_ptr(), ins.len() as c_int, random.as_ptr()) })?;
     let mut guard = Abandon(true);
     TRACING.with(|t| t.set(true));
     let outputs = f(inputs)?;

@@ -6,7 +6,7 @@ use super::array::{broadcast_shapes, Arr};
 use super::graph::*;
 use super::kernels::*;
 use super::random;
-use super::special::{digamma, i0e, i1e, lgamma};
+use super::special::lgamma;
 use crate::error::Result;
 
 /// Fresh values of a random op.
@@ -85,16 +85,6 @@ pub(super) fn eval(node: &Node, env: &Env) -> Result<Val> {
             }
             Val::T(zip(&*num(v(0))?, &*num(v(1))?, |x, y| x / y)?)
         }
-        Op::Neg => unary(|x| -x)?,
-        Op::Exp => unary(f64::exp)?,
-        Op::Log => unary(f64::ln)?,
-        Op::Log1p => unary(f64::ln_1p)?,
-        Op::Expm1 => unary(f64::exp_m1)?,
-        Op::Square => unary(|x| x * x)?,
-        Op::Sqrt => unary(f64::sqrt)?,
-        Op::Rsqrt => unary(|x| 1.0 / x.sqrt())?,
-        Op::Reciprocal => unary(|x| 1.0 / x)?,
-        Op::Sigmoid => unary(sigmoid)?,
         Op::Logit => {
             let eps = if nin > 1 { opt_float(v(1))? } else { None };
             Val::T(arr(v(0))?.map(|x| {
@@ -102,22 +92,7 @@ pub(super) fn eval(node: &Node, env: &Env) -> Result<Val> {
                 (x / (1.0 - x)).ln()
             }))
         }
-        Op::Tanh => unary(f64::tanh)?,
-        Op::LogSigmoid => unary(log_sigmoid)?,
-        Op::Lgamma => unary(lgamma)?,
-        Op::I0e => unary(i0e)?,
-        Op::I1e => unary(i1e)?,
-        Op::Digamma => unary(digamma)?,
-        Op::Abs => unary(f64::abs)?,
-        Op::Atan => unary(f64::atan)?,
-        Op::Sin => unary(f64::sin)?,
-        Op::Cos => unary(f64::cos)?,
-        Op::Sinh => unary(f64::sinh)?,
-        Op::Cosh => unary(f64::cosh)?,
-        Op::Erf => unary(libm::erf)?,
-        Op::Erfc => unary(libm::erfc)?,
-        Op::Relu => unary(|x| x.max(0.0))?,
-        Op::Step(f) => Val::T(arr(v(0))?.map(|x| f.apply(x))),
+        Op::Unary(f) => Val::T(arr(v(0))?.map(|x| f.value(x))),
         Op::LogicalAnd => Val::T(zip(&*num(v(0))?, &*num(v(1))?, |a, b| {
             f64::from(u8::from(a != 0.0 && b != 0.0))
         })?),

@@ -4,6 +4,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 
 use super::array::Arr;
+pub(super) use super::unary::UnaryFn;
 use crate::error::{Error, Result};
 
 /// A value in the graph.
@@ -30,35 +31,10 @@ pub(super) enum Op {
     Rsub,
     Mul,
     Div,
-    Neg,
-    Exp,
-    Log,
-    Log1p,
-    Expm1,
-    Square,
-    Sqrt,
-    Rsqrt,
-    Reciprocal,
-    Sigmoid,
     Logit,
-    Tanh,
     Softplus,
-    LogSigmoid,
-    Lgamma,
-    I0e,
-    I1e,
-    Digamma,
-    Abs,
-    Atan,
-    Sin,
-    Cos,
-    Sinh,
-    Cosh,
-    Erf,
-    Erfc,
-    Relu,
-    /// floor, ceil, round, trunc, sign: piecewise constant (zero gradient).
-    Step(StepFn),
+    /// An elementwise function of one tensor, from the table in `unary.rs`.
+    Unary(UnaryFn),
     Size,
     Arange,
     /// `prim::NumToTensor`, `aten::Int`, `aten::Float`: numbers to 0-d tensors and back.
@@ -123,6 +99,19 @@ pub(super) enum Op {
     Random(Rnd),
 }
 
+/// The random ops the compiler draws fresh values for. The C++ tracer records the draws of
+/// exactly these (the list is passed to it when tracing begins).
+pub(super) const RANDOM_OPS: &[(&str, Rnd)] = &[
+    ("randn", Rnd::Randn),
+    ("randn_like", Rnd::Randn),
+    ("rand", Rnd::Rand),
+    ("rand_like", Rnd::Rand),
+    ("randperm", Rnd::Randperm),
+    ("_standard_gamma", Rnd::StandardGamma),
+    ("bernoulli", Rnd::Bernoulli),
+    ("poisson", Rnd::Poisson),
+];
+
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(super) enum Rnd {
     Randn,
@@ -131,28 +120,6 @@ pub(super) enum Rnd {
     StandardGamma,
     Bernoulli,
     Poisson,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub(super) enum StepFn {
-    Floor,
-    Ceil,
-    Round,
-    Trunc,
-    Sign,
-}
-
-impl StepFn {
-    pub(super) fn apply(self, x: f64) -> f64 {
-        match self {
-            StepFn::Floor => x.floor(),
-            StepFn::Ceil => x.ceil(),
-            StepFn::Round => x.round_ties_even(),
-            StepFn::Trunc => x.trunc(),
-            StepFn::Sign if x == 0.0 => 0.0,
-            StepFn::Sign => x.signum(),
-        }
-    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -167,44 +134,20 @@ pub(super) enum Cmp {
 
 pub(super) fn op_of(kind: &str) -> Option<Op> {
     let name = kind.strip_prefix("aten::").unwrap_or(kind);
+    if let Some(f) = UnaryFn::of(name) {
+        return Some(Op::Unary(f));
+    }
+    if let Some(&(_, r)) = RANDOM_OPS.iter().find(|(n, _)| *n == name) {
+        return Some(Op::Random(r));
+    }
     Some(match name {
         "add" | "add_" => Op::Add,
         "sub" | "sub_" => Op::Sub,
         "rsub" => Op::Rsub,
         "mul" | "mul_" => Op::Mul,
         "div" | "div_" | "true_divide" => Op::Div,
-        "neg" => Op::Neg,
-        "exp" => Op::Exp,
-        "log" => Op::Log,
-        "log1p" => Op::Log1p,
-        "expm1" => Op::Expm1,
-        "square" => Op::Square,
-        "sqrt" => Op::Sqrt,
-        "rsqrt" => Op::Rsqrt,
-        "reciprocal" => Op::Reciprocal,
-        "sigmoid" => Op::Sigmoid,
         "logit" => Op::Logit,
-        "tanh" => Op::Tanh,
         "softplus" => Op::Softplus,
-        "log_sigmoid" => Op::LogSigmoid,
-        "lgamma" => Op::Lgamma,
-        "special_i0e" | "i0e" => Op::I0e,
-        "special_i1e" | "i1e" => Op::I1e,
-        "digamma" => Op::Digamma,
-        "abs" => Op::Abs,
-        "atan" | "arctan" => Op::Atan,
-        "sin" => Op::Sin,
-        "cos" => Op::Cos,
-        "sinh" => Op::Sinh,
-        "cosh" => Op::Cosh,
-        "erf" => Op::Erf,
-        "erfc" => Op::Erfc,
-        "relu" => Op::Relu,
-        "floor" => Op::Step(StepFn::Floor),
-        "ceil" => Op::Step(StepFn::Ceil),
-        "round" => Op::Step(StepFn::Round),
-        "trunc" => Op::Step(StepFn::Trunc),
-        "sign" => Op::Step(StepFn::Sign),
         "logical_and" | "bitwise_and" | "__and__" => Op::LogicalAnd,
         "logical_or" | "bitwise_or" | "__or__" => Op::LogicalOr,
         "xlogy" => Op::Xlogy,
@@ -265,12 +208,6 @@ pub(super) fn op_of(kind: &str) -> Option<Op> {
         "le" => Op::Compare(Cmp::Le),
         "eq" => Op::Compare(Cmp::Eq),
         "ne" => Op::Compare(Cmp::Ne),
-        "randn" | "randn_like" => Op::Random(Rnd::Randn),
-        "rand" | "rand_like" => Op::Random(Rnd::Rand),
-        "randperm" => Op::Random(Rnd::Randperm),
-        "_standard_gamma" => Op::Random(Rnd::StandardGamma),
-        "bernoulli" => Op::Random(Rnd::Bernoulli),
-        "poisson" => Op::Random(Rnd::Poisson),
         _ if kind == "prim::ListConstruct" => Op::ListConstruct,
         _ => return None,
     })

@@ -19,6 +19,7 @@ mod kernels;
 mod program;
 mod random;
 mod special;
+mod unary;
 mod verify;
 
 pub use array::Arr;

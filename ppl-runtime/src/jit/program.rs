@@ -70,6 +70,57 @@ fn parse_tensor<'a>(t: &mut impl Iterator<Item = &'a str>, line: &str) -> Result
     Ok(Arr { shape, data })
 }
 
+/// The ops that are compositions of others, written as those: `linear(x, W, b) = x Wᵀ + b`
+/// (`tch::nn::Linear`), `addmm(s, A, B, 1, α) = s + α A B`. New slots are appended to `init`.
+fn composite(kind: &str, ins: &[usize], out: usize, init: &mut Vec<Val>) -> Option<Vec<Node>> {
+    fn fresh(init: &mut Vec<Val>) -> usize {
+        init.push(Val::Empty);
+        init.len() - 1
+    }
+    let node = |op: Op, kind: &str, ins: Vec<usize>, out: usize| Node {
+        op,
+        kind: kind.into(),
+        ins,
+        out,
+    };
+    match kind {
+        "aten::linear" if ins.len() >= 2 => {
+            let wt = fresh(init);
+            let mut parts = vec![node(Op::Transpose, "aten::t", vec![ins[1]], wt)];
+            let bias = ins
+                .get(2)
+                .copied()
+                .filter(|&b| !matches!(init[b], Val::None));
+            match bias {
+                None => parts.push(node(Op::Matmul, "aten::matmul", vec![ins[0], wt], out)),
+                Some(b) => {
+                    let xw = fresh(init);
+                    parts.push(node(Op::Matmul, "aten::matmul", vec![ins[0], wt], xw));
+                    parts.push(node(Op::Add, "aten::add", vec![xw, b], out));
+                }
+            }
+            Some(parts)
+        }
+        "aten::addmm" if ins.len() == 5 => {
+            let ab = fresh(init);
+            let mut parts = vec![node(Op::Matmul, "aten::mm", vec![ins[1], ins[2]], ab)];
+            let unit_beta = match init[ins[3]] {
+                Val::Int(b) => b == 1,
+                Val::Float(b) => b == 1.0,
+                _ => false,
+            };
+            if !unit_beta {
+                // Not recorded by ppl's own code; `UnsupportedOp` names it.
+                return None;
+            }
+            let s = ins[0];
+            parts.push(node(Op::Add, "aten::add", vec![s, ab, ins[4]], out));
+            Some(parts)
+        }
+        _ => None,
+    }
+}
+
 impl Program {
     /// Compiles the text of a traced graph (see `csrc/trace.cpp`) whose inputs have the given
     /// shapes.
@@ -167,6 +218,10 @@ impl Program {
                         });
                     }
                     let out = outs[0];
+                    if let Some(parts) = composite(&kind, &ins, out, &mut init) {
+                        nodes.extend(parts);
+                        continue;
+                    }
                     if kind == "prim::ListConstruct" {
                         list_items.insert(out, ins.clone());
                     }
@@ -275,36 +330,8 @@ impl Program {
         let Some(mut shapes) = self.slot_shapes() else {
             return;
         };
-        let is_unary = |op: Op| {
-            matches!(
-                op,
-                Op::Neg
-                    | Op::Exp
-                    | Op::Log
-                    | Op::Log1p
-                    | Op::Expm1
-                    | Op::Square
-                    | Op::Sqrt
-                    | Op::Rsqrt
-                    | Op::Reciprocal
-                    | Op::Sigmoid
-                    | Op::Logit
-                    | Op::Tanh
-                    | Op::Softplus
-                    | Op::LogSigmoid
-                    | Op::Lgamma
-                    | Op::Digamma
-                    | Op::Abs
-                    | Op::Atan
-                    | Op::Sin
-                    | Op::Cos
-                    | Op::Sinh
-                    | Op::Cosh
-                    | Op::Erf
-                    | Op::Erfc
-                    | Op::Relu
-            )
-        };
+        // Elementwise in their one tensor input (the others' extra arguments are numbers).
+        let is_unary = |op: Op| matches!(op, Op::Unary(_) | Op::Logit | Op::Softplus);
         let is_binary = |op: Op| {
             matches!(
                 op,
