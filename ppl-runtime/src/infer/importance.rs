@@ -12,7 +12,7 @@ use crate::primitives::with_rng;
 type Program<'a, R> = Box<dyn Fn() -> Result<R> + 'a>;
 
 /// The name of the outer plate of [`Importance::run_vectorized`].
-pub const PARTICLE_PLATE: &str = "_num_samples";
+pub const IMPORTANCE_PLATE: &str = "_num_samples";
 
 /// Importance sampling (Pyro's `Importance`).
 ///
@@ -113,14 +113,14 @@ impl<'a, R> Importance<'a, R> {
     }
 
     /// Runs the model (and guide) once, with all samples at once in an outer plate called
-    /// [`PARTICLE_PLATE`] at batch dim `-(max_plate_nesting + 1)`, left of the model's own plates
+    /// [`IMPORTANCE_PLATE`] at batch dim `-(max_plate_nesting + 1)`, left of the model's own plates
     /// (of which there may be at most `max_plate_nesting` nested). The model must be vectorized:
     /// its sites must broadcast along that dim.
     pub fn run_vectorized(&self, max_plate_nesting: usize) -> Result<ImportancePosterior<R>> {
         self.check()?;
         let n = self.num_samples as i64;
         let dim = -(max_plate_nesting as i64) - 1;
-        let particles = || Plate::new(PARTICLE_PLATE, n).dim(dim).enter();
+        let particles = || Plate::new(IMPORTANCE_PLATE, n).dim(dim).enter();
         BlockMessenger::hide_all().run(|| {
             let (value, mut mtr, log_w) = match &self.guide {
                 Some(guide) => {

@@ -18,9 +18,9 @@ pub use autoguide::{
 pub use discrete::infer_discrete;
 pub use elbo::{
     get_traces, Elbo, ElboConfig, ElboOutput, JitTraceElbo, LossAndGrads, RenyiElbo, TraceElbo,
-    TraceEnumElbo, TraceGraphElbo, TraceMeanFieldElbo, PARTICLES_PLATE,
+    TraceEnumElbo, TraceGraphElbo, TraceMeanFieldElbo, VECTORIZED_PARTICLES_PLATE,
 };
-pub use importance::{EmpiricalMarginal, Importance, ImportancePosterior, PARTICLE_PLATE};
+pub use importance::{EmpiricalMarginal, Importance, ImportancePosterior, IMPORTANCE_PLATE};
 pub use marginal::{sample_value, Marginal, MarginalValue, Memoized, ValueIndex};
 pub use mcmc::{Hmc, Mcmc, Nuts};
 pub use predictive::{Predictive, PREDICTIVE_PLATE};

@@ -27,7 +27,7 @@ use crate::error::{Error, Result};
 use crate::poutine::{self, CondIndepFrame, EnumMessenger, Handler, Plate, SiteKind, Trace};
 
 /// The name of the outer plate of vectorized particles.
-pub const PARTICLES_PLATE: &str = "num_particles_vectorized";
+pub const VECTORIZED_PARTICLES_PLATE: &str = "num_particles_vectorized";
 
 /// Settings shared by all ELBOs.
 #[derive(Clone, Debug)]
@@ -249,11 +249,15 @@ pub(crate) fn particles_enum<R1, R2>(
     if cfg.vectorize_particles && n > 1 {
         let dim = -(cfg.max_plate_nesting as i64) - 1;
         let mut m = || -> Result<R1> {
-            let _p = Plate::new(PARTICLES_PLATE, n as i64).dim(dim).enter()?;
+            let _p = Plate::new(VECTORIZED_PARTICLES_PLATE, n as i64)
+                .dim(dim)
+                .enter()?;
             model()
         };
         let mut g = || -> Result<R2> {
-            let _p = Plate::new(PARTICLES_PLATE, n as i64).dim(dim).enter()?;
+            let _p = Plate::new(VECTORIZED_PARTICLES_PLATE, n as i64)
+                .dim(dim)
+                .enter()?;
             guide()
         };
         return Ok(vec![get(&mut m, &mut g)?]);
@@ -386,10 +390,4 @@ pub(crate) fn zero_like(tr: &Trace) -> Result<Tensor> {
             (Kind::Float, s.value.device())
         });
     Ok(Tensor::f_zeros([], (kind, device))?)
-}
-
-/// Runs a [`Handler`] closure form for convenience inside ELBOs.
-#[allow(dead_code)]
-pub(crate) fn run<H: Handler, R>(h: H, f: impl FnOnce() -> Result<R>) -> Result<R> {
-    h.run(f)
 }

@@ -113,7 +113,7 @@ impl InitStrategy {
 
 /// Gives each latent site its initial value as the model runs.
 #[derive(Default)]
-struct InitMessenger {
+struct ChainInitMessenger {
     strategy: Option<InitStrategy>,
     values: HashMap<String, HostValue>,
     rng: Option<StdRng>,
@@ -140,7 +140,7 @@ fn uniform_value(
     t.forward(&u)
 }
 
-impl InitMessenger {
+impl ChainInitMessenger {
     fn init_value(&mut self, msg: &Msg) -> Result<Tensor> {
         let d = msg.dist()?;
         let shape = crate::distributions::extended_shape(&**d, &[]);
@@ -182,7 +182,7 @@ impl InitMessenger {
     }
 }
 
-impl Messenger for InitMessenger {
+impl Messenger for ChainInitMessenger {
     fn process(&mut self, msg: &mut Msg) -> Result<()> {
         let latent = msg.kind == SiteKind::Sample
             && !msg.is_observed
@@ -215,7 +215,7 @@ pub(crate) fn init_trace<R>(
         InitStrategy::Value(v) => v.iter().cloned().collect(),
         _ => HashMap::new(),
     };
-    let m = InitMessenger {
+    let m = ChainInitMessenger {
         strategy: Some(strategy.clone()),
         values,
         rng: Some(rng.clone()),
