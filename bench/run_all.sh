@@ -12,11 +12,11 @@ only=("$@")
 scripts/setup-libtorch.sh
 (cd data && sha256sum -c --quiet SHA256SUMS)
 peers=${PPL_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ppl}/peers
-if [ ! -x "$peers/bin/python" ] || ! "$peers/bin/python" -c "import pyro, numpyro" 2>/dev/null; then
+if [ ! -x "$peers/bin/python" ] || ! "$peers/bin/python" -c "import pyro, numpyro, funsor" 2>/dev/null; then
   echo "installing the peers into $peers ..." >&2
   python3 -m venv "$peers"
   "$peers/bin/pip" install -q --disable-pip-version-check torch==2.11.0 pyro-ppl==1.9.2 \
-    numpyro==0.22.0 jax==0.10.2 jaxlib==0.10.2 numpy==2.4.6
+    numpyro==0.22.0 jax==0.10.2 jaxlib==0.10.2 numpy==2.4.6 funsor==0.4.6
 fi
 cargo build --release -q -p ppl-bench
 cargo build --release -q -p ppl-examples --example bench_mcmc

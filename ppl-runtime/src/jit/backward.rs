@@ -54,11 +54,10 @@ pub(super) fn backward(node: &Node, env: &Env, g: Arr, grads: &mut [Option<Arr>]
         Ok(())
     };
     match node.op {
-        Op::Add | Op::Sub | Op::Rsub => {
-            let alpha = if ins.len() > 2 { float(v(2))? } else { 1.0 };
+        Op::Add { alpha } | Op::Sub { alpha } | Op::Rsub { alpha } => {
             let (ca, cb) = match node.op {
-                Op::Add => (1.0, alpha),
-                Op::Sub => (1.0, -alpha),
+                Op::Add { .. } => (1.0, alpha),
+                Op::Sub { .. } => (1.0, -alpha),
                 _ => (-alpha, 1.0),
             };
             // Scalar operands get a sum; full ones a scaled copy, the last of them `g` itself.
@@ -151,17 +150,10 @@ pub(super) fn backward(node: &Node, env: &Env, g: Arr, grads: &mut [Option<Arr>]
         }
         Op::Unary(f) if f.is_piecewise_constant() => {}
         Op::Unary(f) => unary(grads, g, &|x, y| f.derivative(x, y))?,
-        Op::Logit => {
-            let eps = if ins.len() > 1 {
-                opt_float(v(1))?
-            } else {
-                None
-            };
-            unary(grads, g, &|x, _| match eps {
-                Some(e) if x < e || x > 1.0 - e => 0.0,
-                _ => 1.0 / (x * (1.0 - x)),
-            })?
-        }
+        Op::Logit { eps } => unary(grads, g, &|x, _| match eps {
+            Some(e) if x < e || x > 1.0 - e => 0.0,
+            _ => 1.0 / (x * (1.0 - x)),
+        })?,
         Op::Xlogy => {
             let (x, y) = (num(v(0))?, num(v(1))?);
             if wants(0) {
@@ -370,17 +362,13 @@ pub(super) fn backward(node: &Node, env: &Env, g: Arr, grads: &mut [Option<Arr>]
             }
             accumulate(grads, ins[0], gx);
         }
-        Op::Softplus => {
-            let beta = if ins.len() > 1 { float(v(1))? } else { 1.0 };
-            let th = if ins.len() > 2 { float(v(2))? } else { 20.0 };
-            unary(grads, g, &|x, _| {
-                if x * beta > th {
-                    1.0
-                } else {
-                    sigmoid(x * beta)
-                }
-            })?
-        }
+        Op::Softplus { beta, threshold } => unary(grads, g, &|x, _| {
+            if x * beta > threshold {
+                1.0
+            } else {
+                sigmoid(x * beta)
+            }
+        })?,
         Op::Pow => {
             let (a, b) = (num(v(0))?, num(v(1))?);
             if wants(0) {
@@ -397,19 +385,15 @@ pub(super) fn backward(node: &Node, env: &Env, g: Arr, grads: &mut [Option<Arr>]
                 send(grads, 1, zip(&g, &d, |g, d| g * d)?)?;
             }
         }
-        Op::Sum | Op::Mean => {
+        Op::Sum { dims, .. } | Op::Mean { dims, .. } => {
             let x = arr(v(0))?;
-            let dims = if ins.len() >= 3 {
-                reduce_dims(Some(v(1)), x.shape.len())?
-            } else {
-                reduce_dims(None, x.shape.len())?
-            };
+            let dims = reduced_dims(dims, x.shape.len())?;
             let kept = kept_shape(&x.shape, &dims);
             let mut gk = Arr {
                 shape: kept,
                 data: g.data.clone(),
             };
-            if node.op == Op::Mean {
+            if matches!(node.op, Op::Mean { .. }) {
                 let n: usize = dims.iter().map(|&d| x.shape[d]).product();
                 let n = n.max(1) as f64;
                 gk.data.iter_mut().for_each(|y| *y /= n);

@@ -69,15 +69,9 @@ pub(super) fn eval(node: &Node, env: &Env) -> Result<Val> {
     let nin = node.ins.len();
     let unary = |f: fn(f64) -> f64| -> Result<Val> { Ok(Val::T(arr(v(0))?.map(f))) };
     Ok(match node.op {
-        Op::Add | Op::Sub | Op::Rsub => {
-            let alpha = if nin > 2 { float(v(2))? } else { 1.0 };
-            let (a, b) = (num(v(0))?, num(v(1))?);
-            Val::T(match node.op {
-                Op::Add => zip(&a, &b, |x, y| x + alpha * y)?,
-                Op::Sub => zip(&a, &b, |x, y| x - alpha * y)?,
-                _ => zip(&a, &b, |x, y| y - alpha * x)?,
-            })
-        }
+        Op::Add { alpha } => Val::T(zip(&*num(v(0))?, &*num(v(1))?, |x, y| x + alpha * y)?),
+        Op::Sub { alpha } => Val::T(zip(&*num(v(0))?, &*num(v(1))?, |x, y| x - alpha * y)?),
+        Op::Rsub { alpha } => Val::T(zip(&*num(v(0))?, &*num(v(1))?, |x, y| y - alpha * x)?),
         Op::Mul => Val::T(zip(&*num(v(0))?, &*num(v(1))?, |x, y| x * y)?),
         Op::Div => {
             if nin > 2 && !matches!(v(2), Val::None) {
@@ -85,13 +79,10 @@ pub(super) fn eval(node: &Node, env: &Env) -> Result<Val> {
             }
             Val::T(zip(&*num(v(0))?, &*num(v(1))?, |x, y| x / y)?)
         }
-        Op::Logit => {
-            let eps = if nin > 1 { opt_float(v(1))? } else { None };
-            Val::T(arr(v(0))?.map(|x| {
-                let x = eps.map_or(x, |e| x.clamp(e, 1.0 - e));
-                (x / (1.0 - x)).ln()
-            }))
-        }
+        Op::Logit { eps } => Val::T(arr(v(0))?.map(|x| {
+            let x = eps.map_or(x, |e| x.clamp(e, 1.0 - e));
+            (x / (1.0 - x)).ln()
+        })),
         Op::Unary(f) => Val::T(arr(v(0))?.map(|x| f.value(x))),
         Op::LogicalAnd => Val::T(zip(&*num(v(0))?, &*num(v(1))?, |a, b| {
             f64::from(u8::from(a != 0.0 && b != 0.0))
@@ -343,25 +334,22 @@ pub(super) fn eval(node: &Node, env: &Env) -> Result<Val> {
                 other => other.clone(),
             }
         }
-        Op::Softplus => {
-            let beta = if nin > 1 { float(v(1))? } else { 1.0 };
-            let th = if nin > 2 { float(v(2))? } else { 20.0 };
-            Val::T(arr(v(0))?.map(|x| softplus(x, beta, th)))
+        Op::Softplus { beta, threshold } => {
+            Val::T(arr(v(0))?.map(|x| softplus(x, beta, threshold)))
         }
         Op::Pow => Val::T(zip(&*num(v(0))?, &*num(v(1))?, f64::powf)?),
-        Op::Sum | Op::Mean => {
+        Op::Sum {
+            dims,
+            keepdim: keep,
+        }
+        | Op::Mean {
+            dims,
+            keepdim: keep,
+        } => {
             let x = arr(v(0))?;
-            // sum(self, dtype) or sum(self, dim, keepdim, dtype).
-            let (dims, keep) = if nin >= 3 {
-                (
-                    reduce_dims(Some(v(1)), x.shape.len())?,
-                    matches!(v(2), Val::Bool(true)),
-                )
-            } else {
-                (reduce_dims(None, x.shape.len())?, false)
-            };
+            let dims = reduced_dims(dims, x.shape.len())?;
             let mut s = sum_keep(x, &dims);
-            if node.op == Op::Mean {
+            if matches!(node.op, Op::Mean { .. }) {
                 let n: usize = dims.iter().map(|&d| x.shape[d]).product();
                 let n = n.max(1) as f64;
                 s.data.iter_mut().for_each(|y| *y /= n);

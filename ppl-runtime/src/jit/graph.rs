@@ -24,15 +24,34 @@ pub(super) enum Val {
     Empty,
 }
 
+/// An op, with its non-tensor arguments decoded once, when the program is compiled ([`decode`]):
+/// the forward and backward passes read `alpha` or `dims` from the op, never from an argument
+/// slot by position.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(super) enum Op {
-    Add,
-    Sub,
-    Rsub,
+    /// `x + alpha y`.
+    Add {
+        alpha: f64,
+    },
+    /// `x - alpha y`.
+    Sub {
+        alpha: f64,
+    },
+    /// `y - alpha x`.
+    Rsub {
+        alpha: f64,
+    },
     Mul,
     Div,
-    Logit,
-    Softplus,
+    /// `log(x / (1 - x))`, `x` clamped to `[eps, 1 - eps]` when given.
+    Logit {
+        eps: Option<f64>,
+    },
+    /// `log(1 + exp(beta x)) / beta`, linear above `threshold`.
+    Softplus {
+        beta: f64,
+        threshold: f64,
+    },
     /// An elementwise function of one tensor, from the table in `unary.rs`.
     Unary(UnaryFn),
     Size,
@@ -63,8 +82,16 @@ pub(super) enum Op {
     Mvlgamma,
     Diagonal,
     Pow,
-    Sum,
-    Mean,
+    /// Over `dims` (all when `None`).
+    Sum {
+        dims: Option<DimList>,
+        keepdim: bool,
+    },
+    /// Over `dims` (all when `None`).
+    Mean {
+        dims: Option<DimList>,
+        keepdim: bool,
+    },
     Expand,
     /// Output `i` of `broadcast_tensors` of the inputs.
     BroadcastAll(usize),
@@ -141,13 +168,16 @@ pub(super) fn op_of(kind: &str) -> Option<Op> {
         return Some(Op::Random(r));
     }
     Some(match name {
-        "add" | "add_" => Op::Add,
-        "sub" | "sub_" => Op::Sub,
-        "rsub" => Op::Rsub,
+        "add" | "add_" => Op::Add { alpha: 1.0 },
+        "sub" | "sub_" => Op::Sub { alpha: 1.0 },
+        "rsub" => Op::Rsub { alpha: 1.0 },
         "mul" | "mul_" => Op::Mul,
         "div" | "div_" | "true_divide" => Op::Div,
-        "logit" => Op::Logit,
-        "softplus" => Op::Softplus,
+        "logit" => Op::Logit { eps: None },
+        "softplus" => Op::Softplus {
+            beta: 1.0,
+            threshold: 20.0,
+        },
         "logical_and" | "bitwise_and" | "__and__" => Op::LogicalAnd,
         "logical_or" | "bitwise_or" | "__or__" => Op::LogicalOr,
         "xlogy" => Op::Xlogy,
@@ -176,8 +206,14 @@ pub(super) fn op_of(kind: &str) -> Option<Op> {
         "Int" | "Float" | "ScalarImplicit" => Op::Number,
         _ if kind == "prim::NumToTensor" => Op::Number,
         "pow" => Op::Pow,
-        "sum" => Op::Sum,
-        "mean" => Op::Mean,
+        "sum" => Op::Sum {
+            dims: None,
+            keepdim: false,
+        },
+        "mean" => Op::Mean {
+            dims: None,
+            keepdim: false,
+        },
         "expand" | "expand_as" | "broadcast_to" => Op::Expand,
         "stack" => Op::Stack,
         "cat" | "concat" | "concatenate" => Op::Cat,
@@ -211,6 +247,95 @@ pub(super) fn op_of(kind: &str) -> Option<Op> {
         _ if kind == "prim::ListConstruct" => Op::ListConstruct,
         _ => return None,
     })
+}
+
+/// Dims named by an op's argument, as given (negative from the end); normalized against the
+/// input's rank when the op runs.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) struct DimList {
+    len: u8,
+    dims: [i64; 8],
+}
+
+impl DimList {
+    /// The dims of a list argument; `None` (all dims) for an empty list.
+    pub(super) fn from_ints(l: &[i64]) -> Result<Option<DimList>> {
+        if l.is_empty() {
+            return Ok(None);
+        }
+        if l.len() > 8 {
+            return Err(bad(format!("a reduction over {} dims", l.len())));
+        }
+        let mut dims = [0; 8];
+        dims[..l.len()].copy_from_slice(l);
+        Ok(Some(DimList {
+            len: l.len() as u8,
+            dims,
+        }))
+    }
+
+    /// The dims normalized against rank `r`.
+    pub(super) fn normalized(&self, r: usize) -> Result<Vec<usize>> {
+        self.dims[..self.len as usize]
+            .iter()
+            .map(|&d| norm_dim(d, r))
+            .collect()
+    }
+}
+
+/// The dims a reduction runs over, for an input of rank `r`.
+pub(super) fn reduced_dims(dims: Option<DimList>, r: usize) -> Result<Vec<usize>> {
+    match dims {
+        None => Ok((0..r).collect()),
+        Some(d) => d.normalized(r),
+    }
+}
+
+/// Fills in the op's non-tensor arguments from their slots, which must be constants (or values
+/// folded at compile time): `add(x, y, alpha)`, `sum(x, dims, keepdim, dtype)`, ...
+pub(super) fn decode(node: &mut Node, init: &[Val], live: &[bool]) -> Result<()> {
+    let ins = node.ins.clone();
+    let kind = node.kind.clone();
+    let arg = |i: usize| -> Result<Option<&Val>> {
+        match ins.get(i) {
+            None => Ok(None),
+            Some(&s) if live[s] => Err(Error::UnsupportedOp {
+                op: kind.clone(),
+                detail: format!(" with its argument {i} computed at run time"),
+            }),
+            Some(&s) => Ok(Some(&init[s])),
+        }
+    };
+    match &mut node.op {
+        Op::Add { alpha } | Op::Sub { alpha } | Op::Rsub { alpha } => {
+            if let Some(v) = arg(2)? {
+                *alpha = float(v)?;
+            }
+        }
+        Op::Logit { eps } => {
+            if let Some(v) = arg(1)? {
+                *eps = opt_float(v)?;
+            }
+        }
+        Op::Softplus { beta, threshold } => {
+            if let Some(v) = arg(1)? {
+                *beta = float(v)?;
+            }
+            if let Some(v) = arg(2)? {
+                *threshold = float(v)?;
+            }
+        }
+        // sum(self, dtype) is a full reduction; sum(self, dim, keepdim, dtype) is not.
+        Op::Sum { dims, keepdim } | Op::Mean { dims, keepdim } if ins.len() >= 3 => {
+            *dims = match arg(1)? {
+                None | Some(Val::None) => None,
+                Some(v) => DimList::from_ints(&ints(v)?)?,
+            };
+            *keepdim = matches!(arg(2)?, Some(Val::Bool(true)));
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 #[derive(Clone, Debug)]

@@ -96,7 +96,7 @@ fn composite(kind: &str, ins: &[usize], out: usize, init: &mut Vec<Val>) -> Opti
                 Some(b) => {
                     let xw = fresh(init);
                     parts.push(node(Op::Matmul, "aten::matmul", vec![ins[0], wt], xw));
-                    parts.push(node(Op::Add, "aten::add", vec![xw, b], out));
+                    parts.push(node(Op::Add { alpha: 1.0 }, "aten::add", vec![xw, b], out));
                 }
             }
             Some(parts)
@@ -114,7 +114,13 @@ fn composite(kind: &str, ins: &[usize], out: usize, init: &mut Vec<Val>) -> Opti
                 return None;
             }
             let s = ins[0];
-            parts.push(node(Op::Add, "aten::add", vec![s, ab, ins[4]], out));
+            // alpha (ins[4]) is decoded with the other ops' arguments.
+            parts.push(node(
+                Op::Add { alpha: 1.0 },
+                "aten::add",
+                vec![s, ab, ins[4]],
+                out,
+            ));
             Some(parts)
         }
         _ => None,
@@ -260,7 +266,8 @@ impl Program {
         };
         let no_columns = HashMap::new();
         let no_live = vec![false; live.len()];
-        for node in nodes {
+        for mut node in nodes {
+            decode(&mut node, &program.init, &live)?;
             let depends = node
                 .ins
                 .iter()
@@ -331,13 +338,13 @@ impl Program {
             return;
         };
         // Elementwise in their one tensor input (the others' extra arguments are numbers).
-        let is_unary = |op: Op| matches!(op, Op::Unary(_) | Op::Logit | Op::Softplus);
+        let is_unary = |op: Op| matches!(op, Op::Unary(_) | Op::Logit { .. } | Op::Softplus { .. });
         let is_binary = |op: Op| {
             matches!(
                 op,
-                Op::Add
-                    | Op::Sub
-                    | Op::Rsub
+                Op::Add { .. }
+                    | Op::Sub { .. }
+                    | Op::Rsub { .. }
                     | Op::Mul
                     | Op::Div
                     | Op::Pow
@@ -497,8 +504,14 @@ impl Program {
                 .collect();
             let mut rewrite = None;
             for (si, n) in self.nodes.iter().enumerate() {
-                // sum(self, dtype): a full reduction.
-                if n.op != Op::Sum || n.ins.len() != 2 {
+                // A full reduction.
+                if !matches!(
+                    n.op,
+                    Op::Sum {
+                        dims: None,
+                        keepdim: false
+                    }
+                ) {
                     continue;
                 }
                 let x = n.ins[0];
@@ -506,18 +519,19 @@ impl Program {
                     continue;
                 };
                 let p = &self.nodes[pi];
-                if uses[x] != 1 || !matches!(p.op, Op::Add | Op::Sub | Op::Mul) || p.ins.len() < 2 {
+                let alpha = match p.op {
+                    Op::Add { alpha } | Op::Sub { alpha } => alpha,
+                    Op::Mul => 1.0,
+                    _ => continue,
+                };
+                if uses[x] != 1 || p.ins.len() < 2 {
                     continue;
                 }
                 let one = |s: usize| numel(&self.init, shapes, s) == Some(1);
                 // The one-element operand second (sub is not symmetric).
                 let (a, sc) = if one(p.ins[1]) {
                     (p.ins[0], p.ins[1])
-                } else if p.op != Op::Sub
-                    && one(p.ins[0])
-                    && !matches!(p.ins.get(2).map(|&i| &self.init[i]), Some(Val::Int(k)) if *k != 1)
-                    && !matches!(p.ins.get(2).map(|&i| &self.init[i]), Some(Val::Float(k)) if *k != 1.0)
-                {
+                } else if !matches!(p.op, Op::Sub { .. }) && one(p.ins[0]) && alpha == 1.0 {
                     // `s + alpha a` only with alpha = 1.
                     (p.ins[1], p.ins[0])
                 } else {
@@ -545,28 +559,20 @@ impl Program {
             let mut inner = sum.clone();
             inner.ins[0] = a;
             inner.out = t;
-            let outer = if p.op == Op::Mul {
-                Node {
-                    op: Op::Mul,
-                    kind: "aten::mul".into(),
-                    ins: vec![t, sc],
-                    out: sum.out,
-                }
-            } else {
-                let alpha = match p.ins.get(2).map(|&i| &self.init[i]) {
-                    Some(Val::Int(k)) => *k as f64,
-                    Some(Val::Float(k)) => *k,
-                    _ => 1.0,
-                };
-                let c = self.new_slot(false);
-                self.init[c] = Val::Float(alpha * nx as f64);
-                shapes.push(None);
-                Node {
-                    op: p.op,
-                    kind: p.kind.clone(),
-                    ins: vec![t, sc, c],
-                    out: sum.out,
-                }
+            let op = match p.op {
+                Op::Add { alpha } => Op::Add {
+                    alpha: alpha * nx as f64,
+                },
+                Op::Sub { alpha } => Op::Sub {
+                    alpha: alpha * nx as f64,
+                },
+                op => op,
+            };
+            let outer = Node {
+                op,
+                kind: p.kind.clone(),
+                ins: vec![t, sc],
+                out: sum.out,
             };
             // The product node goes away (its only reader was the sum).
             self.nodes[si] = outer;
@@ -741,7 +747,12 @@ mod tests {
         let text = format!("I 0\n{consts}N {node} 1 3\nC 4 n\nN aten::sum 2 3 4 1 5\nO 5\n");
         let p = Program::compile(&text, &[vec![3]]).expect("compile");
         // Rewritten, the sum comes first and runs on the input itself.
-        assert_eq!(p.nodes[0].op == Op::Sum, rewritten, "{node}: {:?}", p.nodes);
+        assert_eq!(
+            matches!(p.nodes[0].op, Op::Sum { .. }),
+            rewritten,
+            "{node}: {:?}",
+            p.nodes
+        );
         let a = [1.0, 2.0, 4.0];
         let (v, g) = p.value_and_grad(&[&a]).expect("run");
         assert!((v - value).abs() < 1e-12, "{node}: {v} against {value}");
