@@ -16,7 +16,7 @@ if [ ! -x "$peers/bin/python" ] || ! "$peers/bin/python" -c "import pyro, numpyr
   echo "installing the peers into $peers ..." >&2
   python3 -m venv "$peers"
   "$peers/bin/pip" install -q --disable-pip-version-check torch==2.11.0 pyro-ppl==1.9.2 \
-    numpyro==0.22.0 jax==0.10.2 jaxlib==0.10.2 numpy==2.4.6 funsor==0.4.6
+    numpyro==0.22.0 jax==0.10.2 jaxlib==0.10.2 numpy==2.4.6 funsor==0.4.8
 fi
 cargo build --release -q -p ppl-bench
 cargo build --release -q -p ppl-examples --example bench_mcmc
