@@ -248,3 +248,38 @@ fn linear_and_addmm() {
         |a| a[0].addmm(&a[1], &a[2]),
     );
 }
+
+/// Ops whose arguments (offsets, dims, fill values, bounds) are decoded once at compile time.
+#[test]
+fn ops_with_decoded_arguments() {
+    let m = input(&[3, 3], 1, false);
+    let b = input(&[2, 3, 3], 2, false);
+    let v = input(&[3], 3, false);
+    let p = input(&[2, 3], 4, true);
+    check("diagonal", &[b.shallow_clone()], |a| {
+        a[0].diagonal(1, 1, 2)
+            + a[0]
+                .diagonal(0, -1, -2)
+                .sum_dim_intlist(-1, true, Kind::Double)
+    });
+    check("tril triu", &[m.shallow_clone()], |a| {
+        a[0].tril(-1) * 2.0 + a[0].triu(1)
+    });
+    check("diag_embed", &[v.shallow_clone()], |a| {
+        a[0].diag_embed(1, -2, -1)
+    });
+    let idx = Tensor::from_slice(&[2i64, 0]);
+    check(
+        "index_copy",
+        &[m.shallow_clone(), input(&[3, 2], 5, false)],
+        |a| a[0].index_copy(1, &idx, &a[1]),
+    );
+    check(
+        "masked_fill clamp_min clamp_max",
+        &[m.shallow_clone()],
+        |a| a[0].masked_fill(&a[0].gt(0.3), 0.25) + a[0].clamp_min(-0.2) * a[0].clamp_max(0.4),
+    );
+    check("nan_to_num mvlgamma", &[p.shallow_clone() + 1.5], |a| {
+        a[0].log().nan_to_num(0.0, Some(1.0), Some(-1.0)) + a[0].mvlgamma(2)
+    });
+}

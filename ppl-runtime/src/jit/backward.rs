@@ -194,13 +194,13 @@ pub(super) fn backward(node: &Node, env: &Env, g: Arr, grads: &mut [Option<Arr>]
                 send(grads, 1, zip(&g, &d, |g, d| g * d)?)?;
             }
         }
-        Op::LogSoftmax | Op::Softmax => {
+        Op::LogSoftmax { dim } | Op::Softmax { dim } => {
             let x = arr(v(0))?;
             let y = out()?;
-            let dim = norm_dim(int(v(1))?, x.shape.len())?;
+            let dim = norm_dim(dim, x.shape.len())?;
             let mut gx = Arr::full(&x.shape, 0.0);
             for l in lines(&x.shape, dim) {
-                if node.op == Op::LogSoftmax {
+                if matches!(node.op, Op::LogSoftmax { .. }) {
                     let gs: f64 = (0..l.n).map(|j| g.data[l.at(j)]).sum();
                     for j in 0..l.n {
                         gx.data[l.at(j)] = g.data[l.at(j)] - y.data[l.at(j)].exp() * gs;
@@ -214,32 +214,30 @@ pub(super) fn backward(node: &Node, env: &Env, g: Arr, grads: &mut [Option<Arr>]
             }
             accumulate(grads, ins[0], gx);
         }
-        Op::Gather => {
+        Op::Gather { dim } => {
             let x = arr(v(0))?;
-            let dim = norm_dim(int(v(1))?, x.shape.len())?;
+            let dim = norm_dim(dim, x.shape.len())?;
             let mut gx = Arr::full(&x.shape, 0.0);
             for (o, gv) in gather_offsets(x, dim, arr(v(2))?)?.into_iter().zip(&g.data) {
                 gx.data[o] += gv;
             }
             accumulate(grads, ins[0], gx);
         }
-        Op::IndexSelect => {
+        Op::IndexSelect { dim } => {
             let x = arr(v(0))?;
-            let dim = norm_dim(int(v(1))?, x.shape.len())?;
+            let dim = norm_dim(dim, x.shape.len())?;
             let idx = indices(arr(v(2))?, x.shape[dim])?;
             accumulate(grads, ins[0], scatter(&g, &x.shape, dim, idx.into_iter()));
         }
-        Op::Cumsum => {
+        Op::Cumsum { dim } => {
             let x = arr(v(0))?;
-            let dim = norm_dim(int(v(1))?, x.shape.len())?;
+            let dim = norm_dim(dim, x.shape.len())?;
             accumulate(grads, ins[0], cumsum(&g, dim, true));
         }
-        Op::SolveTriangular => {
+        Op::SolveTriangular { upper, unit, .. } => {
             // X = A⁻¹ B: dB = A⁻ᵀ G, dA = -dB Xᵀ (on A's triangle); both summed over the
             // batch dims they were broadcast along.
             let (a, b) = (arr(v(0))?, arr(v(1))?);
-            let upper = matches!(v(2), Val::Bool(true));
-            let unit = ins.len() > 4 && matches!(v(4), Val::Bool(true));
             let db = solve_triangular(a, &g, upper, unit, true)?;
             if wants(0) {
                 let x = out()?;
@@ -268,9 +266,14 @@ pub(super) fn backward(node: &Node, env: &Env, g: Arr, grads: &mut [Option<Arr>]
                 accumulate(grads, ins[1], db.sum_to(&b.shape));
             }
         }
-        Op::Diagonal => {
+        Op::Diagonal {
+            offset: off,
+            dim1,
+            dim2,
+        } => {
             let x = arr(v(0))?;
-            let (off, d1, d2) = diagonal_args(node, env, x)?;
+            let r = x.shape.len();
+            let (d1, d2) = (norm_dim(dim1, r)?, norm_dim(dim2, r)?);
             let (offsets, _) = diagonal_offsets(x, off, d1, d2);
             let mut gx = Arr::full(&x.shape, 0.0);
             for (&o, gv) in offsets.iter().zip(&g.data) {
@@ -278,19 +281,18 @@ pub(super) fn backward(node: &Node, env: &Env, g: Arr, grads: &mut [Option<Arr>]
             }
             accumulate(grads, ins[0], gx);
         }
-        Op::Tril | Op::Triu => {
-            let d = if ins.len() > 1 { int(v(1))? } else { 0 };
-            let gx = tri_mask(
-                &g,
-                d,
-                node.op == Op::Tril,
-                |g, keep| if keep { g } else { 0.0 },
-            );
+        Op::Tril { diagonal: d } | Op::Triu { diagonal: d } => {
+            let gx = tri_mask(&g, d, matches!(node.op, Op::Tril { .. }), |g, keep| {
+                if keep {
+                    g
+                } else {
+                    0.0
+                }
+            });
             accumulate(grads, ins[0], gx);
         }
-        Op::DiagEmbed => {
+        Op::DiagEmbed { offset: off, .. } => {
             let x = arr(v(0))?;
-            let off = if ins.len() > 1 { int(v(1))? } else { 0 };
             let r = g.shape.len();
             let (offsets, _) = diagonal_offsets(&g, off, r - 2, r - 1);
             accumulate(
@@ -302,9 +304,9 @@ pub(super) fn backward(node: &Node, env: &Env, g: Arr, grads: &mut [Option<Arr>]
                 },
             );
         }
-        Op::IndexCopy => {
+        Op::IndexCopy { dim } => {
             let x = arr(v(0))?;
-            let dim = norm_dim(int(v(1))?, x.shape.len())?;
+            let dim = norm_dim(dim, x.shape.len())?;
             let idx = indices(arr(v(2))?, x.shape[dim])?;
             if wants(0) {
                 let mut gx = g.clone();
@@ -322,10 +324,9 @@ pub(super) fn backward(node: &Node, env: &Env, g: Arr, grads: &mut [Option<Arr>]
                 accumulate(grads, ins[3], gather(&g, dim, idx.into_iter()));
             }
         }
-        Op::Pad => {
+        Op::Pad { pads, .. } => {
             let x = arr(v(0))?;
-            let pads = ints(v(1))?;
-            let (_, starts) = pad(x, &pads, 0.0)?;
+            let (_, starts) = pad(x, pads.as_slice(), 0.0)?;
             // The gradient is the interior of g.
             let mut gx = g.clone();
             for (d, &st) in starts.iter().enumerate() {
@@ -335,17 +336,14 @@ pub(super) fn backward(node: &Node, env: &Env, g: Arr, grads: &mut [Option<Arr>]
             }
             accumulate(grads, ins[0], gx);
         }
-        Op::NanToNum => unary(grads, g, &|x, _| f64::from(u8::from(x.is_finite())))?,
-        Op::Mvlgamma => {
-            let p = int(v(1))?;
-            unary(grads, g, &|x, _| {
-                (0..p).map(|i| digamma(x - i as f64 / 2.0)).sum()
-            })?
-        }
-        Op::Cumprod => {
+        Op::NanToNum { .. } => unary(grads, g, &|x, _| f64::from(u8::from(x.is_finite())))?,
+        Op::Mvlgamma { p } => unary(grads, g, &|x, _| {
+            (0..p).map(|i| digamma(x - i as f64 / 2.0)).sum()
+        })?,
+        Op::Cumprod { dim } => {
             // dx_i = Σ_{j ≥ i} g_j Π_{k ≤ j, k ≠ i} x_k, without dividing by x_i (which may be 0).
             let x = arr(v(0))?;
-            let dim = norm_dim(int(v(1))?, x.shape.len())?;
+            let dim = norm_dim(dim, x.shape.len())?;
             let mut gx = Arr::full(&x.shape, 0.0);
             for l in lines(&x.shape, dim) {
                 let mut before = 1.0;
@@ -406,20 +404,17 @@ pub(super) fn backward(node: &Node, env: &Env, g: Arr, grads: &mut [Option<Arr>]
                 send(grads, i, g.clone())?;
             }
         }
-        Op::Stack | Op::Cat => {
+        Op::Stack { dim } | Op::Cat { dim } => {
+            let stack = matches!(node.op, Op::Stack { .. });
             let Val::List(items) = v(0) else {
                 return Err(bad("expected a list"));
             };
             let xs = list_arrs(env, v(0))?;
-            let rank = xs[0].shape.len() + usize::from(node.op == Op::Stack);
-            let dim = norm_dim(if ins.len() > 1 { int(v(1))? } else { 0 }, rank)?;
+            let rank = xs[0].shape.len() + usize::from(stack);
+            let dim = norm_dim(dim, rank)?;
             let mut start = 0;
             for (&slot, x) in items.iter().zip(&xs) {
-                let n = if node.op == Op::Stack {
-                    1
-                } else {
-                    x.shape[dim]
-                };
+                let n = if stack { 1 } else { x.shape[dim] };
                 if live[slot] {
                     let part = gather(&g, dim, start..start + n);
                     accumulate(
@@ -434,11 +429,10 @@ pub(super) fn backward(node: &Node, env: &Env, g: Arr, grads: &mut [Option<Arr>]
                 start += n;
             }
         }
-        Op::Select => {
+        Op::Select { dim, index: i } => {
             let x = arr(v(0))?;
-            let dim = norm_dim(int(v(1))?, x.shape.len())?;
+            let dim = norm_dim(dim, x.shape.len())?;
             let n = x.shape[dim] as i64;
-            let i = int(v(2))?;
             let i = if i < 0 { i + n } else { i } as usize;
             let mut gs = g.clone();
             gs.shape.insert(dim, 1);
@@ -448,9 +442,9 @@ pub(super) fn backward(node: &Node, env: &Env, g: Arr, grads: &mut [Option<Arr>]
                 scatter(&gs, &x.shape, dim, std::iter::once(i)),
             );
         }
-        Op::Slice => {
+        Op::Slice { .. } => {
             let x = arr(v(0))?;
-            let (dim, s, len, step) = slice_args(node, env, x)?;
+            let (dim, s, len, step) = slice_args(node.op, x)?;
             accumulate(
                 grads,
                 ins[0],
@@ -468,24 +462,22 @@ pub(super) fn backward(node: &Node, env: &Env, g: Arr, grads: &mut [Option<Arr>]
                 },
             );
         }
-        Op::Transpose => {
+        Op::Transpose { dims } => {
             let x = arr(v(0))?;
-            let gt = if ins.len() == 1 {
-                if x.shape.len() == 2 {
-                    transpose2(&g)
-                } else {
-                    g.clone()
+            let gt = match dims {
+                None if x.shape.len() == 2 => transpose2(&g),
+                None => g.clone(),
+                Some((d0, d1)) => {
+                    let r = x.shape.len();
+                    transpose(&g, norm_dim(d0, r)?, norm_dim(d1, r)?)
                 }
-            } else {
-                let r = x.shape.len();
-                transpose(&g, norm_dim(int(v(1))?, r)?, norm_dim(int(v(2))?, r)?)
             };
             accumulate(grads, ins[0], gt);
         }
-        Op::Permute => {
+        Op::Permute { dims } => {
             let x = arr(v(0))?;
             let r = x.shape.len();
-            let perm = perm_dims(v(1), r)?;
+            let perm = dims.normalized(r)?;
             let mut inverse = vec![0usize; r];
             for (i, p) in perm.iter().enumerate() {
                 inverse[*p] = i;
@@ -553,9 +545,8 @@ pub(super) fn backward(node: &Node, env: &Env, g: Arr, grads: &mut [Option<Arr>]
                 );
             }
         }
-        Op::Bcewl => {
+        Op::Bcewl { reduction } => {
             let (x, y) = (num(v(0))?, num(v(1))?);
-            let reduction = if ins.len() > 4 { int(v(4))? } else { 1 };
             let shape = broadcast_shapes(&x.shape, &y.shape)
                 .ok_or_else(|| bad("shapes do not broadcast"))?;
             let n = shape.iter().product::<usize>().max(1) as f64;
@@ -582,7 +573,7 @@ pub(super) fn backward(node: &Node, env: &Env, g: Arr, grads: &mut [Option<Arr>]
                 }
             }
         }
-        Op::MaskedFill => {
+        Op::MaskedFill { .. } => {
             if wants(0) {
                 let m = num(v(1))?;
                 send(
@@ -592,12 +583,8 @@ pub(super) fn backward(node: &Node, env: &Env, g: Arr, grads: &mut [Option<Arr>]
                 )?;
             }
         }
-        Op::Clamp => {
-            let (lo, hi) = clamp_bounds(node, env)?;
-            unary(grads, g, &|x, _| f64::from(u8::from(x >= lo && x <= hi)))?
-        }
-        Op::Cholesky => {
-            let upper = ins.len() > 1 && matches!(v(1), Val::Bool(true));
+        Op::Clamp { lo, hi } => unary(grads, g, &|x, _| f64::from(u8::from(x >= lo && x <= hi)))?,
+        Op::Cholesky { upper } => {
             let y = out()?;
             let r = y.shape.len();
             let (l, gl) = if upper {
@@ -607,11 +594,11 @@ pub(super) fn backward(node: &Node, env: &Env, g: Arr, grads: &mut [Option<Arr>]
             };
             accumulate(grads, ins[0], cholesky_backward(&l, &gl)?);
         }
-        Op::Extremum(_) => {
+        Op::Extremum { dims, .. } => {
             // The gradient goes to the extreme values, split evenly between ties (as torch's
             // amax/amin do).
             let x = arr(v(0))?;
-            let dims = reduce_dims(ins.get(1).map(|&s| env.get(s)), x.shape.len())?;
+            let dims = reduced_dims(dims, x.shape.len())?;
             let kept = kept_shape(&x.shape, &dims);
             let y = Arr {
                 shape: kept.clone(),
@@ -626,9 +613,9 @@ pub(super) fn backward(node: &Node, env: &Env, g: Arr, grads: &mut [Option<Arr>]
             let share = zip(&gk, &count, |g, c| if c > 0.0 { g / c } else { 0.0 })?;
             accumulate(grads, ins[0], zip(&hit, &share, |h, s| h * s)?);
         }
-        Op::Logsumexp => {
+        Op::Logsumexp { dims, .. } => {
             let x = arr(v(0))?;
-            let dims = reduce_dims(Some(v(1)), x.shape.len())?;
+            let dims = reduced_dims(dims, x.shape.len())?;
             let y = out()?;
             let kept = kept_shape(&x.shape, &dims);
             let yk = Arr {

@@ -113,9 +113,9 @@ pub(super) fn eval(node: &Node, env: &Env) -> Result<Val> {
         }
         Op::Maximum => Val::T(zip(&*num(v(0))?, &*num(v(1))?, f64::max)?),
         Op::Minimum => Val::T(zip(&*num(v(0))?, &*num(v(1))?, f64::min)?),
-        Op::LogSoftmax | Op::Softmax => {
+        Op::LogSoftmax { dim } | Op::Softmax { dim } => {
             let x = arr(v(0))?;
-            let dim = norm_dim(int(v(1))?, x.shape.len())?;
+            let dim = norm_dim(dim, x.shape.len())?;
             let mut y = x.clone();
             for l in lines(&x.shape, dim) {
                 let m = (0..l.n)
@@ -128,14 +128,18 @@ pub(super) fn eval(node: &Node, env: &Env) -> Result<Val> {
                         .ln();
                 for j in 0..l.n {
                     let v = x.data[l.at(j)] - lse;
-                    y.data[l.at(j)] = if node.op == Op::Softmax { v.exp() } else { v };
+                    y.data[l.at(j)] = if matches!(node.op, Op::Softmax { .. }) {
+                        v.exp()
+                    } else {
+                        v
+                    };
                 }
             }
             Val::T(y)
         }
-        Op::Gather => {
+        Op::Gather { dim } => {
             let x = arr(v(0))?;
-            let dim = norm_dim(int(v(1))?, x.shape.len())?;
+            let dim = norm_dim(dim, x.shape.len())?;
             let idx = arr(v(2))?;
             Val::T(Arr {
                 shape: idx.shape.clone(),
@@ -145,20 +149,20 @@ pub(super) fn eval(node: &Node, env: &Env) -> Result<Val> {
                     .collect(),
             })
         }
-        Op::IndexSelect => {
+        Op::IndexSelect { dim } => {
             let x = arr(v(0))?;
-            let dim = norm_dim(int(v(1))?, x.shape.len())?;
+            let dim = norm_dim(dim, x.shape.len())?;
             let idx = indices(arr(v(2))?, x.shape[dim])?;
             Val::T(gather(x, dim, idx.into_iter()))
         }
-        Op::Cumsum => {
+        Op::Cumsum { dim } => {
             let x = arr(v(0))?;
-            let dim = norm_dim(int(v(1))?, x.shape.len())?;
+            let dim = norm_dim(dim, x.shape.len())?;
             Val::T(cumsum(x, dim, false))
         }
-        Op::Cumprod => {
+        Op::Cumprod { dim } => {
             let x = arr(v(0))?;
-            let dim = norm_dim(int(v(1))?, x.shape.len())?;
+            let dim = norm_dim(dim, x.shape.len())?;
             let mut y = x.clone();
             for l in lines(&x.shape, dim) {
                 let mut acc = 1.0;
@@ -169,19 +173,18 @@ pub(super) fn eval(node: &Node, env: &Env) -> Result<Val> {
             }
             Val::T(y)
         }
-        Op::SolveTriangular => {
+        Op::SolveTriangular { upper, unit, .. } => {
             let (a, b) = (arr(v(0))?, arr(v(1))?);
-            let upper = matches!(v(2), Val::Bool(true));
-            let left = nin < 4 || matches!(v(3), Val::Bool(true));
-            let unit = nin > 4 && matches!(v(4), Val::Bool(true));
-            if !left {
-                return Err(bad("linalg_solve_triangular with left = false"));
-            }
             Val::T(solve_triangular(a, b, upper, unit, false)?)
         }
-        Op::Diagonal => {
+        Op::Diagonal {
+            offset: off,
+            dim1,
+            dim2,
+        } => {
             let x = arr(v(0))?;
-            let (off, d1, d2) = diagonal_args(node, env, x)?;
+            let r = x.shape.len();
+            let (d1, d2) = (norm_dim(dim1, r)?, norm_dim(dim2, r)?);
             let (offsets, shape) = diagonal_offsets(x, off, d1, d2);
             Val::T(Arr {
                 shape,
@@ -207,20 +210,27 @@ pub(super) fn eval(node: &Node, env: &Env) -> Result<Val> {
                 data: r,
             })
         }
-        Op::Tril | Op::Triu => {
+        Op::Tril { diagonal: d } | Op::Triu { diagonal: d } => {
             let x = arr(v(0))?;
-            let d = if nin > 1 { int(v(1))? } else { 0 };
-            Val::T(tri_mask(x, d, node.op == Op::Tril, |x, keep| {
-                if keep {
-                    x
-                } else {
-                    0.0
-                }
-            }))
+            Val::T(tri_mask(
+                x,
+                d,
+                matches!(node.op, Op::Tril { .. }),
+                |x, keep| {
+                    if keep {
+                        x
+                    } else {
+                        0.0
+                    }
+                },
+            ))
         }
-        Op::DiagEmbed => {
+        Op::DiagEmbed {
+            offset: off,
+            dim1,
+            dim2,
+        } => {
             let x = arr(v(0))?;
-            let off = if nin > 1 { int(v(1))? } else { 0 };
             let n = *x
                 .shape
                 .last()
@@ -229,7 +239,10 @@ pub(super) fn eval(node: &Node, env: &Env) -> Result<Val> {
             let mut shape = x.shape[..x.shape.len() - 1].to_vec();
             shape.extend([m, m]);
             let mut out = Arr::full(&shape, 0.0);
-            check_last_two(node, env, shape.len())?;
+            let r = shape.len();
+            if norm_dim(dim1, r)? != r - 2 || norm_dim(dim2, r)? != r - 1 {
+                return Err(bad("diag_embed into dims other than the last two"));
+            }
             let (offsets, _) = diagonal_offsets(&out, off, shape.len() - 2, shape.len() - 1);
             for (&o, &xv) in offsets.iter().zip(&x.data) {
                 out.data[o] = xv;
@@ -246,9 +259,9 @@ pub(super) fn eval(node: &Node, env: &Env) -> Result<Val> {
             }
             Val::T(out)
         }
-        Op::IndexCopy => {
+        Op::IndexCopy { dim } => {
             let x = arr(v(0))?;
-            let dim = norm_dim(int(v(1))?, x.shape.len())?;
+            let dim = norm_dim(dim, x.shape.len())?;
             let idx = indices(arr(v(2))?, x.shape[dim])?;
             let src = arr(v(3))?;
             let mut out = x.clone();
@@ -263,39 +276,23 @@ pub(super) fn eval(node: &Node, env: &Env) -> Result<Val> {
             }
             Val::T(out)
         }
-        Op::Pad => {
-            let x = arr(v(0))?;
-            let pads = ints(v(1))?;
-            let fill = if node.kind.ends_with("constant_pad_nd") {
-                opt_float(v(2))?.unwrap_or(0.0)
+        Op::Pad { pads, fill } => Val::T(pad(arr(v(0))?, pads.as_slice(), fill)?.0),
+        Op::NanToNum {
+            nan,
+            posinf: pinf,
+            neginf: ninf,
+        } => Val::T(arr(v(0))?.map(|y| {
+            if y.is_nan() {
+                nan
+            } else if y == f64::INFINITY {
+                pinf
+            } else if y == f64::NEG_INFINITY {
+                ninf
             } else {
-                if let Val::Opaque = v(2) {
-                } else if !matches!(v(2), Val::None) {
-                    // Only the constant mode is compiled; its name comes through as opaque.
-                }
-                opt_float(v(3))?.unwrap_or(0.0)
-            };
-            Val::T(pad(x, &pads, fill)?.0)
-        }
-        Op::NanToNum => {
-            let x = arr(v(0))?;
-            let nan = opt_float(v(1))?.unwrap_or(0.0);
-            let pinf = opt_float(v(2))?.unwrap_or(f64::MAX);
-            let ninf = opt_float(v(3))?.unwrap_or(f64::MIN);
-            Val::T(x.map(|y| {
-                if y.is_nan() {
-                    nan
-                } else if y == f64::INFINITY {
-                    pinf
-                } else if y == f64::NEG_INFINITY {
-                    ninf
-                } else {
-                    y
-                }
-            }))
-        }
-        Op::Mvlgamma => {
-            let p = int(v(1))?;
+                y
+            }
+        })),
+        Op::Mvlgamma { p } => {
             let c = (p * (p - 1)) as f64 / 4.0 * std::f64::consts::PI.ln();
             Val::T(arr(v(0))?.map(|x| c + (0..p).map(|i| lgamma(x - i as f64 / 2.0)).sum::<f64>()))
         }
@@ -385,15 +382,16 @@ pub(super) fn eval(node: &Node, env: &Env) -> Result<Val> {
             }
             Val::T(num(v(i))?.expand_to(&shape))
         }
-        Op::Stack | Op::Cat => {
+        Op::Stack { dim } | Op::Cat { dim } => {
+            let stack = matches!(node.op, Op::Stack { .. });
             let xs = list_arrs(env, v(0))?;
             let first = xs.first().ok_or_else(|| bad("stack of nothing"))?;
-            let rank = first.shape.len() + usize::from(node.op == Op::Stack);
-            let dim = norm_dim(if nin > 1 { int(v(1))? } else { 0 }, rank)?;
+            let rank = first.shape.len() + usize::from(stack);
+            let dim = norm_dim(dim, rank)?;
             let parts: Vec<Arr> = xs
                 .iter()
                 .map(|x| {
-                    if node.op == Op::Stack {
+                    if stack {
                         let mut s = x.shape.clone();
                         s.insert(dim, 1);
                         Arr {
@@ -407,11 +405,10 @@ pub(super) fn eval(node: &Node, env: &Env) -> Result<Val> {
                 .collect();
             Val::T(concat(&parts, dim)?)
         }
-        Op::Select => {
+        Op::Select { dim, index: i } => {
             let x = arr(v(0))?;
-            let dim = norm_dim(int(v(1))?, x.shape.len())?;
+            let dim = norm_dim(dim, x.shape.len())?;
             let n = x.shape[dim] as i64;
-            let i = int(v(2))?;
             let i = if i < 0 { i + n } else { i };
             if i < 0 || i >= n {
                 return Err(bad("select index out of range"));
@@ -420,9 +417,9 @@ pub(super) fn eval(node: &Node, env: &Env) -> Result<Val> {
             g.shape.remove(dim);
             Val::T(g)
         }
-        Op::Slice => {
+        Op::Slice { .. } => {
             let x = arr(v(0))?;
-            let (dim, s, len, step) = slice_args(node, env, x)?;
+            let (dim, s, len, step) = slice_args(node.op, x)?;
             Val::T(gather(x, dim, (0..len).map(move |j| s + j * step)))
         }
         Op::Reshape => {
@@ -526,13 +523,10 @@ pub(super) fn eval(node: &Node, env: &Env) -> Result<Val> {
                 _ => Val::T(matmul(a, b)?),
             }
         }
-        Op::Bcewl => {
+        Op::Bcewl { reduction } => {
             let (x, y) = (num(v(0))?, num(v(1))?);
-            if nin > 3 && (!matches!(v(2), Val::None) || !matches!(v(3), Val::None)) {
-                return Err(bad("binary_cross_entropy_with_logits with weights"));
-            }
             let l = zip(&x, &y, |x, y| x.max(0.0) - x * y + (-x.abs()).exp().ln_1p())?;
-            Val::T(reduce_loss(l, if nin > 4 { int(v(4))? } else { 1 }))
+            Val::T(reduce_loss(l, reduction))
         }
         Op::Where => {
             let c = num(v(0))?;
@@ -558,20 +552,16 @@ pub(super) fn eval(node: &Node, env: &Env) -> Result<Val> {
                     .collect(),
             })
         }
-        Op::MaskedFill => {
-            let fill = float(v(2))?;
-            Val::T(zip(arr(v(0))?, &*num(v(1))?, |x, m| {
-                if m != 0.0 {
-                    fill
-                } else {
-                    x
-                }
-            })?)
-        }
+        Op::MaskedFill { value: fill } => Val::T(zip(arr(v(0))?, &*num(v(1))?, |x, m| {
+            if m != 0.0 {
+                fill
+            } else {
+                x
+            }
+        })?),
         Op::LogicalNot => unary(|x| f64::from(u8::from(x == 0.0)))?,
-        Op::Clamp => {
+        Op::Clamp { lo, hi } => {
             let x = arr(v(0))?;
-            let (lo, hi) = clamp_bounds(node, env)?;
             Val::T(x.map(|y| y.max(lo).min(hi)))
         }
         Op::ScalarTensor => Val::T(Arr::scalar(float(v(0))?)),
@@ -597,31 +587,22 @@ pub(super) fn eval(node: &Node, env: &Env) -> Result<Val> {
                 Val::List(node.ins.clone())
             }
         }
-        Op::Transpose => {
+        Op::Transpose { dims } => {
             let x = arr(v(0))?;
-            if nin == 1 {
-                Val::T(if x.shape.len() == 2 {
-                    transpose2(x)
-                } else {
-                    x.clone()
-                })
-            } else {
-                let r = x.shape.len();
-                Val::T(transpose(
-                    x,
-                    norm_dim(int(v(1))?, r)?,
-                    norm_dim(int(v(2))?, r)?,
-                ))
+            match dims {
+                None if x.shape.len() == 2 => Val::T(transpose2(x)),
+                None => Val::T(x.clone()),
+                Some((d0, d1)) => {
+                    let r = x.shape.len();
+                    Val::T(transpose(x, norm_dim(d0, r)?, norm_dim(d1, r)?))
+                }
             }
         }
-        Op::Permute => {
+        Op::Permute { dims } => {
             let x = arr(v(0))?;
-            let r = x.shape.len();
-            let perm = perm_dims(v(1), r)?;
-            Val::T(permute(x, &perm))
+            Val::T(permute(x, &dims.normalized(x.shape.len())?))
         }
-        Op::Cholesky => {
-            let upper = nin > 1 && matches!(v(1), Val::Bool(true));
+        Op::Cholesky { upper } => {
             let l = cholesky(arr(v(0))?)?;
             let r = l.shape.len();
             Val::T(if upper {
@@ -630,20 +611,25 @@ pub(super) fn eval(node: &Node, env: &Env) -> Result<Val> {
                 l
             })
         }
-        Op::Extremum(max) => {
+        Op::Extremum {
+            max,
+            dims,
+            keepdim: keep,
+        } => {
             let x = arr(v(0))?;
-            let dims = reduce_dims(node.ins.get(1).map(|&s| env.get(s)), x.shape.len())?;
-            let keep = nin > 2 && matches!(v(2), Val::Bool(true));
+            let dims = reduced_dims(dims, x.shape.len())?;
             let mut out = extremum_keep(x, &dims, max);
             if !keep {
                 out.shape = squeeze_dims(&out.shape, &dims);
             }
             Val::T(out)
         }
-        Op::Logsumexp => {
+        Op::Logsumexp {
+            dims,
+            keepdim: keep,
+        } => {
             let x = arr(v(0))?;
-            let dims = reduce_dims(Some(v(1)), x.shape.len())?;
-            let keep = nin > 2 && matches!(v(2), Val::Bool(true));
+            let dims = reduced_dims(dims, x.shape.len())?;
             let m = max_keep(x, &dims);
             let e = zip(
                 x,

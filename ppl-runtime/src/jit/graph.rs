@@ -63,64 +63,141 @@ pub(super) enum Op {
     Xlogy,
     Maximum,
     Minimum,
-    LogSoftmax,
-    Softmax,
-    Gather,
-    IndexSelect,
-    Cumsum,
-    Cumprod,
-    SolveTriangular,
-    Cholesky,
+    LogSoftmax {
+        dim: i64,
+    },
+    Softmax {
+        dim: i64,
+    },
+    Gather {
+        dim: i64,
+    },
+    IndexSelect {
+        dim: i64,
+    },
+    Cumsum {
+        dim: i64,
+    },
+    Cumprod {
+        dim: i64,
+    },
+    /// `A X = B` for `X`, `A` triangular.
+    SolveTriangular {
+        upper: bool,
+        left: bool,
+        unit: bool,
+    },
+    Cholesky {
+        upper: bool,
+    },
     TrilIndices,
-    Tril,
-    Triu,
-    DiagEmbed,
+    Tril {
+        diagonal: i64,
+    },
+    Triu {
+        diagonal: i64,
+    },
+    DiagEmbed {
+        offset: i64,
+        dim1: i64,
+        dim2: i64,
+    },
     Eye,
-    IndexCopy,
-    Pad,
-    NanToNum,
-    Mvlgamma,
-    Diagonal,
+    IndexCopy {
+        dim: i64,
+    },
+    /// Constant padding: torch's list (last dim first, `(before, after)` pairs).
+    Pad {
+        pads: IntList,
+        fill: f64,
+    },
+    NanToNum {
+        nan: f64,
+        posinf: f64,
+        neginf: f64,
+    },
+    Mvlgamma {
+        p: i64,
+    },
+    Diagonal {
+        offset: i64,
+        dim1: i64,
+        dim2: i64,
+    },
     Pow,
     /// Over `dims` (all when `None`).
     Sum {
-        dims: Option<DimList>,
+        dims: Option<IntList>,
         keepdim: bool,
     },
     /// Over `dims` (all when `None`).
     Mean {
-        dims: Option<DimList>,
+        dims: Option<IntList>,
         keepdim: bool,
     },
     Expand,
     /// Output `i` of `broadcast_tensors` of the inputs.
     BroadcastAll(usize),
-    Stack,
-    Cat,
-    Select,
-    Slice,
+    Stack {
+        dim: i64,
+    },
+    Cat {
+        dim: i64,
+    },
+    Select {
+        dim: i64,
+        index: i64,
+    },
+    /// `start..end` by `step` along `dim` (`None`: from the start, to the end); `narrow` is a
+    /// slice of `len` from `start`.
+    Slice {
+        dim: i64,
+        start: Option<i64>,
+        end: Option<i64>,
+        step: i64,
+        len: Option<i64>,
+    },
     Reshape,
     Unsqueeze,
     Squeeze,
     Identity,
     Detach,
     Matmul,
-    Bcewl,
+    /// `binary_cross_entropy_with_logits` (no weights); `reduction` 0 none, 1 mean, 2 sum.
+    Bcewl {
+        reduction: i64,
+    },
     Where,
-    MaskedFill,
+    MaskedFill {
+        value: f64,
+    },
     LogicalNot,
-    Clamp,
+    Clamp {
+        lo: f64,
+        hi: f64,
+    },
     ScalarTensor,
     /// zeros, ones, full and their `_like` forms.
     Fill,
     ListConstruct,
-    Transpose,
-    /// `permute(x, dims)`.
-    Permute,
+    /// `transpose(x, d0, d1)`; `t(x)` when `None`.
+    Transpose {
+        dims: Option<(i64, i64)>,
+    },
+    Permute {
+        dims: IntList,
+    },
     ToKind,
-    Logsumexp,
-    /// `amax` (true) or `amin` (false) over dims.
-    Extremum(bool),
+    Logsumexp {
+        dims: Option<IntList>,
+        keepdim: bool,
+    },
+    /// `amax` (`max`) or `amin` over dims.
+    Extremum {
+        max: bool,
+        dims: Option<IntList>,
+        keepdim: bool,
+    },
     Compare(Cmp),
     /// A random op: fresh draws from the program's generator, or the traced run's draws.
     Random(Rnd),
@@ -183,24 +260,43 @@ pub(super) fn op_of(kind: &str) -> Option<Op> {
         "xlogy" => Op::Xlogy,
         "maximum" | "max" => Op::Maximum,
         "minimum" | "min" => Op::Minimum,
-        "log_softmax" => Op::LogSoftmax,
-        "softmax" => Op::Softmax,
-        "gather" => Op::Gather,
-        "index_select" => Op::IndexSelect,
-        "cumsum" => Op::Cumsum,
-        "cumprod" => Op::Cumprod,
-        "linalg_solve_triangular" => Op::SolveTriangular,
-        "linalg_cholesky" | "cholesky" => Op::Cholesky,
-        "diagonal" => Op::Diagonal,
+        "log_softmax" => Op::LogSoftmax { dim: -1 },
+        "softmax" => Op::Softmax { dim: -1 },
+        "gather" => Op::Gather { dim: 0 },
+        "index_select" => Op::IndexSelect { dim: 0 },
+        "cumsum" => Op::Cumsum { dim: 0 },
+        "cumprod" => Op::Cumprod { dim: 0 },
+        "linalg_solve_triangular" => Op::SolveTriangular {
+            upper: false,
+            left: true,
+            unit: false,
+        },
+        "linalg_cholesky" | "cholesky" => Op::Cholesky { upper: false },
+        "diagonal" => Op::Diagonal {
+            offset: 0,
+            dim1: 0,
+            dim2: 1,
+        },
         "tril_indices" => Op::TrilIndices,
-        "tril" => Op::Tril,
-        "triu" => Op::Triu,
-        "diag_embed" => Op::DiagEmbed,
+        "tril" => Op::Tril { diagonal: 0 },
+        "triu" => Op::Triu { diagonal: 0 },
+        "diag_embed" => Op::DiagEmbed {
+            offset: 0,
+            dim1: -2,
+            dim2: -1,
+        },
         "eye" => Op::Eye,
-        "index_copy" => Op::IndexCopy,
-        "pad" | "constant_pad_nd" => Op::Pad,
-        "nan_to_num" => Op::NanToNum,
-        "mvlgamma" => Op::Mvlgamma,
+        "index_copy" => Op::IndexCopy { dim: 0 },
+        "pad" | "constant_pad_nd" => Op::Pad {
+            pads: IntList::EMPTY,
+            fill: 0.0,
+        },
+        "nan_to_num" => Op::NanToNum {
+            nan: 0.0,
+            posinf: f64::MAX,
+            neginf: f64::MIN,
+        },
+        "mvlgamma" => Op::Mvlgamma { p: 1 },
         "size" => Op::Size,
         "arange" => Op::Arange,
         "Int" | "Float" | "ScalarImplicit" => Op::Number,
@@ -215,29 +311,51 @@ pub(super) fn op_of(kind: &str) -> Option<Op> {
             keepdim: false,
         },
         "expand" | "expand_as" | "broadcast_to" => Op::Expand,
-        "stack" => Op::Stack,
-        "cat" | "concat" | "concatenate" => Op::Cat,
-        "select" => Op::Select,
-        "slice" | "narrow" => Op::Slice,
+        "stack" => Op::Stack { dim: 0 },
+        "cat" | "concat" | "concatenate" => Op::Cat { dim: 0 },
+        "select" => Op::Select { dim: 0, index: 0 },
+        "slice" | "narrow" => Op::Slice {
+            dim: 0,
+            start: None,
+            end: None,
+            step: 1,
+            len: None,
+        },
         "reshape" | "view" | "flatten" => Op::Reshape,
         "unsqueeze" => Op::Unsqueeze,
         "squeeze" => Op::Squeeze,
         "clone" | "contiguous" | "alias" | "lift_fresh" | "positive" => Op::Identity,
         "detach" => Op::Detach,
         "matmul" | "mm" | "mv" | "dot" => Op::Matmul,
-        "binary_cross_entropy_with_logits" => Op::Bcewl,
+        "binary_cross_entropy_with_logits" => Op::Bcewl { reduction: 1 },
         "where" => Op::Where,
-        "masked_fill" | "masked_fill_" => Op::MaskedFill,
+        "masked_fill" | "masked_fill_" => Op::MaskedFill { value: 0.0 },
         "logical_not" => Op::LogicalNot,
-        "clamp" | "clip" | "clamp_min" | "clamp_max" => Op::Clamp,
+        "clamp" | "clip" | "clamp_min" | "clamp_max" => Op::Clamp {
+            lo: f64::NEG_INFINITY,
+            hi: f64::INFINITY,
+        },
         "scalar_tensor" => Op::ScalarTensor,
         "zeros" | "ones" | "full" | "zeros_like" | "ones_like" | "full_like" => Op::Fill,
-        "transpose" | "t" | "swapaxes" => Op::Transpose,
-        "permute" => Op::Permute,
+        "transpose" | "t" | "swapaxes" => Op::Transpose { dims: None },
+        "permute" => Op::Permute {
+            dims: IntList::EMPTY,
+        },
         "to" | "type_as" => Op::ToKind,
-        "logsumexp" => Op::Logsumexp,
-        "amax" => Op::Extremum(true),
-        "amin" => Op::Extremum(false),
+        "logsumexp" => Op::Logsumexp {
+            dims: None,
+            keepdim: false,
+        },
+        "amax" => Op::Extremum {
+            max: true,
+            dims: None,
+            keepdim: false,
+        },
+        "amin" => Op::Extremum {
+            max: false,
+            dims: None,
+            keepdim: false,
+        },
         "gt" => Op::Compare(Cmp::Gt),
         "ge" => Op::Compare(Cmp::Ge),
         "lt" => Op::Compare(Cmp::Lt),
@@ -249,29 +367,43 @@ pub(super) fn op_of(kind: &str) -> Option<Op> {
     })
 }
 
-/// Dims named by an op's argument, as given (negative from the end); normalized against the
-/// input's rank when the op runs.
+/// A short list of ints from an op's argument (dims as given, negative from the end, normalized
+/// against the input's rank when the op runs; or paddings, shapes).
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub(super) struct DimList {
+pub(super) struct IntList {
     len: u8,
     dims: [i64; 8],
 }
 
-impl DimList {
+impl IntList {
+    /// No ints.
+    pub(super) const EMPTY: IntList = IntList {
+        len: 0,
+        dims: [0; 8],
+    };
+
     /// The dims of a list argument; `None` (all dims) for an empty list.
-    pub(super) fn from_ints(l: &[i64]) -> Result<Option<DimList>> {
+    pub(super) fn from_ints(l: &[i64]) -> Result<Option<IntList>> {
         if l.is_empty() {
             return Ok(None);
         }
         if l.len() > 8 {
-            return Err(bad(format!("a reduction over {} dims", l.len())));
+            return Err(bad(format!(
+                "a list argument of {} ints (at most 8)",
+                l.len()
+            )));
         }
         let mut dims = [0; 8];
         dims[..l.len()].copy_from_slice(l);
-        Ok(Some(DimList {
+        Ok(Some(IntList {
             len: l.len() as u8,
             dims,
         }))
+    }
+
+    /// The ints.
+    pub(super) fn as_slice(&self) -> &[i64] {
+        &self.dims[..self.len as usize]
     }
 
     /// The dims normalized against rank `r`.
@@ -284,7 +416,7 @@ impl DimList {
 }
 
 /// The dims a reduction runs over, for an input of rank `r`.
-pub(super) fn reduced_dims(dims: Option<DimList>, r: usize) -> Result<Vec<usize>> {
+pub(super) fn reduced_dims(dims: Option<IntList>, r: usize) -> Result<Vec<usize>> {
     match dims {
         None => Ok((0..r).collect()),
         Some(d) => d.normalized(r),
@@ -305,6 +437,13 @@ pub(super) fn decode(node: &mut Node, init: &[Val], live: &[bool]) -> Result<()>
             }),
             Some(&s) => Ok(Some(&init[s])),
         }
+    };
+    let need = |i: usize| -> Result<&Val> {
+        arg(i)?.ok_or_else(|| bad(format!("`{kind}` has no argument {i}")))
+    };
+    let unsupported = |detail: &str| Error::UnsupportedOp {
+        op: kind.clone(),
+        detail: detail.to_string(),
     };
     match &mut node.op {
         Op::Add { alpha } | Op::Sub { alpha } | Op::Rsub { alpha } => {
@@ -329,7 +468,127 @@ pub(super) fn decode(node: &mut Node, init: &[Val], live: &[bool]) -> Result<()>
         Op::Sum { dims, keepdim } | Op::Mean { dims, keepdim } if ins.len() >= 3 => {
             *dims = match arg(1)? {
                 None | Some(Val::None) => None,
-                Some(v) => DimList::from_ints(&ints(v)?)?,
+                Some(v) => IntList::from_ints(&ints(v)?)?,
+            };
+            *keepdim = matches!(arg(2)?, Some(Val::Bool(true)));
+        }
+        Op::LogSoftmax { dim }
+        | Op::Softmax { dim }
+        | Op::Gather { dim }
+        | Op::IndexSelect { dim }
+        | Op::Cumsum { dim }
+        | Op::Cumprod { dim }
+        | Op::IndexCopy { dim } => *dim = int(need(1)?)?,
+        Op::Stack { dim } | Op::Cat { dim } => {
+            if let Some(v) = arg(1)? {
+                *dim = int(v)?;
+            }
+        }
+        Op::SolveTriangular { upper, left, unit } => {
+            *upper = matches!(need(2)?, Val::Bool(true));
+            *left = !matches!(arg(3)?, Some(Val::Bool(false)));
+            *unit = matches!(arg(4)?, Some(Val::Bool(true)));
+            if !*left {
+                return Err(unsupported(" with left = false"));
+            }
+        }
+        Op::Cholesky { upper } => *upper = matches!(arg(1)?, Some(Val::Bool(true))),
+        Op::Diagonal { offset, dim1, dim2 } => {
+            *offset = opt_int(arg(1)?)?.unwrap_or(0);
+            *dim1 = opt_int(arg(2)?)?.unwrap_or(0);
+            *dim2 = opt_int(arg(3)?)?.unwrap_or(1);
+        }
+        Op::DiagEmbed { offset, dim1, dim2 } => {
+            *offset = opt_int(arg(1)?)?.unwrap_or(0);
+            *dim1 = opt_int(arg(2)?)?.unwrap_or(-2);
+            *dim2 = opt_int(arg(3)?)?.unwrap_or(-1);
+        }
+        Op::Tril { diagonal } | Op::Triu { diagonal } => {
+            *diagonal = opt_int(arg(1)?)?.unwrap_or(0);
+        }
+        Op::Pad { pads, fill } => {
+            let p = IntList::from_ints(&ints(need(1)?)?)?;
+            *pads = p.unwrap_or(IntList::EMPTY);
+            // constant_pad_nd(x, pad, value); pad(x, pad, mode, value), its mode opaque (only
+            // the constant mode is compiled).
+            let value = if kind.ends_with("constant_pad_nd") {
+                arg(2)?
+            } else {
+                arg(3)?
+            };
+            *fill = value.map(opt_float).transpose()?.flatten().unwrap_or(0.0);
+        }
+        Op::NanToNum {
+            nan,
+            posinf,
+            neginf,
+        } => {
+            let get = |v: Option<&Val>| -> Result<Option<f64>> {
+                v.map(opt_float).transpose().map(Option::flatten)
+            };
+            *nan = get(arg(1)?)?.unwrap_or(0.0);
+            *posinf = get(arg(2)?)?.unwrap_or(f64::MAX);
+            *neginf = get(arg(3)?)?.unwrap_or(f64::MIN);
+        }
+        Op::Mvlgamma { p } => *p = int(need(1)?)?,
+        Op::Select { dim, index } => {
+            *dim = int(need(1)?)?;
+            *index = int(need(2)?)?;
+        }
+        Op::Slice {
+            dim,
+            start,
+            end,
+            step,
+            len,
+        } => {
+            *dim = int(need(1)?)?;
+            if kind.ends_with("narrow") {
+                *start = Some(int(need(2)?)?);
+                *len = Some(int(need(3)?)?);
+            } else {
+                *start = opt_int(arg(2)?)?;
+                *end = opt_int(arg(3)?)?;
+                *step = opt_int(arg(4)?)?.unwrap_or(1);
+                if *step <= 0 {
+                    return Err(unsupported(" with a step that is not positive"));
+                }
+            }
+        }
+        Op::Bcewl { reduction } => {
+            if !matches!(arg(2)?, None | Some(Val::None))
+                || !matches!(arg(3)?, None | Some(Val::None))
+            {
+                return Err(unsupported(" with weights"));
+            }
+            *reduction = opt_int(arg(4)?)?.unwrap_or(1);
+        }
+        Op::MaskedFill { value } => *value = float(need(2)?)?,
+        Op::Clamp { lo, hi } => {
+            let get = |v: Option<&Val>| -> Result<Option<f64>> {
+                v.map(opt_float).transpose().map(Option::flatten)
+            };
+            if kind.ends_with("clamp_min") {
+                *lo = get(arg(1)?)?.unwrap_or(f64::NEG_INFINITY);
+            } else if kind.ends_with("clamp_max") {
+                *hi = get(arg(1)?)?.unwrap_or(f64::INFINITY);
+            } else {
+                *lo = get(arg(1)?)?.unwrap_or(f64::NEG_INFINITY);
+                *hi = get(arg(2)?)?.unwrap_or(f64::INFINITY);
+            }
+        }
+        Op::Transpose { dims } => {
+            if ins.len() >= 3 {
+                *dims = Some((int(need(1)?)?, int(need(2)?)?));
+            }
+        }
+        Op::Permute { dims } => {
+            *dims = IntList::from_ints(&ints(need(1)?)?)?.unwrap_or(IntList::EMPTY);
+        }
+        Op::Logsumexp { dims, keepdim } | Op::Extremum { dims, keepdim, .. } => {
+            *dims = match arg(1)? {
+                None | Some(Val::None) => None,
+                Some(v) => IntList::from_ints(&ints(v)?)?,
             };
             *keepdim = matches!(arg(2)?, Some(Val::Bool(true)));
         }
@@ -349,12 +608,6 @@ pub(super) struct Node {
 
 pub(super) fn bad(what: impl Into<String>) -> Error {
     Error::Jit(what.into())
-}
-
-/// The dims of a tensor of rank `n` named by `d` (negative from the end).
-/// The dims of a `permute`, normalized against rank `r`.
-pub(super) fn perm_dims(v: &Val, r: usize) -> Result<Vec<usize>> {
-    ints(v)?.into_iter().map(|d| norm_dim(d, r)).collect()
 }
 
 pub(super) fn norm_dim(d: i64, n: usize) -> Result<usize> {
@@ -439,6 +692,14 @@ pub(super) fn ints(v: &Val) -> Result<Vec<i64>> {
         Val::Ints(l) => Ok(l.clone()),
         Val::Int(i) => Ok(vec![*i]),
         _ => Err(bad("expected a list of integers")),
+    }
+}
+
+/// An optional int argument: absent or `None` is `None`.
+pub(super) fn opt_int(v: Option<&Val>) -> Result<Option<i64>> {
+    match v {
+        None | Some(Val::None) => Ok(None),
+        Some(v) => int(v).map(Some),
     }
 }
 

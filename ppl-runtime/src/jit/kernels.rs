@@ -14,21 +14,6 @@ pub(super) fn zip(a: &Arr, b: &Arr, f: impl Fn(f64, f64) -> f64) -> Result<Arr> 
     })
 }
 
-/// Dims to reduce for `sum`/`mean`: `None`, an empty list → all.
-pub(super) fn reduce_dims(v: Option<&Val>, rank: usize) -> Result<Vec<usize>> {
-    let all: Vec<usize> = (0..rank).collect();
-    match v {
-        None | Some(Val::None) => Ok(all),
-        Some(v) => {
-            let l = ints(v)?;
-            if l.is_empty() {
-                return Ok(all);
-            }
-            l.iter().map(|&d| norm_dim(d, rank)).collect()
-        }
-    }
-}
-
 /// `x` summed over `dims`, keeping them as size 1.
 pub(super) fn sum_keep(x: &Arr, dims: &[usize]) -> Arr {
     let kept = kept_shape(&x.shape, dims);
@@ -55,15 +40,25 @@ pub(super) fn split3(shape: &[usize], dim: usize) -> (usize, usize, usize) {
 
 /// `(dim, start, len, step)` of a `slice(self, dim, start, end, step)` or
 /// `narrow(self, dim, start, length)` of `x`.
-pub(super) fn slice_args(node: &Node, env: &Env, x: &Arr) -> Result<(usize, usize, usize, usize)> {
-    let v = |i: usize| -> &Val { env.get(node.ins[i]) };
-    let dim = norm_dim(int(v(1))?, x.shape.len())?;
-    let (s, len, step) = if node.kind.ends_with("narrow") {
-        let st = int(v(2))?;
-        let st = if st < 0 { st + x.shape[dim] as i64 } else { st };
-        (st as usize, int(v(3))? as usize, 1)
-    } else {
-        slice_range(x.shape[dim], v(2), v(3), int(v(4))?)?
+pub(super) fn slice_args(op: Op, x: &Arr) -> Result<(usize, usize, usize, usize)> {
+    let Op::Slice {
+        dim,
+        start,
+        end,
+        step,
+        len,
+    } = op
+    else {
+        return Err(bad("not a slice"));
+    };
+    let dim = norm_dim(dim, x.shape.len())?;
+    let (s, len, step) = match (start, len) {
+        // narrow(dim, start, length).
+        (Some(st), Some(len)) => {
+            let st = if st < 0 { st + x.shape[dim] as i64 } else { st };
+            (st as usize, len as usize, 1)
+        }
+        _ => slice_range(x.shape[dim], start, end, step)?,
     };
     Ok((dim, s, len, step))
 }
@@ -80,8 +75,8 @@ pub(super) fn kept_shape(shape: &[usize], dims: &[usize]) -> Vec<usize> {
 /// The resolved `(start, len, step)` of a slice.
 pub(super) fn slice_range(
     n: usize,
-    start: &Val,
-    end: &Val,
+    start: Option<i64>,
+    end: Option<i64>,
     step: i64,
 ) -> Result<(usize, usize, usize)> {
     let n = n as i64;
@@ -89,14 +84,8 @@ pub(super) fn slice_range(
         let v = if v < 0 { v + n } else { v };
         v.clamp(0, n)
     };
-    let s = match start {
-        Val::None => 0,
-        v => fix(int(v)?),
-    };
-    let e = match end {
-        Val::None => n,
-        v => fix(int(v)?),
-    };
+    let s = start.map_or(0, fix);
+    let e = end.map_or(n, fix);
     if step <= 0 {
         return Err(bad("slice step must be positive"));
     }
@@ -301,17 +290,6 @@ pub(super) fn tri_mask(x: &Arr, d: i64, lower: bool, f: impl Fn(f64, bool) -> f6
     out
 }
 
-/// Only the default dims (the last two) of `diag_embed` are compiled.
-pub(super) fn check_last_two(node: &Node, env: &Env, rank: usize) -> Result<()> {
-    let v = |i: usize| node.ins.get(i).map(|&s| env.get(s));
-    let d1 = v(2).map(int).transpose()?.unwrap_or(-2);
-    let d2 = v(3).map(int).transpose()?.unwrap_or(-1);
-    if norm_dim(d1, rank)? != rank - 2 || norm_dim(d2, rank)? != rank - 1 {
-        return Err(bad("diag_embed into dims other than the last two"));
-    }
-    Ok(())
-}
-
 /// Constant padding (torch's `pad` list: last dim first, `(before, after)` pairs, non-negative):
 /// the padded array and where `x` starts in each dim.
 pub(super) fn pad(x: &Arr, pads: &[i64], fill: f64) -> Result<(Arr, Vec<usize>)> {
@@ -397,16 +375,6 @@ pub(super) fn cholesky_backward(l: &Arr, g: &Arr) -> Result<Arr> {
     let s = transpose(&solve_triangular(l, &xt, false, false, true)?, r - 2, r - 1);
     let st = transpose(&s, r - 2, r - 1);
     zip(&s, &st, |a, b| 0.5 * (a + b))
-}
-
-/// `(offset, dim1, dim2)` of `diagonal(self, offset, dim1, dim2)`.
-pub(super) fn diagonal_args(node: &Node, env: &Env, x: &Arr) -> Result<(i64, usize, usize)> {
-    let v = |i: usize| node.ins.get(i).map(|&s| env.get(s));
-    let r = x.shape.len();
-    let off = v(1).map(int).transpose()?.unwrap_or(0);
-    let d1 = norm_dim(v(2).map(int).transpose()?.unwrap_or(0), r)?;
-    let d2 = norm_dim(v(3).map(int).transpose()?.unwrap_or(1), r)?;
-    Ok((off, d1, d2))
 }
 
 /// The flat offsets into `x` of its diagonal, and the diagonal's shape (the other dims, then
@@ -613,26 +581,6 @@ pub(super) fn reduce_loss(x: Arr, reduction: i64) -> Arr {
 /// Integer dtypes of c10's `ScalarType` (uint8 ... int64, bool and the unsigned ones).
 pub(super) fn is_integer_kind(code: i64) -> bool {
     matches!(code, 0..=4 | 11 | 27..=29)
-}
-
-pub(super) fn clamp_bounds(node: &Node, env: &Env) -> Result<(f64, f64)> {
-    let v = |i: usize| -> Option<&Val> { node.ins.get(i).map(|&s| env.get(s)) };
-    let get = |i: usize| -> Result<Option<f64>> {
-        match v(i) {
-            Some(x) => opt_float(x),
-            None => Ok(None),
-        }
-    };
-    Ok(if node.kind.ends_with("clamp_min") {
-        (get(1)?.unwrap_or(f64::NEG_INFINITY), f64::INFINITY)
-    } else if node.kind.ends_with("clamp_max") {
-        (f64::NEG_INFINITY, get(1)?.unwrap_or(f64::INFINITY))
-    } else {
-        (
-            get(1)?.unwrap_or(f64::NEG_INFINITY),
-            get(2)?.unwrap_or(f64::INFINITY),
-        )
-    })
 }
 
 /// The max over `dims`, keeping them as size 1.

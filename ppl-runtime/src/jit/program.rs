@@ -86,7 +86,12 @@ fn composite(kind: &str, ins: &[usize], out: usize, init: &mut Vec<Val>) -> Opti
     match kind {
         "aten::linear" if ins.len() >= 2 => {
             let wt = fresh(init);
-            let mut parts = vec![node(Op::Transpose, "aten::t", vec![ins[1]], wt)];
+            let mut parts = vec![node(
+                Op::Transpose { dims: None },
+                "aten::t",
+                vec![ins[1]],
+                wt,
+            )];
             let bias = ins
                 .get(2)
                 .copied()
