@@ -11,13 +11,16 @@
 //! Debugging: with the environment variable `PPL_JIT_DEBUG` set, every traced graph is printed to
 //! stderr (one op per line; format in `csrc/trace.cpp`).
 mod array;
-mod backward;
+mod elementwise;
 mod ffi;
-mod forward;
 mod graph;
 mod kernels;
+mod linalg;
+mod ops;
 mod program;
 mod random;
+mod reduce;
+mod shape;
 mod special;
 mod unary;
 mod verify;

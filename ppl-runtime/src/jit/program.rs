@@ -7,19 +7,21 @@
 //! matrices, `binary_cross_entropy_with_logits`, ...). Anything else makes `compile` fail with
 //! an error naming the op, which `jit_compile` reports; the eager path is unaffected.
 //!
-//! The parts: `graph.rs` (values, ops, how ops read inputs), `forward.rs` (values and random
-//! draws), `backward.rs` (vector-Jacobian products), `kernels.rs` (array kernels), this file
-//! (parsing, constant folding, the rewrite passes, running).
+//! The parts: `graph.rs` (values, ops and their decoded arguments, how ops read inputs),
+//! `ops.rs` (the op families and the dispatch of both passes to them), one file per family
+//! holding each op's value and vector-Jacobian product (`elementwise.rs`, `reduce.rs`,
+//! `shape.rs`, `linalg.rs`, `random.rs`), `unary.rs` (the unary table), `kernels.rs` (array
+//! kernels), this file (parsing, constant folding, the rewrite passes, running).
 
 use std::collections::HashMap;
 
 use rand::rngs::StdRng;
 
 use super::array::Arr;
-use super::backward::{accumulate, backward};
-use super::forward::{draw, eval};
 use super::graph::*;
 use super::kernels::{is_integer_kind, transpose2};
+use super::ops::{accumulate, backward, eval};
+use super::random::draw;
 use crate::error::{Error, Result};
 
 /// A compiled graph: inputs are arrays of fixed shapes, the outputs are scalars.

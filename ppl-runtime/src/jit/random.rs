@@ -5,7 +5,11 @@ use rand::rngs::StdRng;
 use rand::Rng;
 use rand_distr::{Distribution, Gamma, Poisson, StandardNormal};
 
+use super::array::Arr;
+use super::graph::*;
+use super::ops::accumulate;
 use super::special::lgamma;
+use crate::error::Result;
 
 /// `n` standard normal draws.
 pub fn randn(rng: &mut StdRng, n: usize) -> Vec<f64> {
@@ -148,4 +152,84 @@ mod tests {
             );
         }
     }
+}
+
+/// Fresh values of a random op.
+pub(super) fn draw(r: Rnd, node: &Node, env: &Env, rng: &mut StdRng) -> Result<Val> {
+    let v = |i: usize| -> &Val { env.get(node.ins[i]) };
+    let name = node.kind.as_str();
+    // The shape of a factory (`randn(size, ...)`) or of its `_like` argument.
+    let shape_of = |i: usize| -> Result<Vec<usize>> {
+        Ok(if name.ends_with("_like") {
+            num(v(i))?.shape.clone()
+        } else {
+            ints(v(i))?.iter().map(|&d| d.max(0) as usize).collect()
+        })
+    };
+    Ok(Val::T(match r {
+        Rnd::Randn | Rnd::Rand => {
+            let shape = shape_of(0)?;
+            let n = shape.iter().product();
+            let data = if r == Rnd::Randn {
+                randn(rng, n)
+            } else {
+                rand(rng, n)
+            };
+            Arr { shape, data }
+        }
+        Rnd::Randperm => {
+            let n = int(v(0))?.max(0) as usize;
+            Arr {
+                shape: vec![n],
+                data: randperm(rng, n),
+            }
+        }
+        Rnd::StandardGamma | Rnd::Poisson | Rnd::Bernoulli => {
+            use rand::Rng;
+            let x = arr(v(0))?;
+            // bernoulli(probs) or bernoulli(self, p: float).
+            let p_const = match node.ins.get(1).map(|&s| env.get(s)) {
+                Some(Val::Float(p)) => Some(*p),
+                _ => None,
+            };
+            let data = x
+                .data
+                .iter()
+                .map(|&a| match r {
+                    Rnd::StandardGamma => standard_gamma(rng, a),
+                    Rnd::Poisson => poisson(rng, a),
+                    _ => f64::from(u8::from(rng.random::<f64>() < p_const.unwrap_or(a))),
+                })
+                .collect();
+            Arr {
+                shape: x.shape.clone(),
+                data,
+            }
+        }
+    }))
+}
+
+/// Random ops are never folded: the program draws them when it runs (see [`draw`]).
+pub(super) fn forward(node: &Node, _env: &Env) -> Result<Val> {
+    Err(bad(format!(
+        "`{}`: a random op cannot be folded",
+        node.kind
+    )))
+}
+
+/// The reparameterized gradient of a gamma draw with respect to its concentration (the others'
+/// draws carry no gradient).
+pub(super) fn backward(node: &Node, env: &Env, g: Arr, grads: &mut [Option<Arr>]) -> Result<()> {
+    if node.op != Op::Random(Rnd::StandardGamma) || !env.live[node.ins[0]] {
+        return Ok(());
+    }
+    let alpha = arr(env.get(node.ins[0]))?;
+    let x = arr(env.get(node.out))?;
+    let mut g = g;
+    for (gv, (&a, &xv)) in g.data.iter_mut().zip(alpha.data.iter().zip(&x.data)) {
+        *gv *= standard_gamma_grad(xv, a);
+    }
+    g.shape = alpha.shape.clone();
+    accumulate(grads, node.ins[0], g);
+    Ok(())
 }

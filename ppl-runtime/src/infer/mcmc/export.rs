@@ -7,6 +7,8 @@
 use std::io::Write;
 use std::path::Path;
 
+use super::kernel::TransitionStats;
+use super::results::unravel;
 use crate::error::{Error, Result};
 
 /// The values of an array to export.
@@ -231,5 +233,137 @@ mod tests {
         let h = std::str::from_utf8(&b[10..10 + hlen]).expect("ascii");
         assert!(h.starts_with("{'descr': '<f8', 'fortran_order': False, 'shape': (2, 3), }"));
         assert!(h.ends_with('\n'));
+    }
+}
+
+impl super::Mcmc {
+    /// Writes the draws to an `.npz` archive: one array per site, of shape
+    /// `[num_chains, num_samples] + site shape`, float64 (`az.from_dict(posterior=dict(np.load(path)))`
+    /// reads it in ArviZ).
+    pub fn write_npz(&self, path: impl AsRef<Path>) -> Result<()> {
+        let spec = self.spec_or_err()?;
+        let mut arrays = Vec::new();
+        for (k, s) in spec.sites.iter().enumerate() {
+            let mut data = Vec::new();
+            for ch in &self.chains {
+                data.extend_from_slice(&ch.samples[k].1);
+            }
+            let mut shape = vec![self.chains.len(), self.num_samples];
+            shape.extend(s.shape.iter().map(|&d| d as usize));
+            arrays.push((
+                s.name.clone(),
+                NpyArray {
+                    shape,
+                    data: NpyData::F64(data),
+                },
+            ));
+        }
+        write_npz(path, &arrays)
+    }
+
+    /// Writes the sampler statistics to an `.npz` archive with ArviZ's names: `diverging`,
+    /// `acceptance_rate`, `n_steps`, `tree_depth`, `energy` (each `[num_chains, num_samples]`)
+    /// and `step_size` (`[num_chains]`).
+    pub fn write_sample_stats_npz(&self, path: impl AsRef<Path>) -> Result<()> {
+        let shape = vec![self.chains.len(), self.num_samples];
+        let all = |f: &dyn Fn(&TransitionStats) -> f64| -> Vec<f64> {
+            self.chains
+                .iter()
+                .flat_map(|c| c.stats.iter().map(f))
+                .collect()
+        };
+        let arrays = vec![
+            (
+                "diverging".to_string(),
+                NpyArray {
+                    shape: shape.clone(),
+                    data: NpyData::Bool(
+                        self.chains
+                            .iter()
+                            .flat_map(|c| c.stats.iter().map(|s| s.diverging))
+                            .collect(),
+                    ),
+                },
+            ),
+            (
+                "acceptance_rate".to_string(),
+                NpyArray {
+                    shape: shape.clone(),
+                    data: NpyData::F64(all(&|s| s.accept_prob)),
+                },
+            ),
+            (
+                "n_steps".to_string(),
+                NpyArray {
+                    shape: shape.clone(),
+                    data: NpyData::I64(
+                        self.chains
+                            .iter()
+                            .flat_map(|c| c.stats.iter().map(|s| s.num_steps as i64))
+                            .collect(),
+                    ),
+                },
+            ),
+            (
+                "tree_depth".to_string(),
+                NpyArray {
+                    shape: shape.clone(),
+                    data: NpyData::I64(
+                        self.chains
+                            .iter()
+                            .flat_map(|c| c.stats.iter().map(|s| s.tree_depth as i64))
+                            .collect(),
+                    ),
+                },
+            ),
+            (
+                "energy".to_string(),
+                NpyArray {
+                    shape,
+                    data: NpyData::F64(all(&|s| s.energy)),
+                },
+            ),
+            (
+                "step_size".to_string(),
+                NpyArray {
+                    shape: vec![self.chains.len()],
+                    data: NpyData::F64(self.chains.iter().map(|c| c.step_size).collect()),
+                },
+            ),
+        ];
+        write_npz(path, &arrays)
+    }
+
+    /// Writes the draws to a CSV file: columns `chain`, `draw`, one per element of every site
+    /// (`theta[3]`), then `diverging` and `accept_prob`.
+    pub fn write_csv(&self, path: impl AsRef<Path>) -> Result<()> {
+        let spec = self.spec_or_err()?;
+        let mut header = vec!["chain".to_string(), "draw".to_string()];
+        for s in &spec.sites {
+            let numel = Self::site_numel(&s.shape);
+            if s.shape.is_empty() {
+                header.push(s.name.clone());
+            } else {
+                for j in 0..numel {
+                    header.push(format!("{}[{}]", s.name, unravel(j, &s.shape)));
+                }
+            }
+        }
+        header.push("diverging".into());
+        header.push("accept_prob".into());
+        let mut rows = Vec::new();
+        for (c, ch) in self.chains.iter().enumerate() {
+            for i in 0..self.num_samples {
+                let mut r = vec![c as f64, i as f64];
+                for (k, s) in spec.sites.iter().enumerate() {
+                    let numel = Self::site_numel(&s.shape);
+                    r.extend_from_slice(&ch.samples[k].1[i * numel..(i + 1) * numel]);
+                }
+                r.push(f64::from(u8::from(ch.stats[i].diverging)));
+                r.push(ch.stats[i].accept_prob);
+                rows.push(r);
+            }
+        }
+        write_csv(path, &header, &rows)
     }
 }

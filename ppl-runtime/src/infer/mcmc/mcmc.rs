@@ -1,28 +1,25 @@
 //! The `Mcmc` driver: warmup with adaptation, then sampling, for one or more chains (in parallel
-//! on OS threads), and what comes out: samples, diagnostics, a printed summary, exports.
+//! on OS threads). What comes out (samples, diagnostics, the printed summary) is in
+//! [`super::results`]; the files (`.npz`, CSV) in [`super::export`].
 
-use std::fmt::Write as _;
 use std::io::IsTerminal;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use indexmap::IndexMap;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use tch::{Device, Kind, Tensor};
+use tch::Kind;
 
 use super::adaptation::{AdaptEvent, Adapter};
 use super::compiled_potential::CompiledPotential;
-use super::diagnostics::{self, ScalarSummary};
-use super::export::{self, NpyArray, NpyData};
 use super::init::{init_trace, latent_values};
 use super::kernel::PotentialFn;
 use super::kernel::{find_reasonable_step_size, Kernel, Point, TransitionStats};
 use super::mass_matrix::InverseMassMatrix;
 use super::model_spec::ModelSpec;
 use super::potential::Potential;
+use super::results::ChainResult;
 use crate::distributions::{enable_validation, validation_enabled};
 use crate::error::{Error, Result};
 
@@ -55,59 +52,6 @@ pub struct Iteration<'a> {
 /// A per-iteration hook (Pyro's `hook_fn`); called from the thread of each chain.
 pub type Hook = Arc<dyn Fn(&Iteration<'_>) + Send + Sync>;
 
-/// The outcome of one chain.
-#[derive(Clone, Debug)]
-pub struct ChainResult {
-    /// Constrained draws per site: `num_samples × site size` values, draw after draw.
-    pub samples: Vec<(String, Vec<f64>)>,
-    /// Unconstrained draws: `num_samples × dim`.
-    pub unconstrained: Vec<f64>,
-    /// Statistics of each sampling transition.
-    pub stats: Vec<TransitionStats>,
-    /// Divergent transitions during warmup.
-    pub warmup_divergences: usize,
-    /// Mean acceptance statistic during warmup.
-    pub warmup_mean_accept_prob: f64,
-    /// The step size used for sampling.
-    pub step_size: f64,
-    /// The inverse mass matrix used for sampling.
-    pub inverse_mass_matrix: InverseMassMatrix,
-    /// Gradient evaluations (≈ leapfrog steps, including the step-size search) during warmup.
-    pub warmup_grad_evals: usize,
-    /// Gradient evaluations during sampling.
-    pub sample_grad_evals: usize,
-    /// Seconds spent in warmup.
-    pub warmup_seconds: f64,
-    /// Seconds spent sampling.
-    pub sample_seconds: f64,
-}
-
-impl ChainResult {
-    /// Indices of the divergent sampling transitions.
-    pub fn divergences(&self) -> Vec<usize> {
-        self.stats
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.diverging)
-            .map(|(i, _)| i)
-            .collect()
-    }
-
-    /// Mean acceptance statistic while sampling.
-    pub fn mean_accept_prob(&self) -> f64 {
-        diagnostics::mean(&self.stats.iter().map(|s| s.accept_prob).collect::<Vec<_>>())
-    }
-}
-
-/// Per-site diagnostics: the effective sample size and split R-hat of each element.
-#[derive(Clone, Debug)]
-pub struct SiteDiagnostics {
-    /// Effective sample size of each element (row-major over the site's shape).
-    pub n_eff: Vec<f64>,
-    /// Split R-hat of each element.
-    pub r_hat: Vec<f64>,
-}
-
 /// Markov chain Monte Carlo (Pyro's `MCMC`).
 ///
 /// ```
@@ -132,15 +76,15 @@ pub struct SiteDiagnostics {
 /// ```
 pub struct Mcmc {
     kernel: Kernel,
-    num_samples: usize,
+    pub(super) num_samples: usize,
     warmup_steps: Option<usize>,
     num_chains: usize,
     seed: Option<u64>,
     progress_bar: bool,
     hook: Option<Hook>,
     num_threads: Option<usize>,
-    spec: Option<ModelSpec>,
-    chains: Vec<ChainResult>,
+    pub(super) spec: Option<ModelSpec>,
+    pub(super) chains: Vec<ChainResult>,
 }
 
 /// Sets torch's intra-op threads and restores them when dropped.
@@ -178,6 +122,16 @@ impl Drop for ValidationGuard {
 
 /// A chain's initial point and random stream.
 type ChainStart = (Vec<f64>, StdRng);
+
+/// A run about to start its chains (see [`Mcmc::start`]).
+struct Start {
+    _threads: ThreadsGuard,
+    _validation: ValidationGuard,
+    spec: ModelSpec,
+    chains: Vec<ChainStart>,
+    _progress: MultiProgress,
+    bars: Vec<ProgressBar>,
+}
 
 /// Settings one chain needs.
 struct ChainConfig<'a> {
@@ -345,23 +299,22 @@ impl Mcmc {
     /// handlers; it must sample the same latent sites every time. Distribution validation is
     /// switched off while chains run (as Pyro's `MCMC` does) and restored afterwards.
     pub fn run<R>(&mut self, model: impl Fn() -> Result<R>) -> Result<()> {
-        let _t = ThreadsGuard::set(self.num_threads);
-        let _v = ValidationGuard(validation_enabled());
-        enable_validation(false);
-        let (spec, starts) = self.prepare(&model)?;
-        let (_mp, bars) = self.progress();
-        let cfg = ChainConfig {
-            kernel: &self.kernel,
-            num_samples: self.num_samples,
-            warmup: self.warmup(),
-            hook: self.hook.clone(),
-        };
+        let start = self.start(&model)?;
+        let cfg = self.chain_config();
         let mut chains = Vec::with_capacity(self.num_chains);
-        for (c, ((z0, rng), pb)) in starts.into_iter().zip(bars).enumerate() {
-            chains.push(run_chain(&model, spec.clone(), z0, rng, c, &cfg, &pb)?);
+        for (c, ((z0, rng), pb)) in start.chains.into_iter().zip(start.bars).enumerate() {
+            chains.push(run_chain(
+                &model,
+                start.spec.clone(),
+                z0,
+                rng,
+                c,
+                &cfg,
+                &pb,
+            )?);
             pb.finish();
         }
-        self.spec = Some(spec);
+        self.spec = Some(start.spec);
         self.chains = chains;
         Ok(())
     }
@@ -377,24 +330,14 @@ impl Mcmc {
         F: Fn(usize) -> M + Sync,
         M: Fn() -> Result<R>,
     {
-        let _t = ThreadsGuard::set(self.num_threads);
-        let _v = ValidationGuard(validation_enabled());
-        enable_validation(false);
-        let (spec, starts) = {
-            let model0 = make_model(0);
-            self.prepare(&model0)?
-        };
-        let (_mp, bars) = self.progress();
-        let cfg = ChainConfig {
-            kernel: &self.kernel,
-            num_samples: self.num_samples,
-            warmup: self.warmup(),
-            hook: self.hook.clone(),
-        };
+        let start = self.start(&make_model(0))?;
+        let spec = &start.spec;
+        let cfg = self.chain_config();
         let results: Vec<Result<ChainResult>> = std::thread::scope(|s| {
-            let handles: Vec<_> = starts
+            let handles: Vec<_> = start
+                .chains
                 .into_iter()
-                .zip(bars)
+                .zip(start.bars)
                 .enumerate()
                 .map(|(c, ((z0, rng), pb))| {
                     let spec = spec.clone();
@@ -422,314 +365,38 @@ impl Mcmc {
                 .collect()
         });
         let chains = results.into_iter().collect::<Result<Vec<_>>>()?;
-        self.spec = Some(spec);
+        self.spec = Some(start.spec);
         self.chains = chains;
         Ok(())
     }
 
-    fn spec_or_err(&self) -> Result<&ModelSpec> {
-        self.spec
-            .as_ref()
-            .ok_or_else(|| Error::Config("MCMC has not run yet: call run first".into()))
-    }
-
-    /// The draws of each site, grouped by chain: `[num_chains, num_samples] + site shape` (float64
-    /// on the CPU).
-    pub fn samples_by_chain_f64(&self) -> Result<IndexMap<String, Tensor>> {
-        let spec = self.spec_or_err()?;
-        let mut out = IndexMap::new();
-        for (k, s) in spec.sites.iter().enumerate() {
-            let mut data = Vec::new();
-            for ch in &self.chains {
-                data.extend_from_slice(&ch.samples[k].1);
-            }
-            let mut shape = vec![self.chains.len() as i64, self.num_samples as i64];
-            shape.extend_from_slice(&s.shape);
-            out.insert(
-                s.name.clone(),
-                Tensor::f_from_slice(&data)?.f_reshape(shape.as_slice())?,
-            );
-        }
-        Ok(out)
-    }
-
-    fn to_model(&self, t: Tensor) -> Result<Tensor> {
-        let spec = self.spec_or_err()?;
-        let t = if spec.kind == Kind::Double {
-            t
-        } else {
-            t.f_to_kind(spec.kind)?
-        };
-        Ok(if spec.device == Device::Cpu {
-            t
-        } else {
-            t.f_to_device(spec.device)?
+    /// What [`Mcmc::run`] and [`Mcmc::run_parallel`] do before the chains start: set torch's
+    /// threads and switch validation off (both restored when the [`Start`] is dropped), find the
+    /// latent sites and each chain's initial point, and make the progress bars.
+    fn start<R>(&mut self, model: &dyn Fn() -> Result<R>) -> Result<Start> {
+        let threads = ThreadsGuard::set(self.num_threads);
+        let validation = ValidationGuard(validation_enabled());
+        enable_validation(false);
+        let (spec, chains) = self.prepare(model)?;
+        let (progress, bars) = self.progress();
+        Ok(Start {
+            _threads: threads,
+            _validation: validation,
+            spec,
+            chains,
+            _progress: progress,
+            bars,
         })
     }
 
-    /// The constrained draws of each latent site, all chains together:
-    /// `[num_chains * num_samples] + site shape`, in the model's dtype and on its device.
-    pub fn get_samples(&self) -> Result<IndexMap<String, Tensor>> {
-        let mut out = IndexMap::new();
-        for (k, t) in self.samples_by_chain_f64()? {
-            let t = t.f_flatten(0, 1)?;
-            out.insert(k, self.to_model(t)?);
+    fn chain_config(&self) -> ChainConfig<'_> {
+        ChainConfig {
+            kernel: &self.kernel,
+            num_samples: self.num_samples,
+            warmup: self.warmup(),
+            hook: self.hook.clone(),
         }
-        Ok(out)
     }
-
-    /// The constrained draws of each latent site grouped by chain:
-    /// `[num_chains, num_samples] + site shape`.
-    pub fn get_samples_by_chain(&self) -> Result<IndexMap<String, Tensor>> {
-        let mut out = IndexMap::new();
-        for (k, t) in self.samples_by_chain_f64()? {
-            out.insert(k, self.to_model(t)?);
-        }
-        Ok(out)
-    }
-
-    /// The draws of element `j` of site `k`, one vector per chain.
-    fn element(&self, k: usize, j: usize, numel: usize) -> Vec<Vec<f64>> {
-        self.chains
-            .iter()
-            .map(|ch| {
-                ch.samples[k]
-                    .1
-                    .iter()
-                    .skip(j)
-                    .step_by(numel.max(1))
-                    .copied()
-                    .collect()
-            })
-            .collect()
-    }
-
-    fn site_numel(shape: &[i64]) -> usize {
-        shape.iter().product::<i64>().max(0) as usize
-    }
-
-    /// Effective sample size and split R-hat of every element of every site.
-    pub fn diagnostics(&self) -> Result<IndexMap<String, SiteDiagnostics>> {
-        let spec = self.spec_or_err()?;
-        let mut out = IndexMap::new();
-        for (k, s) in spec.sites.iter().enumerate() {
-            let numel = Self::site_numel(&s.shape);
-            let mut d = SiteDiagnostics {
-                n_eff: Vec::with_capacity(numel),
-                r_hat: Vec::with_capacity(numel),
-            };
-            for j in 0..numel {
-                let el = self.element(k, j, numel);
-                let refs: Vec<&[f64]> = el.iter().map(|v| v.as_slice()).collect();
-                d.n_eff.push(diagnostics::effective_sample_size(&refs)?);
-                d.r_hat.push(diagnostics::split_r_hat(&refs)?);
-            }
-            out.insert(s.name.clone(), d);
-        }
-        Ok(out)
-    }
-
-    /// Summary statistics of every element of every site, with row names like `theta[3]`.
-    pub fn summary_table(&self, prob: f64) -> Result<Vec<(String, ScalarSummary)>> {
-        let spec = self.spec_or_err()?;
-        let mut rows = Vec::new();
-        for (k, s) in spec.sites.iter().enumerate() {
-            let numel = Self::site_numel(&s.shape);
-            for j in 0..numel {
-                let el = self.element(k, j, numel);
-                let refs: Vec<&[f64]> = el.iter().map(|v| v.as_slice()).collect();
-                let name = if s.shape.is_empty() {
-                    s.name.clone()
-                } else {
-                    format!("{}[{}]", s.name, unravel(j, &s.shape))
-                };
-                rows.push((name, diagnostics::summarize(&refs, prob)?));
-            }
-        }
-        Ok(rows)
-    }
-
-    /// The summary table as Pyro prints it: mean, std, median, the HPDI of mass `prob`, n_eff
-    /// and r_hat per element, then the number of divergences.
-    pub fn summary(&self, prob: f64) -> Result<String> {
-        let rows = self.summary_table(prob)?;
-        let width = rows.iter().map(|(n, _)| n.len()).max().unwrap_or(0).max(10);
-        let lo = format!("{:.1}%", 50.0 * (1.0 - prob));
-        let hi = format!("{:.1}%", 50.0 * (1.0 + prob));
-        let mut s = String::new();
-        let _ = writeln!(s);
-        let _ = writeln!(
-            s,
-            "{:>width$} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
-            "", "mean", "std", "median", lo, hi, "n_eff", "r_hat"
-        );
-        for (name, r) in &rows {
-            let _ = writeln!(
-                s,
-                "{name:>width$} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
-                r.mean, r.std, r.median, r.lower, r.upper, r.n_eff, r.r_hat
-            );
-        }
-        let _ = writeln!(s);
-        let divs: usize = self.chains.iter().map(|c| c.divergences().len()).sum();
-        let _ = writeln!(s, "Number of divergences: {divs}");
-        Ok(s)
-    }
-
-    /// Prints [`Mcmc::summary`].
-    pub fn print_summary(&self, prob: f64) -> Result<()> {
-        print!("{}", self.summary(prob)?);
-        Ok(())
-    }
-
-    /// Number of divergent sampling transitions, all chains together.
-    pub fn num_divergences(&self) -> usize {
-        self.chains.iter().map(|c| c.divergences().len()).sum()
-    }
-
-    /// Writes the draws to an `.npz` archive: one array per site, of shape
-    /// `[num_chains, num_samples] + site shape`, float64 (`az.from_dict(posterior=dict(np.load(path)))`
-    /// reads it in ArviZ).
-    pub fn write_npz(&self, path: impl AsRef<Path>) -> Result<()> {
-        let spec = self.spec_or_err()?;
-        let mut arrays = Vec::new();
-        for (k, s) in spec.sites.iter().enumerate() {
-            let mut data = Vec::new();
-            for ch in &self.chains {
-                data.extend_from_slice(&ch.samples[k].1);
-            }
-            let mut shape = vec![self.chains.len(), self.num_samples];
-            shape.extend(s.shape.iter().map(|&d| d as usize));
-            arrays.push((
-                s.name.clone(),
-                NpyArray {
-                    shape,
-                    data: NpyData::F64(data),
-                },
-            ));
-        }
-        export::write_npz(path, &arrays)
-    }
-
-    /// Writes the sampler statistics to an `.npz` archive with ArviZ's names: `diverging`,
-    /// `acceptance_rate`, `n_steps`, `tree_depth`, `energy` (each `[num_chains, num_samples]`)
-    /// and `step_size` (`[num_chains]`).
-    pub fn write_sample_stats_npz(&self, path: impl AsRef<Path>) -> Result<()> {
-        let shape = vec![self.chains.len(), self.num_samples];
-        let all = |f: &dyn Fn(&TransitionStats) -> f64| -> Vec<f64> {
-            self.chains
-                .iter()
-                .flat_map(|c| c.stats.iter().map(f))
-                .collect()
-        };
-        let arrays = vec![
-            (
-                "diverging".to_string(),
-                NpyArray {
-                    shape: shape.clone(),
-                    data: NpyData::Bool(
-                        self.chains
-                            .iter()
-                            .flat_map(|c| c.stats.iter().map(|s| s.diverging))
-                            .collect(),
-                    ),
-                },
-            ),
-            (
-                "acceptance_rate".to_string(),
-                NpyArray {
-                    shape: shape.clone(),
-                    data: NpyData::F64(all(&|s| s.accept_prob)),
-                },
-            ),
-            (
-                "n_steps".to_string(),
-                NpyArray {
-                    shape: shape.clone(),
-                    data: NpyData::I64(
-                        self.chains
-                            .iter()
-                            .flat_map(|c| c.stats.iter().map(|s| s.num_steps as i64))
-                            .collect(),
-                    ),
-                },
-            ),
-            (
-                "tree_depth".to_string(),
-                NpyArray {
-                    shape: shape.clone(),
-                    data: NpyData::I64(
-                        self.chains
-                            .iter()
-                            .flat_map(|c| c.stats.iter().map(|s| s.tree_depth as i64))
-                            .collect(),
-                    ),
-                },
-            ),
-            (
-                "energy".to_string(),
-                NpyArray {
-                    shape,
-                    data: NpyData::F64(all(&|s| s.energy)),
-                },
-            ),
-            (
-                "step_size".to_string(),
-                NpyArray {
-                    shape: vec![self.chains.len()],
-                    data: NpyData::F64(self.chains.iter().map(|c| c.step_size).collect()),
-                },
-            ),
-        ];
-        export::write_npz(path, &arrays)
-    }
-
-    /// Writes the draws to a CSV file: columns `chain`, `draw`, one per element of every site
-    /// (`theta[3]`), then `diverging` and `accept_prob`.
-    pub fn write_csv(&self, path: impl AsRef<Path>) -> Result<()> {
-        let spec = self.spec_or_err()?;
-        let mut header = vec!["chain".to_string(), "draw".to_string()];
-        for s in &spec.sites {
-            let numel = Self::site_numel(&s.shape);
-            if s.shape.is_empty() {
-                header.push(s.name.clone());
-            } else {
-                for j in 0..numel {
-                    header.push(format!("{}[{}]", s.name, unravel(j, &s.shape)));
-                }
-            }
-        }
-        header.push("diverging".into());
-        header.push("accept_prob".into());
-        let mut rows = Vec::new();
-        for (c, ch) in self.chains.iter().enumerate() {
-            for i in 0..self.num_samples {
-                let mut r = vec![c as f64, i as f64];
-                for (k, s) in spec.sites.iter().enumerate() {
-                    let numel = Self::site_numel(&s.shape);
-                    r.extend_from_slice(&ch.samples[k].1[i * numel..(i + 1) * numel]);
-                }
-                r.push(f64::from(u8::from(ch.stats[i].diverging)));
-                r.push(ch.stats[i].accept_prob);
-                rows.push(r);
-            }
-        }
-        export::write_csv(path, &header, &rows)
-    }
-}
-
-/// `j` as a multi-index of `shape`, comma-separated.
-fn unravel(mut j: usize, shape: &[i64]) -> String {
-    let mut idx = vec![0usize; shape.len()];
-    for (d, &n) in shape.iter().enumerate().rev() {
-        let n = n.max(1) as usize;
-        idx[d] = j % n;
-        j /= n;
-    }
-    idx.iter()
-        .map(|i| i.to_string())
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 fn report(pb: &ProgressBar, stage: Stage, step_size: f64, accept_sum: f64, n: usize, i: usize) {

@@ -6,8 +6,8 @@
 //! libtorch, and [`compiled_potential`] the same as a compiled host program (`jit_compile`), both
 //! behind [`kernel::PotentialFn`]; [`kernel`] holds what [`Hmc`] and [`Nuts`] share (leapfrog, step-size
 //! search); [`mass_matrix`] and [`adaptation`] are the metric and its warmup; [`init`] picks
-//! initial points; [`mcmc`](self::Mcmc) drives chains; [`diagnostics`] and [`export`] deal with
-//! the draws.
+//! initial points; [`mcmc`](self::Mcmc) drives chains; [`results`] holds what they leave (samples,
+//! diagnostics, the summary), [`diagnostics`] the statistics and [`export`] the files.
 //!
 //! The sampler's state lives in plain `Vec<f64>`s: for the models MCMC is used on, a tensor op
 //! costs far more than the arithmetic, so only the potential and its gradient go through libtorch.
@@ -25,6 +25,7 @@ mod mcmc;
 pub mod model_spec;
 mod nuts;
 pub mod potential;
+pub mod results;
 
 pub use compiled_potential::CompiledPotential;
 pub use hmc::Hmc;
@@ -32,7 +33,8 @@ pub use init::InitStrategy;
 pub use kernel::PotentialFn;
 pub use kernel::{Kernel, KernelOptions, TransitionStats};
 pub use mass_matrix::InverseMassMatrix;
-pub use mcmc::{ChainResult, Hook, Iteration, Mcmc, SiteDiagnostics, Stage};
+pub use mcmc::{Hook, Iteration, Mcmc, Stage};
 pub use model_spec::{coordinate_names, ModelSpec, SiteSpec};
 pub use nuts::Nuts;
 pub use potential::Potential;
+pub use results::{ChainResult, SiteDiagnostics};

@@ -1,0 +1,165 @@
+//! Linear algebra (matmul, Cholesky, triangular solves): each op's value and its
+//! vector-Jacobian product, side by side.
+
+use super::array::Arr;
+use super::graph::*;
+use super::kernels::*;
+use super::ops::{accumulate, not_in_family};
+use crate::error::Result;
+
+/// The value of `node`.
+pub(super) fn forward(node: &Node, env: &Env) -> Result<Val> {
+    let v = |i: usize| -> &Val { env.get(node.ins[i]) };
+    Ok(match node.op {
+        Op::SolveTriangular { upper, unit, .. } => {
+            let (a, b) = (arr(v(0))?, arr(v(1))?);
+            Val::T(solve_triangular(a, b, upper, unit, false)?)
+        }
+        Op::Matmul => {
+            let (a, b) = (arr(v(0))?, arr(v(1))?);
+            match env.columns.get(&node.ins[0]) {
+                Some(at) if b.shape.len() == 1 && b.shape[0] == a.shape[1] => {
+                    // X w = Σ_p w_p X[:, p], over the rows of Xᵀ.
+                    let n = a.shape[0];
+                    let mut out = vec![0.0; n];
+                    for (col, &w) in at.data.chunks_exact(n.max(1)).zip(&b.data) {
+                        for (o, &x) in out.iter_mut().zip(col) {
+                            *o += w * x;
+                        }
+                    }
+                    Val::T(Arr {
+                        shape: vec![n],
+                        data: out,
+                    })
+                }
+                _ => Val::T(matmul(a, b)?),
+            }
+        }
+        Op::Cholesky { upper } => {
+            let l = cholesky(arr(v(0))?)?;
+            let r = l.shape.len();
+            Val::T(if upper {
+                transpose(&l, r - 2, r - 1)
+            } else {
+                l
+            })
+        }
+        _ => return Err(not_in_family(node, "linalg")),
+    })
+}
+
+/// Adds the gradient `g` of `node`'s output into the gradients of its live inputs.
+pub(super) fn backward(node: &Node, env: &Env, g: Arr, grads: &mut [Option<Arr>]) -> Result<()> {
+    let ins = &node.ins;
+    let live = env.live;
+    let v = |i: usize| -> &Val { env.get(ins[i]) };
+    let wants = |i: usize| -> bool { ins.len() > i && live[ins[i]] };
+    let out = || arr(env.get(node.out));
+    match node.op {
+        Op::SolveTriangular { upper, unit, .. } => {
+            // X = A⁻¹ B: dB = A⁻ᵀ G, dA = -dB Xᵀ (on A's triangle); both summed over the
+            // batch dims they were broadcast along.
+            let (a, b) = (arr(v(0))?, arr(v(1))?);
+            let db = solve_triangular(a, &g, upper, unit, true)?;
+            if wants(0) {
+                let x = out()?;
+                let (af, _, n, k) = solve_operands(a, b)?;
+                let mut da = Arr::full(&af.shape, 0.0);
+                for ((xb, gb), dab) in x
+                    .data
+                    .chunks(n * k)
+                    .zip(db.data.chunks(n * k))
+                    .zip(da.data.chunks_mut(n * n))
+                {
+                    for i in 0..n {
+                        for j in 0..n {
+                            let on_triangle = if upper { j >= i } else { j <= i };
+                            if !on_triangle || (unit && i == j) {
+                                continue;
+                            }
+                            let dot: f64 = (0..k).map(|c| gb[i * k + c] * xb[j * k + c]).sum();
+                            dab[i * n + j] -= dot;
+                        }
+                    }
+                }
+                accumulate(grads, ins[0], da.sum_to(&a.shape));
+            }
+            if wants(1) {
+                accumulate(grads, ins[1], db.sum_to(&b.shape));
+            }
+        }
+        Op::Matmul => {
+            let (a, b) = (arr(v(0))?, arr(v(1))?);
+            let (n, k) = if a.shape.len() == 1 {
+                (1, a.shape[0])
+            } else {
+                (a.shape[0], a.shape[1])
+            };
+            let m = if b.shape.len() == 1 { 1 } else { b.shape[1] };
+            if wants(0) {
+                // dA = G Bᵀ: da[i, p] = Σ_j g[i, j] b[p, j].
+                let mut da = vec![0.0; n * k];
+                for i in 0..n {
+                    let gi = &g.data[i * m..(i + 1) * m];
+                    for p in 0..k {
+                        let bp = &b.data[p * m..(p + 1) * m];
+                        da[i * k + p] = gi.iter().zip(bp).map(|(x, y)| x * y).sum();
+                    }
+                }
+                accumulate(
+                    grads,
+                    ins[0],
+                    Arr {
+                        shape: a.shape.clone(),
+                        data: da,
+                    },
+                );
+            }
+            if wants(1) {
+                // dB = Aᵀ G: db[p, j] = Σ_i a[i, p] g[i, j].
+                let mut db = vec![0.0; k * m];
+                let at = env.columns.get(&ins[0]).filter(|_| m == 1);
+                if let Some(at) = at {
+                    for (d, col) in db.iter_mut().zip(at.data.chunks_exact(n.max(1))) {
+                        *d = dot(col, &g.data);
+                    }
+                } else if m == 1 {
+                    for (row, &gv) in a.data.chunks_exact(k.max(1)).zip(&g.data) {
+                        for (d, &av) in db.iter_mut().zip(row) {
+                            *d += av * gv;
+                        }
+                    }
+                }
+                for i in (0..n).filter(|_| m != 1) {
+                    let ai = &a.data[i * k..(i + 1) * k];
+                    let gi = &g.data[i * m..(i + 1) * m];
+                    for (p, &av) in ai.iter().enumerate() {
+                        for (d, &gv) in db[p * m..(p + 1) * m].iter_mut().zip(gi) {
+                            *d += av * gv;
+                        }
+                    }
+                }
+                accumulate(
+                    grads,
+                    ins[1],
+                    Arr {
+                        shape: b.shape.clone(),
+                        data: db,
+                    },
+                );
+            }
+        }
+        Op::Cholesky { upper } => {
+            let y = out()?;
+            let r = y.shape.len();
+            let (l, gl) = if upper {
+                (transpose(y, r - 2, r - 1), transpose(&g, r - 2, r - 1))
+            } else {
+                (y.clone(), g)
+            };
+            accumulate(grads, ins[0], cholesky_backward(&l, &gl)?);
+        }
+        _ => return Err(not_in_family(node, "linalg")),
+    }
+    Ok(())
+}

@@ -1,0 +1,217 @@
+//! Reductions and scans along dims (sum, mean, logsumexp, amax/amin, softmax, cumsum/cumprod):
+//! each op's value and its vector-Jacobian product, side by side.
+
+use super::array::Arr;
+use super::graph::*;
+use super::kernels::*;
+use super::ops::{accumulate, not_in_family};
+use crate::error::Result;
+
+/// The value of `node`.
+pub(super) fn forward(node: &Node, env: &Env) -> Result<Val> {
+    let v = |i: usize| -> &Val { env.get(node.ins[i]) };
+    Ok(match node.op {
+        Op::LogSoftmax { dim } | Op::Softmax { dim } => {
+            let x = arr(v(0))?;
+            let dim = norm_dim(dim, x.shape.len())?;
+            let mut y = x.clone();
+            for l in lines(&x.shape, dim) {
+                let m = (0..l.n)
+                    .map(|j| x.data[l.at(j)])
+                    .fold(f64::NEG_INFINITY, f64::max);
+                let lse = m
+                    + (0..l.n)
+                        .map(|j| (x.data[l.at(j)] - m).exp())
+                        .sum::<f64>()
+                        .ln();
+                for j in 0..l.n {
+                    let v = x.data[l.at(j)] - lse;
+                    y.data[l.at(j)] = if matches!(node.op, Op::Softmax { .. }) {
+                        v.exp()
+                    } else {
+                        v
+                    };
+                }
+            }
+            Val::T(y)
+        }
+        Op::Cumsum { dim } => {
+            let x = arr(v(0))?;
+            let dim = norm_dim(dim, x.shape.len())?;
+            Val::T(cumsum(x, dim, false))
+        }
+        Op::Cumprod { dim } => {
+            let x = arr(v(0))?;
+            let dim = norm_dim(dim, x.shape.len())?;
+            let mut y = x.clone();
+            for l in lines(&x.shape, dim) {
+                let mut acc = 1.0;
+                for j in 0..l.n {
+                    acc *= x.data[l.at(j)];
+                    y.data[l.at(j)] = acc;
+                }
+            }
+            Val::T(y)
+        }
+        Op::Sum {
+            dims,
+            keepdim: keep,
+        }
+        | Op::Mean {
+            dims,
+            keepdim: keep,
+        } => {
+            let x = arr(v(0))?;
+            let dims = reduced_dims(dims, x.shape.len())?;
+            let mut s = sum_keep(x, &dims);
+            if matches!(node.op, Op::Mean { .. }) {
+                let n: usize = dims.iter().map(|&d| x.shape[d]).product();
+                let n = n.max(1) as f64;
+                s.data.iter_mut().for_each(|y| *y /= n);
+            }
+            if !keep {
+                s.shape = squeeze_dims(&s.shape, &dims);
+            }
+            Val::T(s)
+        }
+        Op::Extremum {
+            max,
+            dims,
+            keepdim: keep,
+        } => {
+            let x = arr(v(0))?;
+            let dims = reduced_dims(dims, x.shape.len())?;
+            let mut out = extremum_keep(x, &dims, max);
+            if !keep {
+                out.shape = squeeze_dims(&out.shape, &dims);
+            }
+            Val::T(out)
+        }
+        Op::Logsumexp {
+            dims,
+            keepdim: keep,
+        } => {
+            let x = arr(v(0))?;
+            let dims = reduced_dims(dims, x.shape.len())?;
+            let m = max_keep(x, &dims);
+            let e = zip(
+                x,
+                &m,
+                |a, b| if b.is_finite() { (a - b).exp() } else { 0.0 },
+            )?;
+            let s = sum_keep(&e, &dims);
+            let mut out = zip(&s, &m, |s, m| if m.is_finite() { s.ln() + m } else { m })?;
+            if !keep {
+                out.shape = squeeze_dims(&out.shape, &dims);
+            }
+            Val::T(out)
+        }
+        _ => return Err(not_in_family(node, "reduce")),
+    })
+}
+
+/// Adds the gradient `g` of `node`'s output into the gradients of its live inputs.
+pub(super) fn backward(node: &Node, env: &Env, g: Arr, grads: &mut [Option<Arr>]) -> Result<()> {
+    let ins = &node.ins;
+    let v = |i: usize| -> &Val { env.get(ins[i]) };
+    let out = || arr(env.get(node.out));
+    match node.op {
+        Op::LogSoftmax { dim } | Op::Softmax { dim } => {
+            let x = arr(v(0))?;
+            let y = out()?;
+            let dim = norm_dim(dim, x.shape.len())?;
+            let mut gx = Arr::full(&x.shape, 0.0);
+            for l in lines(&x.shape, dim) {
+                if matches!(node.op, Op::LogSoftmax { .. }) {
+                    let gs: f64 = (0..l.n).map(|j| g.data[l.at(j)]).sum();
+                    for j in 0..l.n {
+                        gx.data[l.at(j)] = g.data[l.at(j)] - y.data[l.at(j)].exp() * gs;
+                    }
+                } else {
+                    let gy: f64 = (0..l.n).map(|j| g.data[l.at(j)] * y.data[l.at(j)]).sum();
+                    for j in 0..l.n {
+                        gx.data[l.at(j)] = y.data[l.at(j)] * (g.data[l.at(j)] - gy);
+                    }
+                }
+            }
+            accumulate(grads, ins[0], gx);
+        }
+        Op::Cumsum { dim } => {
+            let x = arr(v(0))?;
+            let dim = norm_dim(dim, x.shape.len())?;
+            accumulate(grads, ins[0], cumsum(&g, dim, true));
+        }
+        Op::Cumprod { dim } => {
+            // dx_i = Σ_{j ≥ i} g_j Π_{k ≤ j, k ≠ i} x_k, without dividing by x_i (which may be 0).
+            let x = arr(v(0))?;
+            let dim = norm_dim(dim, x.shape.len())?;
+            let mut gx = Arr::full(&x.shape, 0.0);
+            for l in lines(&x.shape, dim) {
+                let mut before = 1.0;
+                for i in 0..l.n {
+                    let mut q = before;
+                    let mut acc = g.data[l.at(i)] * q;
+                    for j in i + 1..l.n {
+                        q *= x.data[l.at(j)];
+                        acc += g.data[l.at(j)] * q;
+                    }
+                    gx.data[l.at(i)] = acc;
+                    before *= x.data[l.at(i)];
+                }
+            }
+            accumulate(grads, ins[0], gx);
+        }
+        Op::Sum { dims, .. } | Op::Mean { dims, .. } => {
+            let x = arr(v(0))?;
+            let dims = reduced_dims(dims, x.shape.len())?;
+            let kept = kept_shape(&x.shape, &dims);
+            let mut gk = Arr {
+                shape: kept,
+                data: g.data.clone(),
+            };
+            if matches!(node.op, Op::Mean { .. }) {
+                let n: usize = dims.iter().map(|&d| x.shape[d]).product();
+                let n = n.max(1) as f64;
+                gk.data.iter_mut().for_each(|y| *y /= n);
+            }
+            accumulate(grads, ins[0], gk.expand_to(&x.shape));
+        }
+        Op::Extremum { dims, .. } => {
+            // The gradient goes to the extreme values, split evenly between ties (as torch's
+            // amax/amin do).
+            let x = arr(v(0))?;
+            let dims = reduced_dims(dims, x.shape.len())?;
+            let kept = kept_shape(&x.shape, &dims);
+            let y = Arr {
+                shape: kept.clone(),
+                data: out()?.data.clone(),
+            };
+            let gk = Arr {
+                shape: kept.clone(),
+                data: g.data.clone(),
+            };
+            let hit = zip(x, &y, |a, b| f64::from(u8::from(a == b)))?;
+            let count = hit.sum_to(&kept);
+            let share = zip(&gk, &count, |g, c| if c > 0.0 { g / c } else { 0.0 })?;
+            accumulate(grads, ins[0], zip(&hit, &share, |h, s| h * s)?);
+        }
+        Op::Logsumexp { dims, .. } => {
+            let x = arr(v(0))?;
+            let dims = reduced_dims(dims, x.shape.len())?;
+            let y = out()?;
+            let kept = kept_shape(&x.shape, &dims);
+            let yk = Arr {
+                shape: kept.clone(),
+                data: y.data.clone(),
+            };
+            let gk = Arr {
+                shape: kept,
+                data: g.data.clone(),
+            };
+            let w = zip(x, &yk, |x, y| (x - y).exp())?;
+            accumulate(grads, ins[0], zip(&w, &gk, |w, g| w * g)?);
+        }
+        _ => return Err(not_in_family(node, "reduce")),
+    }
+    Ok(())
+}
