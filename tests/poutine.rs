@@ -273,7 +273,7 @@ fn panic_leaves_an_empty_stack() -> ppl::Result<()> {
 fn handler_guard_form() -> ppl::Result<()> {
     let g = ppl::poutine::TraceMessenger::new().enter();
     let _ = two_normals()?;
-    let tr = g.exit().trace;
+    let tr = g.exit()?.trace;
     assert_eq!(tr.len(), 2);
     Ok(())
 }

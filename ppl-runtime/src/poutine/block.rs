@@ -14,12 +14,6 @@ pub struct BlockMessenger {
     hide_fn: HideFn,
 }
 
-impl Default for BlockMessenger {
-    fn default() -> Self {
-        BlockMessenger::hide_all()
-    }
-}
-
 fn names(v: &[&str]) -> HashSet<String> {
     v.iter().map(|s| s.to_string()).collect()
 }

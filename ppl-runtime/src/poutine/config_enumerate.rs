@@ -11,15 +11,6 @@ pub struct ConfigEnumerateMessenger {
     expand: bool,
 }
 
-impl Default for ConfigEnumerateMessenger {
-    fn default() -> Self {
-        ConfigEnumerateMessenger {
-            default: Enumerate::Parallel,
-            expand: false,
-        }
-    }
-}
-
 impl ConfigEnumerateMessenger {
     /// Marks discrete sites with `default`.
     pub fn new(default: Enumerate) -> Self {

@@ -28,15 +28,6 @@ pub struct EscapedSite {
     pub cond_indep_stack: Vec<super::runtime::CondIndepFrame>,
 }
 
-impl Default for EscapeMessenger {
-    fn default() -> Self {
-        EscapeMessenger {
-            escape_fn: Rc::new(|_| false),
-            escaped: None,
-        }
-    }
-}
-
 impl EscapeMessenger {
     /// Escapes where `f` holds.
     pub fn new(f: impl Fn(&Msg) -> bool + 'static) -> Self {
@@ -72,7 +63,7 @@ pub fn escape<R>(
     match f() {
         Ok(r) => Ok(Ok(r)),
         Err(Error::NonlocalExit(_)) => {
-            let h = g.exit();
+            let h = g.exit()?;
             match h.escaped {
                 Some(s) => Ok(Err(s)),
                 None => Err(Error::Internal(

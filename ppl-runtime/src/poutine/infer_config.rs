@@ -13,14 +13,6 @@ pub struct InferConfigMessenger {
     config_fn: ConfigFn,
 }
 
-impl Default for InferConfigMessenger {
-    fn default() -> Self {
-        InferConfigMessenger {
-            config_fn: Rc::new(|_| None),
-        }
-    }
-}
-
 impl InferConfigMessenger {
     /// Uses `f` to configure sites; `None` leaves a site alone.
     pub fn new(f: impl Fn(&Msg) -> Option<InferConfig> + 'static) -> Self {

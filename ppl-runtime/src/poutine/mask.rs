@@ -10,14 +10,6 @@ pub struct MaskMessenger {
     mask: Tensor,
 }
 
-impl Default for MaskMessenger {
-    fn default() -> Self {
-        MaskMessenger {
-            mask: Tensor::from(true),
-        }
-    }
-}
-
 impl Clone for MaskMessenger {
     fn clone(&self) -> Self {
         MaskMessenger {

@@ -68,21 +68,6 @@ pub struct PlateMessenger {
     scale: f64,
 }
 
-impl Default for PlateMessenger {
-    fn default() -> Self {
-        PlateMessenger {
-            frame: CondIndepFrame {
-                name: Rc::from(""),
-                dim: None,
-                size: 1,
-                full_size: 1,
-                counter: 0,
-            },
-            scale: 1.0,
-        }
-    }
-}
-
 impl Messenger for PlateMessenger {
     fn process(&mut self, msg: &mut Msg) -> Result<()> {
         if msg.kind != SiteKind::Sample || msg.infer.is_subsample {

@@ -73,11 +73,11 @@ pub fn queue<R>(
             Ok(r) => {
                 drop(rg);
                 drop(eg);
-                return Ok((r, tg.exit().trace));
+                return Ok((r, tg.exit()?.trace));
             }
             Err(Error::NonlocalExit(_)) => {
                 drop(rg);
-                let esc = eg.exit().escaped;
+                let esc = eg.exit()?.escaped;
                 drop(tg);
                 let site = esc.ok_or_else(|| {
                     Error::Internal("queue: escaped without recording the site".into())

@@ -418,19 +418,17 @@ impl<M: Messenger> HandlerGuard<M> {
     }
 
     /// Removes the handler from the stack and returns it, with whatever state it gathered.
-    pub fn exit(mut self) -> M
-    where
-        M: Default,
-    {
+    ///
+    /// Fails only if something else still holds the handler, which this API does not allow
+    /// (the stack's own reference is gone once the handler is removed).
+    pub fn exit(mut self) -> Result<M> {
         self.active = false;
         truncate(self.pos);
         let rc = self.handler.clone();
         drop(self);
-        match Rc::try_unwrap(rc) {
-            Ok(cell) => cell.into_inner(),
-            // Someone still holds the handler (not possible through this API): take its state.
-            Err(rc) => std::mem::take(&mut *rc.borrow_mut()),
-        }
+        Rc::try_unwrap(rc).map(RefCell::into_inner).map_err(|_| {
+            Error::Internal("a handler left the stack while something still held it".into())
+        })
     }
 }
 
@@ -463,13 +461,10 @@ pub trait Handler: Messenger + Sized {
     }
 
     /// Runs `f` under the handler and returns the handler too, with the state it gathered.
-    fn run_with<R>(self, f: impl FnOnce() -> Result<R>) -> Result<(R, Self)>
-    where
-        Self: Default,
-    {
+    fn run_with<R>(self, f: impl FnOnce() -> Result<R>) -> Result<(R, Self)> {
         let g = self.enter();
         let r = f()?;
-        Ok((r, g.exit()))
+        Ok((r, g.exit()?))
     }
 
     /// A deferred form: wraps a one-argument model (use a tuple for several) into a function that

@@ -9,12 +9,6 @@ pub struct ScaleMessenger {
     scale: f64,
 }
 
-impl Default for ScaleMessenger {
-    fn default() -> Self {
-        ScaleMessenger { scale: 1.0 }
-    }
-}
-
 impl ScaleMessenger {
     /// Scales by `scale`, which must be positive and finite.
     pub fn new(scale: f64) -> Result<Self> {

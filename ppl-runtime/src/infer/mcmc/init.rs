@@ -223,7 +223,7 @@ pub(crate) fn init_trace<R>(
     };
     let g = m.enter();
     let r = tch::no_grad(|| trace(model));
-    let m = g.exit();
+    let m = g.exit()?;
     if let Some(r) = m.rng {
         *rng = r;
     }

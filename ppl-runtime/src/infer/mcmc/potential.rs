@@ -51,17 +51,6 @@ struct PotentialMessenger {
     enumerated: Rc<Vec<String>>,
 }
 
-impl Default for PotentialMessenger {
-    fn default() -> Self {
-        PotentialMessenger {
-            values: Rc::new(HashMap::new()),
-            terms: Vec::new(),
-            seen: 0,
-            enumerated: Rc::new(Vec::new()),
-        }
-    }
-}
-
 impl Messenger for PotentialMessenger {
     fn process(&mut self, msg: &mut Msg) -> Result<()> {
         if msg.kind == SiteKind::Sample && !msg.is_observed && is_scored(msg) {
