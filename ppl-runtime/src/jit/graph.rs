@@ -214,6 +214,8 @@ pub(super) const RANDOM_OPS: &[(&str, Rnd)] = &[
     ("_standard_gamma", Rnd::StandardGamma),
     ("bernoulli", Rnd::Bernoulli),
     ("poisson", Rnd::Poisson),
+    ("exponential_", Rnd::Exponential),
+    ("uniform_", Rnd::Uniform),
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -224,6 +226,10 @@ pub(super) enum Rnd {
     StandardGamma,
     Bernoulli,
     Poisson,
+    /// `x.exponential_(lambd)`: Exp(lambd) draws of `x`'s shape.
+    Exponential,
+    /// `x.uniform_(from, to)`: uniform draws of `x`'s shape.
+    Uniform,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -336,7 +342,8 @@ pub(super) fn op_of(kind: &str) -> Option<Op> {
             hi: f64::INFINITY,
         },
         "scalar_tensor" => Op::ScalarTensor,
-        "zeros" | "ones" | "full" | "zeros_like" | "ones_like" | "full_like" => Op::Fill,
+        "zeros" | "ones" | "full" | "zeros_like" | "ones_like" | "full_like" | "empty"
+        | "empty_like" => Op::Fill,
         "transpose" | "t" | "swapaxes" => Op::Transpose { dims: None },
         "permute" => Op::Permute {
             dims: IntList::EMPTY,

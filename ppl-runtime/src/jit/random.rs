@@ -184,6 +184,21 @@ pub(super) fn draw(r: Rnd, node: &Node, env: &Env, rng: &mut StdRng) -> Result<V
                 data: randperm(rng, n),
             }
         }
+        Rnd::Exponential | Rnd::Uniform => {
+            let x = arr(v(0))?;
+            let u = rand(rng, x.numel());
+            let data = if r == Rnd::Exponential {
+                let rate = float(v(1))?;
+                u.into_iter().map(|u| -(-u).ln_1p() / rate).collect()
+            } else {
+                let (lo, hi) = (float(v(1))?, float(v(2))?);
+                u.into_iter().map(|u| lo + (hi - lo) * u).collect()
+            };
+            Arr {
+                shape: x.shape.clone(),
+                data,
+            }
+        }
         Rnd::StandardGamma | Rnd::Poisson | Rnd::Bernoulli => {
             use rand::Rng;
             let x = arr(v(0))?;

@@ -298,7 +298,9 @@ pub(super) fn forward(node: &Node, env: &Env) -> Result<Val> {
                 ints(v(0))?.iter().map(|&d| d.max(0) as usize).collect()
             };
             let fill = match name {
-                "zeros" | "zeros_like" => 0.0,
+                // `empty` leaves its values unspecified; what reads them overwrites them (an
+                // in-place random draw).
+                "zeros" | "zeros_like" | "empty" | "empty_like" => 0.0,
                 "ones" | "ones_like" => 1.0,
                 _ => float(v(1))?,
             };
