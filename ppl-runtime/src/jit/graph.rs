@@ -584,10 +584,8 @@ pub(super) fn decode(node: &mut Node, init: &[Val], live: &[bool]) -> Result<()>
                 *hi = get(arg(2)?)?.unwrap_or(f64::INFINITY);
             }
         }
-        Op::Transpose { dims } => {
-            if ins.len() >= 3 {
-                *dims = Some((int(need(1)?)?, int(need(2)?)?));
-            }
+        Op::Transpose { dims } if ins.len() >= 3 => {
+            *dims = Some((int(need(1)?)?, int(need(2)?)?));
         }
         Op::Permute { dims } => {
             *dims = IntList::from_ints(&ints(need(1)?)?)?.unwrap_or(IntList::EMPTY);

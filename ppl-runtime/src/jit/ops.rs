@@ -24,28 +24,28 @@ pub(super) fn family(op: &Op) -> Family {
         Op::Add { .. }
         | Op::Sub { .. }
         | Op::Rsub { .. }
-        | Op::Mul { .. }
-        | Op::Div { .. }
+        | Op::Mul
+        | Op::Div
         | Op::Unary { .. }
         | Op::Logit { .. }
-        | Op::LogicalAnd { .. }
-        | Op::LogicalOr { .. }
-        | Op::Xlogy { .. }
-        | Op::Maximum { .. }
-        | Op::Minimum { .. }
-        | Op::Pow { .. }
+        | Op::LogicalAnd
+        | Op::LogicalOr
+        | Op::Xlogy
+        | Op::Maximum
+        | Op::Minimum
+        | Op::Pow
         | Op::Softplus { .. }
         | Op::NanToNum { .. }
         | Op::Mvlgamma { .. }
-        | Op::Where { .. }
+        | Op::Where
         | Op::MaskedFill { .. }
-        | Op::LogicalNot { .. }
+        | Op::LogicalNot
         | Op::Clamp { .. }
         | Op::Compare { .. }
         | Op::Bcewl { .. }
-        | Op::ToKind { .. }
-        | Op::Number { .. }
-        | Op::ScalarTensor { .. } => Family::Elementwise,
+        | Op::ToKind
+        | Op::Number
+        | Op::ScalarTensor => Family::Elementwise,
         Op::Sum { .. }
         | Op::Mean { .. }
         | Op::Logsumexp { .. }
@@ -54,34 +54,34 @@ pub(super) fn family(op: &Op) -> Family {
         | Op::Softmax { .. }
         | Op::Cumsum { .. }
         | Op::Cumprod { .. } => Family::Reduce,
-        Op::Expand { .. }
+        Op::Expand
         | Op::BroadcastAll { .. }
         | Op::Stack { .. }
         | Op::Cat { .. }
         | Op::Select { .. }
         | Op::Slice { .. }
-        | Op::Reshape { .. }
-        | Op::Unsqueeze { .. }
-        | Op::Squeeze { .. }
-        | Op::Identity { .. }
-        | Op::Detach { .. }
+        | Op::Reshape
+        | Op::Unsqueeze
+        | Op::Squeeze
+        | Op::Identity
+        | Op::Detach
         | Op::Transpose { .. }
         | Op::Permute { .. }
         | Op::Gather { .. }
         | Op::IndexSelect { .. }
         | Op::IndexCopy { .. }
         | Op::Pad { .. }
-        | Op::Size { .. }
-        | Op::ListConstruct { .. }
-        | Op::Arange { .. }
-        | Op::TrilIndices { .. }
-        | Op::Eye { .. }
-        | Op::Fill { .. }
+        | Op::Size
+        | Op::ListConstruct
+        | Op::Arange
+        | Op::TrilIndices
+        | Op::Eye
+        | Op::Fill
         | Op::Diagonal { .. }
         | Op::DiagEmbed { .. }
         | Op::Tril { .. }
         | Op::Triu { .. } => Family::Shape,
-        Op::Matmul { .. } | Op::SolveTriangular { .. } | Op::Cholesky { .. } => Family::Linalg,
+        Op::Matmul | Op::SolveTriangular { .. } | Op::Cholesky { .. } => Family::Linalg,
         Op::Random { .. } => Family::Random,
     }
 }

@@ -116,44 +116,6 @@ pub fn standard_gamma_grad(x: f64, alpha: f64) -> f64 {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn incomplete_gamma_and_its_quantile_derivative() {
-        // P(1, x) = 1 - e^-x; P(3, x) = 1 - e^-x (1 + x + x²/2).
-        assert!((gamma_p(1.0, 0.7) - (1.0 - (-0.7f64).exp())).abs() < 1e-14);
-        assert!((gamma_p(3.0, 2.0) - (1.0 - 5.0 * (-2.0f64).exp())).abs() < 1e-14);
-        assert!((gamma_p(3.0, 9.0) - (1.0 - 50.5 * (-9.0f64).exp())).abs() < 1e-14);
-        // For α = 1 the quantile is x = -ln(1 - u), independent of α's effect through P(1, x)
-        // only via e^-x: dx/dα = -(∂P/∂α) e^x. Check against a finite difference of the
-        // quantile itself, found by bisection.
-        let quantile = |a: f64, u: f64| {
-            let (mut lo, mut hi) = (0.0, 100.0);
-            for _ in 0..200 {
-                let mid = 0.5 * (lo + hi);
-                if gamma_p(a, mid) < u {
-                    lo = mid;
-                } else {
-                    hi = mid;
-                }
-            }
-            0.5 * (lo + hi)
-        };
-        for &(a, u) in &[(1.0, 0.3), (2.5, 0.5), (15.0, 0.9), (0.4, 0.2)] {
-            let x = quantile(a, u);
-            let h = 1e-4 * a;
-            let fd = (quantile(a + h, u) - quantile(a - h, u)) / (2.0 * h);
-            let g = standard_gamma_grad(x, a);
-            assert!(
-                (g - fd).abs() < 1e-5 * (1.0 + fd.abs()),
-                "α {a}: {g} vs {fd}"
-            );
-        }
-    }
-}
-
 /// Fresh values of a random op.
 pub(super) fn draw(r: Rnd, node: &Node, env: &Env, rng: &mut StdRng) -> Result<Val> {
     let v = |i: usize| -> &Val { env.get(node.ins[i]) };
@@ -247,4 +209,42 @@ pub(super) fn backward(node: &Node, env: &Env, g: Arr, grads: &mut [Option<Arr>]
     g.shape = alpha.shape.clone();
     accumulate(grads, node.ins[0], g);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn incomplete_gamma_and_its_quantile_derivative() {
+        // P(1, x) = 1 - e^-x; P(3, x) = 1 - e^-x (1 + x + x²/2).
+        assert!((gamma_p(1.0, 0.7) - (1.0 - (-0.7f64).exp())).abs() < 1e-14);
+        assert!((gamma_p(3.0, 2.0) - (1.0 - 5.0 * (-2.0f64).exp())).abs() < 1e-14);
+        assert!((gamma_p(3.0, 9.0) - (1.0 - 50.5 * (-9.0f64).exp())).abs() < 1e-14);
+        // For α = 1 the quantile is x = -ln(1 - u), independent of α's effect through P(1, x)
+        // only via e^-x: dx/dα = -(∂P/∂α) e^x. Check against a finite difference of the
+        // quantile itself, found by bisection.
+        let quantile = |a: f64, u: f64| {
+            let (mut lo, mut hi) = (0.0, 100.0);
+            for _ in 0..200 {
+                let mid = 0.5 * (lo + hi);
+                if gamma_p(a, mid) < u {
+                    lo = mid;
+                } else {
+                    hi = mid;
+                }
+            }
+            0.5 * (lo + hi)
+        };
+        for &(a, u) in &[(1.0, 0.3), (2.5, 0.5), (15.0, 0.9), (0.4, 0.2)] {
+            let x = quantile(a, u);
+            let h = 1e-4 * a;
+            let fd = (quantile(a + h, u) - quantile(a - h, u)) / (2.0 * h);
+            let g = standard_gamma_grad(x, a);
+            assert!(
+                (g - fd).abs() < 1e-5 * (1.0 + fd.abs()),
+                "α {a}: {g} vs {fd}"
+            );
+        }
+    }
 }

@@ -211,31 +211,6 @@ pub fn write_csv(path: impl AsRef<Path>, header: &[String], rows: &[Vec<f64>]) -
     write_file(path.as_ref(), s.as_bytes())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn crc32_of_known_string() {
-        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
-    }
-
-    #[test]
-    fn npy_header_is_aligned() {
-        let a = NpyArray {
-            shape: vec![2, 3],
-            data: NpyData::F64(vec![0.0; 6]),
-        };
-        let b = a.to_npy().expect("npy");
-        let hlen = u16::from_le_bytes([b[8], b[9]]) as usize;
-        assert_eq!((10 + hlen) % 64, 0);
-        assert_eq!(b.len(), 10 + hlen + 48);
-        let h = std::str::from_utf8(&b[10..10 + hlen]).expect("ascii");
-        assert!(h.starts_with("{'descr': '<f8', 'fortran_order': False, 'shape': (2, 3), }"));
-        assert!(h.ends_with('\n'));
-    }
-}
-
 impl super::Mcmc {
     /// Writes the draws to an `.npz` archive: one array per site, of shape
     /// `[num_chains, num_samples] + site shape`, float64 (`az.from_dict(posterior=dict(np.load(path)))`
@@ -365,5 +340,30 @@ impl super::Mcmc {
             }
         }
         write_csv(path, &header, &rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crc32_of_known_string() {
+        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
+    }
+
+    #[test]
+    fn npy_header_is_aligned() {
+        let a = NpyArray {
+            shape: vec![2, 3],
+            data: NpyData::F64(vec![0.0; 6]),
+        };
+        let b = a.to_npy().expect("npy");
+        let hlen = u16::from_le_bytes([b[8], b[9]]) as usize;
+        assert_eq!((10 + hlen) % 64, 0);
+        assert_eq!(b.len(), 10 + hlen + 48);
+        let h = std::str::from_utf8(&b[10..10 + hlen]).expect("ascii");
+        assert!(h.starts_with("{'descr': '<f8', 'fortran_order': False, 'shape': (2, 3), }"));
+        assert!(h.ends_with('\n'));
     }
 }
