@@ -4,61 +4,236 @@
 use super::array::{broadcast_shapes, Arr};
 use super::graph::*;
 use super::kernels::*;
-use super::ops::{accumulate, not_in_family};
+use super::ops::accumulate;
 use super::special::{digamma, lgamma};
 use crate::error::Result;
 
+/// An elementwise op, its non-tensor arguments decoded.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) enum EwOp {
+    /// `x + alpha y`.
+    Add {
+        alpha: f64,
+    },
+    /// `x - alpha y`.
+    Sub {
+        alpha: f64,
+    },
+    /// `y - alpha x`.
+    Rsub {
+        alpha: f64,
+    },
+    Mul,
+    Div,
+    /// `log(x / (1 - x))`, `x` clamped to `[eps, 1 - eps]` when given.
+    Logit {
+        eps: Option<f64>,
+    },
+    /// `log(1 + exp(beta x)) / beta`, linear above `threshold`.
+    Softplus {
+        beta: f64,
+        threshold: f64,
+    },
+    /// An elementwise function of one tensor, from the table in `unary.rs`.
+    Unary(UnaryFn),
+    /// `prim::NumToTensor`, `aten::Int`, `aten::Float`: numbers to 0-d tensors and back.
+    Number,
+    LogicalAnd,
+    LogicalOr,
+    Xlogy,
+    Maximum,
+    Minimum,
+    NanToNum {
+        nan: f64,
+        posinf: f64,
+        neginf: f64,
+    },
+    Mvlgamma {
+        p: i64,
+    },
+    Pow,
+    /// `binary_cross_entropy_with_logits` (no weights); `reduction` 0 none, 1 mean, 2 sum.
+    Bcewl {
+        reduction: i64,
+    },
+    Where,
+    MaskedFill {
+        value: f64,
+    },
+    LogicalNot,
+    Clamp {
+        lo: f64,
+        hi: f64,
+    },
+    ScalarTensor,
+    ToKind,
+    Compare(Cmp),
+}
+
+impl EwOp {
+    /// The op an aten name (without `aten::`) stands for, with default arguments.
+    pub(super) fn of(name: &str, kind: &str) -> Option<EwOp> {
+        if let Some(f) = UnaryFn::of(name) {
+            return Some(EwOp::Unary(f));
+        }
+        Some(match name {
+            "add" | "add_" => EwOp::Add { alpha: 1.0 },
+            "sub" | "sub_" => EwOp::Sub { alpha: 1.0 },
+            "rsub" => EwOp::Rsub { alpha: 1.0 },
+            "mul" | "mul_" => EwOp::Mul,
+            "div" | "div_" | "true_divide" => EwOp::Div,
+            "logit" => EwOp::Logit { eps: None },
+            "softplus" => EwOp::Softplus {
+                beta: 1.0,
+                threshold: 20.0,
+            },
+            "logical_and" | "bitwise_and" | "__and__" => EwOp::LogicalAnd,
+            "logical_or" | "bitwise_or" | "__or__" => EwOp::LogicalOr,
+            "xlogy" => EwOp::Xlogy,
+            "maximum" | "max" => EwOp::Maximum,
+            "minimum" | "min" => EwOp::Minimum,
+            "nan_to_num" => EwOp::NanToNum {
+                nan: 0.0,
+                posinf: f64::MAX,
+                neginf: f64::MIN,
+            },
+            "mvlgamma" => EwOp::Mvlgamma { p: 1 },
+            "Int" | "Float" | "ScalarImplicit" => EwOp::Number,
+            _ if kind == "prim::NumToTensor" => EwOp::Number,
+            "pow" => EwOp::Pow,
+            "binary_cross_entropy_with_logits" => EwOp::Bcewl { reduction: 1 },
+            "where" => EwOp::Where,
+            "masked_fill" | "masked_fill_" => EwOp::MaskedFill { value: 0.0 },
+            "logical_not" => EwOp::LogicalNot,
+            "clamp" | "clip" | "clamp_min" | "clamp_max" => EwOp::Clamp {
+                lo: f64::NEG_INFINITY,
+                hi: f64::INFINITY,
+            },
+            "scalar_tensor" => EwOp::ScalarTensor,
+            "to" | "type_as" => EwOp::ToKind,
+            "gt" => EwOp::Compare(Cmp::Gt),
+            "ge" => EwOp::Compare(Cmp::Ge),
+            "lt" => EwOp::Compare(Cmp::Lt),
+            "le" => EwOp::Compare(Cmp::Le),
+            "eq" => EwOp::Compare(Cmp::Eq),
+            "ne" => EwOp::Compare(Cmp::Ne),
+            _ => return None,
+        })
+    }
+
+    /// Fills in the op's arguments from the node's constant argument slots.
+    pub(super) fn decode(&mut self, a: &Args) -> Result<()> {
+        match self {
+            EwOp::Add { alpha } | EwOp::Sub { alpha } | EwOp::Rsub { alpha } => {
+                if let Some(v) = a.arg(2)? {
+                    *alpha = float(v)?;
+                }
+            }
+            EwOp::Logit { eps } => {
+                if let Some(v) = a.arg(1)? {
+                    *eps = opt_float(v)?;
+                }
+            }
+            EwOp::Softplus { beta, threshold } => {
+                if let Some(v) = a.arg(1)? {
+                    *beta = float(v)?;
+                }
+                if let Some(v) = a.arg(2)? {
+                    *threshold = float(v)?;
+                }
+            }
+            EwOp::NanToNum {
+                nan,
+                posinf,
+                neginf,
+            } => {
+                let get = |v: Option<&Val>| -> Result<Option<f64>> {
+                    v.map(opt_float).transpose().map(Option::flatten)
+                };
+                *nan = get(a.arg(1)?)?.unwrap_or(0.0);
+                *posinf = get(a.arg(2)?)?.unwrap_or(f64::MAX);
+                *neginf = get(a.arg(3)?)?.unwrap_or(f64::MIN);
+            }
+            EwOp::Mvlgamma { p } => *p = int(a.need(1)?)?,
+            EwOp::Bcewl { reduction } => {
+                if !matches!(a.arg(2)?, None | Some(Val::None))
+                    || !matches!(a.arg(3)?, None | Some(Val::None))
+                {
+                    return Err(a.unsupported(" with weights"));
+                }
+                *reduction = opt_int(a.arg(4)?)?.unwrap_or(1);
+            }
+            EwOp::MaskedFill { value } => *value = float(a.need(2)?)?,
+            EwOp::Clamp { lo, hi } => {
+                let get = |v: Option<&Val>| -> Result<Option<f64>> {
+                    v.map(opt_float).transpose().map(Option::flatten)
+                };
+                if a.kind().ends_with("clamp_min") {
+                    *lo = get(a.arg(1)?)?.unwrap_or(f64::NEG_INFINITY);
+                } else if a.kind().ends_with("clamp_max") {
+                    *hi = get(a.arg(1)?)?.unwrap_or(f64::INFINITY);
+                } else {
+                    *lo = get(a.arg(1)?)?.unwrap_or(f64::NEG_INFINITY);
+                    *hi = get(a.arg(2)?)?.unwrap_or(f64::INFINITY);
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
 /// The value of `node`.
-pub(super) fn forward(node: &Node, env: &Env) -> Result<Val> {
+pub(super) fn forward(op: EwOp, node: &Node, env: &Env) -> Result<Val> {
     let v = |i: usize| -> &Val { env.get(node.ins[i]) };
     let nin = node.ins.len();
     let unary = |f: fn(f64) -> f64| -> Result<Val> { Ok(Val::T(arr(v(0))?.map(f))) };
-    Ok(match node.op {
-        Op::Add { alpha } => Val::T(zip(&*num(v(0))?, &*num(v(1))?, |x, y| x + alpha * y)?),
-        Op::Sub { alpha } => Val::T(zip(&*num(v(0))?, &*num(v(1))?, |x, y| x - alpha * y)?),
-        Op::Rsub { alpha } => Val::T(zip(&*num(v(0))?, &*num(v(1))?, |x, y| y - alpha * x)?),
-        Op::Mul => Val::T(zip(&*num(v(0))?, &*num(v(1))?, |x, y| x * y)?),
-        Op::Div => {
+    Ok(match op {
+        EwOp::Add { alpha } => Val::T(zip(&*num(v(0))?, &*num(v(1))?, |x, y| x + alpha * y)?),
+        EwOp::Sub { alpha } => Val::T(zip(&*num(v(0))?, &*num(v(1))?, |x, y| x - alpha * y)?),
+        EwOp::Rsub { alpha } => Val::T(zip(&*num(v(0))?, &*num(v(1))?, |x, y| y - alpha * x)?),
+        EwOp::Mul => Val::T(zip(&*num(v(0))?, &*num(v(1))?, |x, y| x * y)?),
+        EwOp::Div => {
             if nin > 2 && !matches!(v(2), Val::None) {
                 return Err(bad("div with a rounding mode"));
             }
             Val::T(zip(&*num(v(0))?, &*num(v(1))?, |x, y| x / y)?)
         }
-        Op::Logit { eps } => Val::T(arr(v(0))?.map(|x| {
+        EwOp::Logit { eps } => Val::T(arr(v(0))?.map(|x| {
             let x = eps.map_or(x, |e| x.clamp(e, 1.0 - e));
             (x / (1.0 - x)).ln()
         })),
-        Op::Unary(f) => Val::T(arr(v(0))?.map(|x| f.value(x))),
-        Op::LogicalAnd => Val::T(zip(&*num(v(0))?, &*num(v(1))?, |a, b| {
+        EwOp::Unary(f) => Val::T(arr(v(0))?.map(|x| f.value(x))),
+        EwOp::LogicalAnd => Val::T(zip(&*num(v(0))?, &*num(v(1))?, |a, b| {
             f64::from(u8::from(a != 0.0 && b != 0.0))
         })?),
-        Op::LogicalOr => Val::T(zip(&*num(v(0))?, &*num(v(1))?, |a, b| {
+        EwOp::LogicalOr => Val::T(zip(&*num(v(0))?, &*num(v(1))?, |a, b| {
             f64::from(u8::from(a != 0.0 || b != 0.0))
         })?),
-        Op::Xlogy => Val::T(zip(&*num(v(0))?, &*num(v(1))?, |x, y| {
+        EwOp::Xlogy => Val::T(zip(&*num(v(0))?, &*num(v(1))?, |x, y| {
             if x == 0.0 && !y.is_nan() {
                 0.0
             } else {
                 x * y.ln()
             }
         })?),
-        Op::Maximum | Op::Minimum if nin == 1 => {
+        EwOp::Maximum | EwOp::Minimum if nin == 1 => {
             let x = arr(v(0))?;
-            let pick = if node.op == Op::Maximum {
+            let pick = if op == EwOp::Maximum {
                 f64::max
             } else {
                 f64::min
             };
-            let init = if node.op == Op::Maximum {
+            let init = if op == EwOp::Maximum {
                 f64::NEG_INFINITY
             } else {
                 f64::INFINITY
             };
             Val::T(Arr::scalar(x.data.iter().fold(init, |m, &y| pick(m, y))))
         }
-        Op::Maximum => Val::T(zip(&*num(v(0))?, &*num(v(1))?, f64::max)?),
-        Op::Minimum => Val::T(zip(&*num(v(0))?, &*num(v(1))?, f64::min)?),
-        Op::NanToNum {
+        EwOp::Maximum => Val::T(zip(&*num(v(0))?, &*num(v(1))?, f64::max)?),
+        EwOp::Minimum => Val::T(zip(&*num(v(0))?, &*num(v(1))?, f64::min)?),
+        EwOp::NanToNum {
             nan,
             posinf: pinf,
             neginf: ninf,
@@ -73,11 +248,11 @@ pub(super) fn forward(node: &Node, env: &Env) -> Result<Val> {
                 y
             }
         })),
-        Op::Mvlgamma { p } => {
+        EwOp::Mvlgamma { p } => {
             let c = (p * (p - 1)) as f64 / 4.0 * std::f64::consts::PI.ln();
             Val::T(arr(v(0))?.map(|x| c + (0..p).map(|i| lgamma(x - i as f64 / 2.0)).sum::<f64>()))
         }
-        Op::Number => {
+        EwOp::Number => {
             let name = node.kind.as_str();
             match v(0) {
                 Val::T(a) if name.ends_with("Int") => Val::Int(a.data[0].trunc() as i64),
@@ -87,11 +262,11 @@ pub(super) fn forward(node: &Node, env: &Env) -> Result<Val> {
                 other => other.clone(),
             }
         }
-        Op::Softplus { beta, threshold } => {
+        EwOp::Softplus { beta, threshold } => {
             Val::T(arr(v(0))?.map(|x| softplus(x, beta, threshold)))
         }
-        Op::Pow => Val::T(zip(&*num(v(0))?, &*num(v(1))?, f64::powf)?),
-        Op::ToKind => {
+        EwOp::Pow => Val::T(zip(&*num(v(0))?, &*num(v(1))?, f64::powf)?),
+        EwOp::ToKind => {
             let x = arr(v(0))?;
             // to(self, dtype, ...), to(self, device, dtype, ...) or type_as(self, other).
             let code = (1..nin.min(3)).find_map(|i| match v(i) {
@@ -104,12 +279,12 @@ pub(super) fn forward(node: &Node, env: &Env) -> Result<Val> {
                 _ => x.clone(),
             })
         }
-        Op::Bcewl { reduction } => {
+        EwOp::Bcewl { reduction } => {
             let (x, y) = (num(v(0))?, num(v(1))?);
             let l = zip(&x, &y, |x, y| x.max(0.0) - x * y + (-x.abs()).exp().ln_1p())?;
             Val::T(reduce_loss(l, reduction))
         }
-        Op::Where => {
+        EwOp::Where => {
             let c = num(v(0))?;
             let a = num(v(1))?;
             let b = num(v(2))?;
@@ -133,20 +308,20 @@ pub(super) fn forward(node: &Node, env: &Env) -> Result<Val> {
                     .collect(),
             })
         }
-        Op::MaskedFill { value: fill } => Val::T(zip(arr(v(0))?, &*num(v(1))?, |x, m| {
+        EwOp::MaskedFill { value: fill } => Val::T(zip(arr(v(0))?, &*num(v(1))?, |x, m| {
             if m != 0.0 {
                 fill
             } else {
                 x
             }
         })?),
-        Op::LogicalNot => unary(|x| f64::from(u8::from(x == 0.0)))?,
-        Op::Clamp { lo, hi } => {
+        EwOp::LogicalNot => unary(|x| f64::from(u8::from(x == 0.0)))?,
+        EwOp::Clamp { lo, hi } => {
             let x = arr(v(0))?;
             Val::T(x.map(|y| y.max(lo).min(hi)))
         }
-        Op::ScalarTensor => Val::T(Arr::scalar(float(v(0))?)),
-        Op::Compare(c) => {
+        EwOp::ScalarTensor => Val::T(Arr::scalar(float(v(0))?)),
+        EwOp::Compare(c) => {
             let f: fn(f64, f64) -> bool = match c {
                 Cmp::Gt => |a, b| a > b,
                 Cmp::Ge => |a, b| a >= b,
@@ -159,12 +334,17 @@ pub(super) fn forward(node: &Node, env: &Env) -> Result<Val> {
                 f64::from(u8::from(f(a, b)))
             })?)
         }
-        _ => return Err(not_in_family(node, "elementwise")),
     })
 }
 
 /// Adds the gradient `g` of `node`'s output into the gradients of its live inputs.
-pub(super) fn backward(node: &Node, env: &Env, g: Arr, grads: &mut [Option<Arr>]) -> Result<()> {
+pub(super) fn backward(
+    op: EwOp,
+    node: &Node,
+    env: &Env,
+    g: Arr,
+    grads: &mut [Option<Arr>],
+) -> Result<()> {
     let ins = &node.ins;
     let live = env.live;
     let v = |i: usize| -> &Val { env.get(ins[i]) };
@@ -192,11 +372,11 @@ pub(super) fn backward(node: &Node, env: &Env, g: Arr, grads: &mut [Option<Arr>]
         accumulate(grads, ins[i], gi.into_sum_to(&shape));
         Ok(())
     };
-    match node.op {
-        Op::Add { alpha } | Op::Sub { alpha } | Op::Rsub { alpha } => {
-            let (ca, cb) = match node.op {
-                Op::Add { .. } => (1.0, alpha),
-                Op::Sub { .. } => (1.0, -alpha),
+    match op {
+        EwOp::Add { alpha } | EwOp::Sub { alpha } | EwOp::Rsub { alpha } => {
+            let (ca, cb) = match op {
+                EwOp::Add { .. } => (1.0, alpha),
+                EwOp::Sub { .. } => (1.0, -alpha),
                 _ => (-alpha, 1.0),
             };
             // Scalar operands get a sum; full ones a scaled copy, the last of them `g` itself.
@@ -226,9 +406,9 @@ pub(super) fn backward(node: &Node, env: &Env, g: Arr, grads: &mut [Option<Arr>]
                 send(grads, k, gk)?;
             }
         }
-        Op::Mul | Op::Div => {
+        EwOp::Mul | EwOp::Div => {
             let (a, b) = (num(v(0))?, num(v(1))?);
-            let div = node.op == Op::Div;
+            let div = op == EwOp::Div;
             // A scalar operand's gradient: one dot product.
             for (k, &slot) in ins.iter().enumerate().take(2) {
                 let (me, other) = if k == 0 { (&a, &b) } else { (&b, &a) };
@@ -287,13 +467,13 @@ pub(super) fn backward(node: &Node, env: &Env, g: Arr, grads: &mut [Option<Arr>]
                 }
             }
         }
-        Op::Unary(f) if f.is_piecewise_constant() => {}
-        Op::Unary(f) => unary(grads, g, &|x, y| f.derivative(x, y))?,
-        Op::Logit { eps } => unary(grads, g, &|x, _| match eps {
+        EwOp::Unary(f) if f.is_piecewise_constant() => {}
+        EwOp::Unary(f) => unary(grads, g, &|x, y| f.derivative(x, y))?,
+        EwOp::Logit { eps } => unary(grads, g, &|x, _| match eps {
             Some(e) if x < e || x > 1.0 - e => 0.0,
             _ => 1.0 / (x * (1.0 - x)),
         })?,
-        Op::Xlogy => {
+        EwOp::Xlogy => {
             let (x, y) = (num(v(0))?, num(v(1))?);
             if wants(0) {
                 let d = zip(&x, &y, |x, y| if x != 0.0 { y.ln() } else { 0.0 })?;
@@ -304,16 +484,16 @@ pub(super) fn backward(node: &Node, env: &Env, g: Arr, grads: &mut [Option<Arr>]
                 send(grads, 1, zip(&g, &d, |g, d| g * d)?)?;
             }
         }
-        Op::Maximum | Op::Minimum if ins.len() == 1 => {
+        EwOp::Maximum | EwOp::Minimum if ins.len() == 1 => {
             let x = arr(v(0))?;
             let m = out()?.data[0];
             let hits = x.data.iter().filter(|&&y| y == m).count().max(1) as f64;
             let gx = x.map(|y| if y == m { g.data[0] / hits } else { 0.0 });
             accumulate(grads, ins[0], gx);
         }
-        Op::Maximum | Op::Minimum => {
+        EwOp::Maximum | EwOp::Minimum => {
             let (a, b) = (num(v(0))?, num(v(1))?);
-            let max = node.op == Op::Maximum;
+            let max = op == EwOp::Maximum;
             // The winner takes the gradient; a tie splits it (as torch does).
             let share = |x: f64, y: f64| -> f64 {
                 if x == y {
@@ -333,18 +513,18 @@ pub(super) fn backward(node: &Node, env: &Env, g: Arr, grads: &mut [Option<Arr>]
                 send(grads, 1, zip(&g, &d, |g, d| g * d)?)?;
             }
         }
-        Op::NanToNum { .. } => unary(grads, g, &|x, _| f64::from(u8::from(x.is_finite())))?,
-        Op::Mvlgamma { p } => unary(grads, g, &|x, _| {
+        EwOp::NanToNum { .. } => unary(grads, g, &|x, _| f64::from(u8::from(x.is_finite())))?,
+        EwOp::Mvlgamma { p } => unary(grads, g, &|x, _| {
             (0..p).map(|i| digamma(x - i as f64 / 2.0)).sum()
         })?,
-        Op::Softplus { beta, threshold } => unary(grads, g, &|x, _| {
+        EwOp::Softplus { beta, threshold } => unary(grads, g, &|x, _| {
             if x * beta > threshold {
                 1.0
             } else {
                 sigmoid(x * beta)
             }
         })?,
-        Op::Pow => {
+        EwOp::Pow => {
             let (a, b) = (num(v(0))?, num(v(1))?);
             if wants(0) {
                 let d = zip(
@@ -360,7 +540,7 @@ pub(super) fn backward(node: &Node, env: &Env, g: Arr, grads: &mut [Option<Arr>]
                 send(grads, 1, zip(&g, &d, |g, d| g * d)?)?;
             }
         }
-        Op::ToKind => {
+        EwOp::ToKind => {
             let x = arr(v(0))?;
             accumulate(
                 grads,
@@ -371,7 +551,7 @@ pub(super) fn backward(node: &Node, env: &Env, g: Arr, grads: &mut [Option<Arr>]
                 },
             );
         }
-        Op::Bcewl { reduction } => {
+        EwOp::Bcewl { reduction } => {
             let (x, y) = (num(v(0))?, num(v(1))?);
             let shape = broadcast_shapes(&x.shape, &y.shape)
                 .ok_or_else(|| bad("shapes do not broadcast"))?;
@@ -390,7 +570,7 @@ pub(super) fn backward(node: &Node, env: &Env, g: Arr, grads: &mut [Option<Arr>]
                 send(grads, 1, zip(&gfull, &d, |g, d| g * d)?)?;
             }
         }
-        Op::Where => {
+        EwOp::Where => {
             let c = num(v(0))?;
             for (i, pick) in [(1usize, true), (2usize, false)] {
                 if wants(i) {
@@ -399,7 +579,7 @@ pub(super) fn backward(node: &Node, env: &Env, g: Arr, grads: &mut [Option<Arr>]
                 }
             }
         }
-        Op::MaskedFill { .. } => {
+        EwOp::MaskedFill { .. } => {
             if wants(0) {
                 let m = num(v(1))?;
                 send(
@@ -409,14 +589,13 @@ pub(super) fn backward(node: &Node, env: &Env, g: Arr, grads: &mut [Option<Arr>]
                 )?;
             }
         }
-        Op::Clamp { lo, hi } => unary(grads, g, &|x, _| f64::from(u8::from(x >= lo && x <= hi)))?,
-        Op::Number
-        | Op::ScalarTensor
-        | Op::LogicalAnd
-        | Op::LogicalOr
-        | Op::Compare(_)
-        | Op::LogicalNot => {}
-        _ => return Err(not_in_family(node, "elementwise")),
+        EwOp::Clamp { lo, hi } => unary(grads, g, &|x, _| f64::from(u8::from(x >= lo && x <= hi)))?,
+        EwOp::Number
+        | EwOp::ScalarTensor
+        | EwOp::LogicalAnd
+        | EwOp::LogicalOr
+        | EwOp::Compare(_)
+        | EwOp::LogicalNot => {}
     }
     Ok(())
 }

@@ -92,7 +92,7 @@ pub fn trace_text(
     f: impl FnOnce(&[Tensor]) -> Result<Vec<Tensor>>,
 ) -> Result<(String, Vec<Tensor>)> {
     let ins: Vec<CTensor> = inputs.iter().map(|t| t.as_ptr() as CTensor).collect();
-    let random: Vec<String> = super::graph::RANDOM_OPS
+    let random: Vec<String> = super::random::RANDOM_OPS
         .iter()
         .map(|(n, _)| format!("aten::{n}"))
         .collect();

@@ -40,8 +40,8 @@ pub(super) fn split3(shape: &[usize], dim: usize) -> (usize, usize, usize) {
 
 /// `(dim, start, len, step)` of a `slice(self, dim, start, end, step)` or
 /// `narrow(self, dim, start, length)` of `x`.
-pub(super) fn slice_args(op: Op, x: &Arr) -> Result<(usize, usize, usize, usize)> {
-    let Op::Slice {
+pub(super) fn slice_args(op: ShapeOp, x: &Arr) -> Result<(usize, usize, usize, usize)> {
+    let ShapeOp::Slice {
         dim,
         start,
         end,

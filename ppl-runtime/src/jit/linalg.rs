@@ -4,18 +4,66 @@
 use super::array::Arr;
 use super::graph::*;
 use super::kernels::*;
-use super::ops::{accumulate, not_in_family};
+use super::ops::accumulate;
 use crate::error::Result;
 
+/// A linear-algebra op, its flags decoded.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) enum LinalgOp {
+    /// `A X = B` for `X`, `A` triangular.
+    SolveTriangular {
+        upper: bool,
+        left: bool,
+        unit: bool,
+    },
+    Cholesky {
+        upper: bool,
+    },
+    Matmul,
+}
+
+impl LinalgOp {
+    /// The op an aten name (without `aten::`) stands for, with default arguments.
+    pub(super) fn of(name: &str) -> Option<LinalgOp> {
+        Some(match name {
+            "linalg_solve_triangular" => LinalgOp::SolveTriangular {
+                upper: false,
+                left: true,
+                unit: false,
+            },
+            "linalg_cholesky" | "cholesky" => LinalgOp::Cholesky { upper: false },
+            "matmul" | "mm" | "mv" | "dot" => LinalgOp::Matmul,
+            _ => return None,
+        })
+    }
+
+    /// Fills in the op's arguments from the node's constant argument slots.
+    pub(super) fn decode(&mut self, a: &Args) -> Result<()> {
+        match self {
+            LinalgOp::SolveTriangular { upper, left, unit } => {
+                *upper = matches!(a.need(2)?, Val::Bool(true));
+                *left = !matches!(a.arg(3)?, Some(Val::Bool(false)));
+                *unit = matches!(a.arg(4)?, Some(Val::Bool(true)));
+                if !*left {
+                    return Err(a.unsupported(" with left = false"));
+                }
+            }
+            LinalgOp::Cholesky { upper } => *upper = matches!(a.arg(1)?, Some(Val::Bool(true))),
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
 /// The value of `node`.
-pub(super) fn forward(node: &Node, env: &Env) -> Result<Val> {
+pub(super) fn forward(op: LinalgOp, node: &Node, env: &Env) -> Result<Val> {
     let v = |i: usize| -> &Val { env.get(node.ins[i]) };
-    Ok(match node.op {
-        Op::SolveTriangular { upper, unit, .. } => {
+    Ok(match op {
+        LinalgOp::SolveTriangular { upper, unit, .. } => {
             let (a, b) = (arr(v(0))?, arr(v(1))?);
             Val::T(solve_triangular(a, b, upper, unit, false)?)
         }
-        Op::Matmul => {
+        LinalgOp::Matmul => {
             let (a, b) = (arr(v(0))?, arr(v(1))?);
             match env.columns.get(&node.ins[0]) {
                 Some(at) if b.shape.len() == 1 && b.shape[0] == a.shape[1] => {
@@ -35,7 +83,7 @@ pub(super) fn forward(node: &Node, env: &Env) -> Result<Val> {
                 _ => Val::T(matmul(a, b)?),
             }
         }
-        Op::Cholesky { upper } => {
+        LinalgOp::Cholesky { upper } => {
             let l = cholesky(arr(v(0))?)?;
             let r = l.shape.len();
             Val::T(if upper {
@@ -44,19 +92,24 @@ pub(super) fn forward(node: &Node, env: &Env) -> Result<Val> {
                 l
             })
         }
-        _ => return Err(not_in_family(node, "linalg")),
     })
 }
 
 /// Adds the gradient `g` of `node`'s output into the gradients of its live inputs.
-pub(super) fn backward(node: &Node, env: &Env, g: Arr, grads: &mut [Option<Arr>]) -> Result<()> {
+pub(super) fn backward(
+    op: LinalgOp,
+    node: &Node,
+    env: &Env,
+    g: Arr,
+    grads: &mut [Option<Arr>],
+) -> Result<()> {
     let ins = &node.ins;
     let live = env.live;
     let v = |i: usize| -> &Val { env.get(ins[i]) };
     let wants = |i: usize| -> bool { ins.len() > i && live[ins[i]] };
     let out = || arr(env.get(node.out));
-    match node.op {
-        Op::SolveTriangular { upper, unit, .. } => {
+    match op {
+        LinalgOp::SolveTriangular { upper, unit, .. } => {
             // X = A⁻¹ B: dB = A⁻ᵀ G, dA = -dB Xᵀ (on A's triangle); both summed over the
             // batch dims they were broadcast along.
             let (a, b) = (arr(v(0))?, arr(v(1))?);
@@ -88,7 +141,7 @@ pub(super) fn backward(node: &Node, env: &Env, g: Arr, grads: &mut [Option<Arr>]
                 accumulate(grads, ins[1], db.sum_to(&b.shape));
             }
         }
-        Op::Matmul => {
+        LinalgOp::Matmul => {
             let (a, b) = (arr(v(0))?, arr(v(1))?);
             let (n, k) = if a.shape.len() == 1 {
                 (1, a.shape[0])
@@ -149,7 +202,7 @@ pub(super) fn backward(node: &Node, env: &Env, g: Arr, grads: &mut [Option<Arr>]
                 );
             }
         }
-        Op::Cholesky { upper } => {
+        LinalgOp::Cholesky { upper } => {
             let y = out()?;
             let r = y.shape.len();
             let (l, gl) = if upper {
@@ -159,7 +212,6 @@ pub(super) fn backward(node: &Node, env: &Env, g: Arr, grads: &mut [Option<Arr>]
             };
             accumulate(grads, ins[0], cholesky_backward(&l, &gl)?);
         }
-        _ => return Err(not_in_family(node, "linalg")),
     }
     Ok(())
 }

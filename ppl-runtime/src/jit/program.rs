@@ -89,7 +89,7 @@ fn composite(kind: &str, ins: &[usize], out: usize, init: &mut Vec<Val>) -> Opti
         "aten::linear" if ins.len() >= 2 => {
             let wt = fresh(init);
             let mut parts = vec![node(
-                Op::Transpose { dims: None },
+                Op::Shape(ShapeOp::Transpose { dims: None }),
                 "aten::t",
                 vec![ins[1]],
                 wt,
@@ -99,18 +99,38 @@ fn composite(kind: &str, ins: &[usize], out: usize, init: &mut Vec<Val>) -> Opti
                 .copied()
                 .filter(|&b| !matches!(init[b], Val::None));
             match bias {
-                None => parts.push(node(Op::Matmul, "aten::matmul", vec![ins[0], wt], out)),
+                None => parts.push(node(
+                    Op::Linalg(LinalgOp::Matmul),
+                    "aten::matmul",
+                    vec![ins[0], wt],
+                    out,
+                )),
                 Some(b) => {
                     let xw = fresh(init);
-                    parts.push(node(Op::Matmul, "aten::matmul", vec![ins[0], wt], xw));
-                    parts.push(node(Op::Add { alpha: 1.0 }, "aten::add", vec![xw, b], out));
+                    parts.push(node(
+                        Op::Linalg(LinalgOp::Matmul),
+                        "aten::matmul",
+                        vec![ins[0], wt],
+                        xw,
+                    ));
+                    parts.push(node(
+                        Op::Elementwise(EwOp::Add { alpha: 1.0 }),
+                        "aten::add",
+                        vec![xw, b],
+                        out,
+                    ));
                 }
             }
             Some(parts)
         }
         "aten::addmm" if ins.len() == 5 => {
             let ab = fresh(init);
-            let mut parts = vec![node(Op::Matmul, "aten::mm", vec![ins[1], ins[2]], ab)];
+            let mut parts = vec![node(
+                Op::Linalg(LinalgOp::Matmul),
+                "aten::mm",
+                vec![ins[1], ins[2]],
+                ab,
+            )];
             let unit_beta = match init[ins[3]] {
                 Val::Int(b) => b == 1,
                 Val::Float(b) => b == 1.0,
@@ -123,7 +143,7 @@ fn composite(kind: &str, ins: &[usize], out: usize, init: &mut Vec<Val>) -> Opti
             let s = ins[0];
             // alpha (ins[4]) is decoded with the other ops' arguments.
             parts.push(node(
-                Op::Add { alpha: 1.0 },
+                Op::Elementwise(EwOp::Add { alpha: 1.0 }),
                 "aten::add",
                 vec![s, ab, ins[4]],
                 out,
@@ -204,7 +224,7 @@ impl Program {
                         if let Some(items) = broadcast_lists.get(&ins[0]) {
                             for (i, &out) in outs.iter().enumerate() {
                                 nodes.push(Node {
-                                    op: Op::BroadcastAll(i),
+                                    op: Op::Shape(ShapeOp::BroadcastAll(i)),
                                     kind: "aten::broadcast_tensors".into(),
                                     ins: items.clone(),
                                     out,
@@ -215,7 +235,7 @@ impl Program {
                         if let Some(items) = list_items.get(&ins[0]) {
                             for (&item, &out) in items.iter().zip(&outs) {
                                 nodes.push(Node {
-                                    op: Op::Identity,
+                                    op: Op::Shape(ShapeOp::Identity),
                                     kind: "prim::ListUnpack".into(),
                                     ins: vec![item],
                                     out,
@@ -297,7 +317,7 @@ impl Program {
         program.live = live;
         program.sink_scalar_expands();
         for n in &program.nodes {
-            if n.op != Op::Matmul || program.live[n.ins[0]] {
+            if n.op != Op::Linalg(LinalgOp::Matmul) || program.live[n.ins[0]] {
                 continue;
             }
             if let Val::T(x) = &program.init[n.ins[0]] {
@@ -345,19 +365,26 @@ impl Program {
             return;
         };
         // Elementwise in their one tensor input (the others' extra arguments are numbers).
-        let is_unary = |op: Op| matches!(op, Op::Unary(_) | Op::Logit { .. } | Op::Softplus { .. });
+        let is_unary = |op: Op| {
+            matches!(
+                op,
+                Op::Elementwise(EwOp::Unary(_))
+                    | Op::Elementwise(EwOp::Logit { .. })
+                    | Op::Elementwise(EwOp::Softplus { .. })
+            )
+        };
         let is_binary = |op: Op| {
             matches!(
                 op,
-                Op::Add { .. }
-                    | Op::Sub { .. }
-                    | Op::Rsub { .. }
-                    | Op::Mul
-                    | Op::Div
-                    | Op::Pow
-                    | Op::Xlogy
-                    | Op::Maximum
-                    | Op::Minimum
+                Op::Elementwise(EwOp::Add { .. })
+                    | Op::Elementwise(EwOp::Sub { .. })
+                    | Op::Elementwise(EwOp::Rsub { .. })
+                    | Op::Elementwise(EwOp::Mul)
+                    | Op::Elementwise(EwOp::Div)
+                    | Op::Elementwise(EwOp::Pow)
+                    | Op::Elementwise(EwOp::Xlogy)
+                    | Op::Elementwise(EwOp::Maximum)
+                    | Op::Elementwise(EwOp::Minimum)
             )
         };
         let one = |shapes: &[Option<Vec<usize>>], s: usize| -> bool {
@@ -370,8 +397,8 @@ impl Program {
             let mut source: HashMap<usize, usize> = HashMap::new();
             for n in &self.nodes {
                 let src = match n.op {
-                    Op::Expand => Some(n.ins[0]),
-                    Op::BroadcastAll(i) => Some(n.ins[i]),
+                    Op::Shape(ShapeOp::Expand) => Some(n.ins[0]),
+                    Op::Shape(ShapeOp::BroadcastAll(i)) => Some(n.ins[i]),
                     _ => None,
                 };
                 if let Some(x) = src {
@@ -411,7 +438,7 @@ impl Program {
                         self.nodes.insert(
                             i + 1,
                             Node {
-                                op: Op::Expand,
+                                op: Op::Shape(ShapeOp::Expand),
                                 kind: "aten::expand".into(),
                                 ins: vec![t, target],
                                 out: n.out,
@@ -449,10 +476,10 @@ impl Program {
                 *i = resolve(&alias, *i);
             }
             let src = match n.op {
-                Op::Identity => Some(n.ins[0]),
-                Op::Expand | Op::Reshape => Some(n.ins[0]),
-                Op::BroadcastAll(i) => Some(n.ins[i]),
-                Op::ToKind => {
+                Op::Shape(ShapeOp::Identity) => Some(n.ins[0]),
+                Op::Shape(ShapeOp::Expand) | Op::Shape(ShapeOp::Reshape) => Some(n.ins[0]),
+                Op::Shape(ShapeOp::BroadcastAll(i)) => Some(n.ins[i]),
+                Op::Elementwise(EwOp::ToKind) => {
                     let env_int = n.ins[1..].iter().find_map(|&s| match &self.init[s] {
                         Val::Int(c) if !self.live[s] => Some(*c),
                         _ => None,
@@ -514,10 +541,10 @@ impl Program {
                 // A full reduction.
                 if !matches!(
                     n.op,
-                    Op::Sum {
+                    Op::Reduce(ReduceOp::Sum {
                         dims: None,
                         keepdim: false
-                    }
+                    })
                 ) {
                     continue;
                 }
@@ -527,8 +554,10 @@ impl Program {
                 };
                 let p = &self.nodes[pi];
                 let alpha = match p.op {
-                    Op::Add { alpha } | Op::Sub { alpha } => alpha,
-                    Op::Mul => 1.0,
+                    Op::Elementwise(EwOp::Add { alpha }) | Op::Elementwise(EwOp::Sub { alpha }) => {
+                        alpha
+                    }
+                    Op::Elementwise(EwOp::Mul) => 1.0,
                     _ => continue,
                 };
                 if uses[x] != 1 || p.ins.len() < 2 {
@@ -538,7 +567,10 @@ impl Program {
                 // The one-element operand second (sub is not symmetric).
                 let (a, sc) = if one(p.ins[1]) {
                     (p.ins[0], p.ins[1])
-                } else if !matches!(p.op, Op::Sub { .. }) && one(p.ins[0]) && alpha == 1.0 {
+                } else if !matches!(p.op, Op::Elementwise(EwOp::Sub { .. }))
+                    && one(p.ins[0])
+                    && alpha == 1.0
+                {
                     // `s + alpha a` only with alpha = 1.
                     (p.ins[1], p.ins[0])
                 } else {
@@ -567,12 +599,12 @@ impl Program {
             inner.ins[0] = a;
             inner.out = t;
             let op = match p.op {
-                Op::Add { alpha } => Op::Add {
+                Op::Elementwise(EwOp::Add { alpha }) => Op::Elementwise(EwOp::Add {
                     alpha: alpha * nx as f64,
-                },
-                Op::Sub { alpha } => Op::Sub {
+                }),
+                Op::Elementwise(EwOp::Sub { alpha }) => Op::Elementwise(EwOp::Sub {
                     alpha: alpha * nx as f64,
-                },
+                }),
                 op => op,
             };
             let outer = Node {
@@ -610,7 +642,7 @@ impl Program {
                         }
                     }
                 }
-                if n.op == Op::ListConstruct && used[n.out] {
+                if n.op == Op::Shape(ShapeOp::ListConstruct) && used[n.out] {
                     for &j in &n.ins {
                         used[j] = true;
                     }
@@ -755,7 +787,7 @@ mod tests {
         let p = Program::compile(&text, &[vec![3]]).expect("compile");
         // Rewritten, the sum comes first and runs on the input itself.
         assert_eq!(
-            matches!(p.nodes[0].op, Op::Sum { .. }),
+            matches!(p.nodes[0].op, Op::Reduce(ReduceOp::Sum { .. })),
             rewritten,
             "{node}: {:?}",
             p.nodes

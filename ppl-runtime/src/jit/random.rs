@@ -11,6 +11,43 @@ use super::ops::accumulate;
 use super::special::lgamma;
 use crate::error::Result;
 
+/// The random ops the compiler draws fresh values for. The C++ tracer records the draws of
+/// exactly these (the list is passed to it when tracing begins).
+pub(super) const RANDOM_OPS: &[(&str, RandomOp)] = &[
+    ("randn", RandomOp::Randn),
+    ("randn_like", RandomOp::Randn),
+    ("rand", RandomOp::Rand),
+    ("rand_like", RandomOp::Rand),
+    ("randperm", RandomOp::Randperm),
+    ("_standard_gamma", RandomOp::StandardGamma),
+    ("bernoulli", RandomOp::Bernoulli),
+    ("poisson", RandomOp::Poisson),
+    ("exponential_", RandomOp::Exponential),
+    ("uniform_", RandomOp::Uniform),
+];
+
+/// A random op.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) enum RandomOp {
+    Randn,
+    Rand,
+    Randperm,
+    StandardGamma,
+    Bernoulli,
+    Poisson,
+    /// `x.exponential_(lambd)`: Exp(lambd) draws of `x`'s shape.
+    Exponential,
+    /// `x.uniform_(from, to)`: uniform draws of `x`'s shape.
+    Uniform,
+}
+
+impl RandomOp {
+    /// The random op an aten name (without `aten::`) stands for.
+    pub(super) fn of(name: &str) -> Option<RandomOp> {
+        RANDOM_OPS.iter().find(|(n, _)| *n == name).map(|&(_, r)| r)
+    }
+}
+
 /// `n` standard normal draws.
 pub fn randn(rng: &mut StdRng, n: usize) -> Vec<f64> {
     (0..n).map(|_| rng.sample(StandardNormal)).collect()
@@ -117,7 +154,7 @@ pub fn standard_gamma_grad(x: f64, alpha: f64) -> f64 {
 }
 
 /// Fresh values of a random op.
-pub(super) fn draw(r: Rnd, node: &Node, env: &Env, rng: &mut StdRng) -> Result<Val> {
+pub(super) fn draw(r: RandomOp, node: &Node, env: &Env, rng: &mut StdRng) -> Result<Val> {
     let v = |i: usize| -> &Val { env.get(node.ins[i]) };
     let name = node.kind.as_str();
     // The shape of a factory (`randn(size, ...)`) or of its `_like` argument.
@@ -129,27 +166,27 @@ pub(super) fn draw(r: Rnd, node: &Node, env: &Env, rng: &mut StdRng) -> Result<V
         })
     };
     Ok(Val::T(match r {
-        Rnd::Randn | Rnd::Rand => {
+        RandomOp::Randn | RandomOp::Rand => {
             let shape = shape_of(0)?;
             let n = shape.iter().product();
-            let data = if r == Rnd::Randn {
+            let data = if r == RandomOp::Randn {
                 randn(rng, n)
             } else {
                 rand(rng, n)
             };
             Arr { shape, data }
         }
-        Rnd::Randperm => {
+        RandomOp::Randperm => {
             let n = int(v(0))?.max(0) as usize;
             Arr {
                 shape: vec![n],
                 data: randperm(rng, n),
             }
         }
-        Rnd::Exponential | Rnd::Uniform => {
+        RandomOp::Exponential | RandomOp::Uniform => {
             let x = arr(v(0))?;
             let u = rand(rng, x.numel());
-            let data = if r == Rnd::Exponential {
+            let data = if r == RandomOp::Exponential {
                 let rate = float(v(1))?;
                 u.into_iter().map(|u| -(-u).ln_1p() / rate).collect()
             } else {
@@ -161,7 +198,7 @@ pub(super) fn draw(r: Rnd, node: &Node, env: &Env, rng: &mut StdRng) -> Result<V
                 data,
             }
         }
-        Rnd::StandardGamma | Rnd::Poisson | Rnd::Bernoulli => {
+        RandomOp::StandardGamma | RandomOp::Poisson | RandomOp::Bernoulli => {
             use rand::Rng;
             let x = arr(v(0))?;
             // bernoulli(probs) or bernoulli(self, p: float).
@@ -173,8 +210,8 @@ pub(super) fn draw(r: Rnd, node: &Node, env: &Env, rng: &mut StdRng) -> Result<V
                 .data
                 .iter()
                 .map(|&a| match r {
-                    Rnd::StandardGamma => standard_gamma(rng, a),
-                    Rnd::Poisson => poisson(rng, a),
+                    RandomOp::StandardGamma => standard_gamma(rng, a),
+                    RandomOp::Poisson => poisson(rng, a),
                     _ => f64::from(u8::from(rng.random::<f64>() < p_const.unwrap_or(a))),
                 })
                 .collect();
@@ -187,7 +224,7 @@ pub(super) fn draw(r: Rnd, node: &Node, env: &Env, rng: &mut StdRng) -> Result<V
 }
 
 /// Random ops are never folded: the program draws them when it runs (see [`draw`]).
-pub(super) fn forward(node: &Node, _env: &Env) -> Result<Val> {
+pub(super) fn forward(_op: RandomOp, node: &Node, _env: &Env) -> Result<Val> {
     Err(bad(format!(
         "`{}`: a random op cannot be folded",
         node.kind
@@ -196,8 +233,14 @@ pub(super) fn forward(node: &Node, _env: &Env) -> Result<Val> {
 
 /// The reparameterized gradient of a gamma draw with respect to its concentration (the others'
 /// draws carry no gradient).
-pub(super) fn backward(node: &Node, env: &Env, g: Arr, grads: &mut [Option<Arr>]) -> Result<()> {
-    if node.op != Op::Random(Rnd::StandardGamma) || !env.live[node.ins[0]] {
+pub(super) fn backward(
+    op: RandomOp,
+    node: &Node,
+    env: &Env,
+    g: Arr,
+    grads: &mut [Option<Arr>],
+) -> Result<()> {
+    if op != RandomOp::StandardGamma || !env.live[node.ins[0]] {
         return Ok(());
     }
     let alpha = arr(env.get(node.ins[0]))?;

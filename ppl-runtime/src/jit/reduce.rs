@@ -4,14 +4,113 @@
 use super::array::Arr;
 use super::graph::*;
 use super::kernels::*;
-use super::ops::{accumulate, not_in_family};
+use super::ops::accumulate;
 use crate::error::Result;
 
+/// A reduction or scan, its dims decoded.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) enum ReduceOp {
+    LogSoftmax {
+        dim: i64,
+    },
+    Softmax {
+        dim: i64,
+    },
+    Cumsum {
+        dim: i64,
+    },
+    Cumprod {
+        dim: i64,
+    },
+    /// Over `dims` (all when `None`).
+    Sum {
+        dims: Option<IntList>,
+        keepdim: bool,
+    },
+    /// Over `dims` (all when `None`).
+    Mean {
+        dims: Option<IntList>,
+        keepdim: bool,
+    },
+    Logsumexp {
+        dims: Option<IntList>,
+        keepdim: bool,
+    },
+    /// `amax` (`max`) or `amin` over dims.
+    Extremum {
+        max: bool,
+        dims: Option<IntList>,
+        keepdim: bool,
+    },
+}
+
+impl ReduceOp {
+    /// The op an aten name (without `aten::`) stands for, with default arguments.
+    pub(super) fn of(name: &str) -> Option<ReduceOp> {
+        Some(match name {
+            "log_softmax" => ReduceOp::LogSoftmax { dim: -1 },
+            "softmax" => ReduceOp::Softmax { dim: -1 },
+            "cumsum" => ReduceOp::Cumsum { dim: 0 },
+            "cumprod" => ReduceOp::Cumprod { dim: 0 },
+            "sum" => ReduceOp::Sum {
+                dims: None,
+                keepdim: false,
+            },
+            "mean" => ReduceOp::Mean {
+                dims: None,
+                keepdim: false,
+            },
+            "logsumexp" => ReduceOp::Logsumexp {
+                dims: None,
+                keepdim: false,
+            },
+            "amax" => ReduceOp::Extremum {
+                max: true,
+                dims: None,
+                keepdim: false,
+            },
+            "amin" => ReduceOp::Extremum {
+                max: false,
+                dims: None,
+                keepdim: false,
+            },
+            _ => return None,
+        })
+    }
+
+    /// Fills in the op's arguments from the node's constant argument slots.
+    pub(super) fn decode(&mut self, a: &Args) -> Result<()> {
+        match self {
+            // sum(self, dtype) is a full reduction; sum(self, dim, keepdim, dtype) is not.
+            ReduceOp::Sum { dims, keepdim } | ReduceOp::Mean { dims, keepdim } if a.len() >= 3 => {
+                *dims = match a.arg(1)? {
+                    None | Some(Val::None) => None,
+                    Some(v) => IntList::from_ints(&ints(v)?)?,
+                };
+                *keepdim = matches!(a.arg(2)?, Some(Val::Bool(true)));
+            }
+            ReduceOp::LogSoftmax { dim }
+            | ReduceOp::Softmax { dim }
+            | ReduceOp::Cumsum { dim }
+            | ReduceOp::Cumprod { dim } => *dim = int(a.need(1)?)?,
+            ReduceOp::Logsumexp { dims, keepdim } | ReduceOp::Extremum { dims, keepdim, .. } => {
+                *dims = match a.arg(1)? {
+                    None | Some(Val::None) => None,
+                    Some(v) => IntList::from_ints(&ints(v)?)?,
+                };
+                *keepdim = matches!(a.arg(2)?, Some(Val::Bool(true)));
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
 /// The value of `node`.
-pub(super) fn forward(node: &Node, env: &Env) -> Result<Val> {
+pub(super) fn forward(op: ReduceOp, node: &Node, env: &Env) -> Result<Val> {
     let v = |i: usize| -> &Val { env.get(node.ins[i]) };
-    Ok(match node.op {
-        Op::LogSoftmax { dim } | Op::Softmax { dim } => {
+    Ok(match op {
+        ReduceOp::LogSoftmax { dim } | ReduceOp::Softmax { dim } => {
             let x = arr(v(0))?;
             let dim = norm_dim(dim, x.shape.len())?;
             let mut y = x.clone();
@@ -26,7 +125,7 @@ pub(super) fn forward(node: &Node, env: &Env) -> Result<Val> {
                         .ln();
                 for j in 0..l.n {
                     let v = x.data[l.at(j)] - lse;
-                    y.data[l.at(j)] = if matches!(node.op, Op::Softmax { .. }) {
+                    y.data[l.at(j)] = if matches!(op, ReduceOp::Softmax { .. }) {
                         v.exp()
                     } else {
                         v
@@ -35,12 +134,12 @@ pub(super) fn forward(node: &Node, env: &Env) -> Result<Val> {
             }
             Val::T(y)
         }
-        Op::Cumsum { dim } => {
+        ReduceOp::Cumsum { dim } => {
             let x = arr(v(0))?;
             let dim = norm_dim(dim, x.shape.len())?;
             Val::T(cumsum(x, dim, false))
         }
-        Op::Cumprod { dim } => {
+        ReduceOp::Cumprod { dim } => {
             let x = arr(v(0))?;
             let dim = norm_dim(dim, x.shape.len())?;
             let mut y = x.clone();
@@ -53,18 +152,18 @@ pub(super) fn forward(node: &Node, env: &Env) -> Result<Val> {
             }
             Val::T(y)
         }
-        Op::Sum {
+        ReduceOp::Sum {
             dims,
             keepdim: keep,
         }
-        | Op::Mean {
+        | ReduceOp::Mean {
             dims,
             keepdim: keep,
         } => {
             let x = arr(v(0))?;
             let dims = reduced_dims(dims, x.shape.len())?;
             let mut s = sum_keep(x, &dims);
-            if matches!(node.op, Op::Mean { .. }) {
+            if matches!(op, ReduceOp::Mean { .. }) {
                 let n: usize = dims.iter().map(|&d| x.shape[d]).product();
                 let n = n.max(1) as f64;
                 s.data.iter_mut().for_each(|y| *y /= n);
@@ -74,7 +173,7 @@ pub(super) fn forward(node: &Node, env: &Env) -> Result<Val> {
             }
             Val::T(s)
         }
-        Op::Extremum {
+        ReduceOp::Extremum {
             max,
             dims,
             keepdim: keep,
@@ -87,7 +186,7 @@ pub(super) fn forward(node: &Node, env: &Env) -> Result<Val> {
             }
             Val::T(out)
         }
-        Op::Logsumexp {
+        ReduceOp::Logsumexp {
             dims,
             keepdim: keep,
         } => {
@@ -106,23 +205,28 @@ pub(super) fn forward(node: &Node, env: &Env) -> Result<Val> {
             }
             Val::T(out)
         }
-        _ => return Err(not_in_family(node, "reduce")),
     })
 }
 
 /// Adds the gradient `g` of `node`'s output into the gradients of its live inputs.
-pub(super) fn backward(node: &Node, env: &Env, g: Arr, grads: &mut [Option<Arr>]) -> Result<()> {
+pub(super) fn backward(
+    op: ReduceOp,
+    node: &Node,
+    env: &Env,
+    g: Arr,
+    grads: &mut [Option<Arr>],
+) -> Result<()> {
     let ins = &node.ins;
     let v = |i: usize| -> &Val { env.get(ins[i]) };
     let out = || arr(env.get(node.out));
-    match node.op {
-        Op::LogSoftmax { dim } | Op::Softmax { dim } => {
+    match op {
+        ReduceOp::LogSoftmax { dim } | ReduceOp::Softmax { dim } => {
             let x = arr(v(0))?;
             let y = out()?;
             let dim = norm_dim(dim, x.shape.len())?;
             let mut gx = Arr::full(&x.shape, 0.0);
             for l in lines(&x.shape, dim) {
-                if matches!(node.op, Op::LogSoftmax { .. }) {
+                if matches!(op, ReduceOp::LogSoftmax { .. }) {
                     let gs: f64 = (0..l.n).map(|j| g.data[l.at(j)]).sum();
                     for j in 0..l.n {
                         gx.data[l.at(j)] = g.data[l.at(j)] - y.data[l.at(j)].exp() * gs;
@@ -136,12 +240,12 @@ pub(super) fn backward(node: &Node, env: &Env, g: Arr, grads: &mut [Option<Arr>]
             }
             accumulate(grads, ins[0], gx);
         }
-        Op::Cumsum { dim } => {
+        ReduceOp::Cumsum { dim } => {
             let x = arr(v(0))?;
             let dim = norm_dim(dim, x.shape.len())?;
             accumulate(grads, ins[0], cumsum(&g, dim, true));
         }
-        Op::Cumprod { dim } => {
+        ReduceOp::Cumprod { dim } => {
             // dx_i = Σ_{j ≥ i} g_j Π_{k ≤ j, k ≠ i} x_k, without dividing by x_i (which may be 0).
             let x = arr(v(0))?;
             let dim = norm_dim(dim, x.shape.len())?;
@@ -161,7 +265,7 @@ pub(super) fn backward(node: &Node, env: &Env, g: Arr, grads: &mut [Option<Arr>]
             }
             accumulate(grads, ins[0], gx);
         }
-        Op::Sum { dims, .. } | Op::Mean { dims, .. } => {
+        ReduceOp::Sum { dims, .. } | ReduceOp::Mean { dims, .. } => {
             let x = arr(v(0))?;
             let dims = reduced_dims(dims, x.shape.len())?;
             let kept = kept_shape(&x.shape, &dims);
@@ -169,14 +273,14 @@ pub(super) fn backward(node: &Node, env: &Env, g: Arr, grads: &mut [Option<Arr>]
                 shape: kept,
                 data: g.data.clone(),
             };
-            if matches!(node.op, Op::Mean { .. }) {
+            if matches!(op, ReduceOp::Mean { .. }) {
                 let n: usize = dims.iter().map(|&d| x.shape[d]).product();
                 let n = n.max(1) as f64;
                 gk.data.iter_mut().for_each(|y| *y /= n);
             }
             accumulate(grads, ins[0], gk.expand_to(&x.shape));
         }
-        Op::Extremum { dims, .. } => {
+        ReduceOp::Extremum { dims, .. } => {
             // The gradient goes to the extreme values, split evenly between ties (as torch's
             // amax/amin do).
             let x = arr(v(0))?;
@@ -195,7 +299,7 @@ pub(super) fn backward(node: &Node, env: &Env, g: Arr, grads: &mut [Option<Arr>]
             let share = zip(&gk, &count, |g, c| if c > 0.0 { g / c } else { 0.0 })?;
             accumulate(grads, ins[0], zip(&hit, &share, |h, s| h * s)?);
         }
-        Op::Logsumexp { dims, .. } => {
+        ReduceOp::Logsumexp { dims, .. } => {
             let x = arr(v(0))?;
             let dims = reduced_dims(dims, x.shape.len())?;
             let y = out()?;
@@ -211,7 +315,6 @@ pub(super) fn backward(node: &Node, env: &Env, g: Arr, grads: &mut [Option<Arr>]
             let w = zip(x, &yk, |x, y| (x - y).exp())?;
             accumulate(grads, ins[0], zip(&w, &gk, |w, g| w * g)?);
         }
-        _ => return Err(not_in_family(node, "reduce")),
     }
     Ok(())
 }

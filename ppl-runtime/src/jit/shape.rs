@@ -5,15 +5,217 @@
 use super::array::{broadcast_shapes, Arr};
 use super::graph::*;
 use super::kernels::*;
-use super::ops::{accumulate, not_in_family};
+use super::ops::accumulate;
 use crate::error::Result;
 
+/// A shape, view, indexing or factory op, its dims and offsets decoded.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) enum ShapeOp {
+    Size,
+    Arange,
+    Gather {
+        dim: i64,
+    },
+    IndexSelect {
+        dim: i64,
+    },
+    TrilIndices,
+    Tril {
+        diagonal: i64,
+    },
+    Triu {
+        diagonal: i64,
+    },
+    DiagEmbed {
+        offset: i64,
+        dim1: i64,
+        dim2: i64,
+    },
+    Eye,
+    IndexCopy {
+        dim: i64,
+    },
+    /// Constant padding: torch's list (last dim first, `(before, after)` pairs).
+    Pad {
+        pads: IntList,
+        fill: f64,
+    },
+    Diagonal {
+        offset: i64,
+        dim1: i64,
+        dim2: i64,
+    },
+    Expand,
+    /// Output `i` of `broadcast_tensors` of the inputs.
+    BroadcastAll(usize),
+    Stack {
+        dim: i64,
+    },
+    Cat {
+        dim: i64,
+    },
+    Select {
+        dim: i64,
+        index: i64,
+    },
+    /// `start..end` by `step` along `dim` (`None`: from the start, to the end); `narrow` is a
+    /// slice of `len` from `start`.
+    Slice {
+        dim: i64,
+        start: Option<i64>,
+        end: Option<i64>,
+        step: i64,
+        len: Option<i64>,
+    },
+    Reshape,
+    Unsqueeze,
+    Squeeze,
+    Identity,
+    Detach,
+    /// zeros, ones, full and their `_like` forms.
+    Fill,
+    ListConstruct,
+    /// `transpose(x, d0, d1)`; `t(x)` when `None`.
+    Transpose {
+        dims: Option<(i64, i64)>,
+    },
+    Permute {
+        dims: IntList,
+    },
+}
+
+impl ShapeOp {
+    /// The op an aten name (without `aten::`) stands for, with default arguments.
+    pub(super) fn of(name: &str, kind: &str) -> Option<ShapeOp> {
+        Some(match name {
+            "gather" => ShapeOp::Gather { dim: 0 },
+            "index_select" => ShapeOp::IndexSelect { dim: 0 },
+            "diagonal" => ShapeOp::Diagonal {
+                offset: 0,
+                dim1: 0,
+                dim2: 1,
+            },
+            "tril_indices" => ShapeOp::TrilIndices,
+            "tril" => ShapeOp::Tril { diagonal: 0 },
+            "triu" => ShapeOp::Triu { diagonal: 0 },
+            "diag_embed" => ShapeOp::DiagEmbed {
+                offset: 0,
+                dim1: -2,
+                dim2: -1,
+            },
+            "eye" => ShapeOp::Eye,
+            "index_copy" => ShapeOp::IndexCopy { dim: 0 },
+            "pad" | "constant_pad_nd" => ShapeOp::Pad {
+                pads: IntList::EMPTY,
+                fill: 0.0,
+            },
+            "size" => ShapeOp::Size,
+            "arange" => ShapeOp::Arange,
+            "expand" | "expand_as" | "broadcast_to" => ShapeOp::Expand,
+            "stack" => ShapeOp::Stack { dim: 0 },
+            "cat" | "concat" | "concatenate" => ShapeOp::Cat { dim: 0 },
+            "select" => ShapeOp::Select { dim: 0, index: 0 },
+            "slice" | "narrow" => ShapeOp::Slice {
+                dim: 0,
+                start: None,
+                end: None,
+                step: 1,
+                len: None,
+            },
+            "reshape" | "view" | "flatten" => ShapeOp::Reshape,
+            "unsqueeze" => ShapeOp::Unsqueeze,
+            "squeeze" => ShapeOp::Squeeze,
+            "clone" | "contiguous" | "alias" | "lift_fresh" | "positive" => ShapeOp::Identity,
+            "detach" => ShapeOp::Detach,
+            "zeros" | "ones" | "full" | "zeros_like" | "ones_like" | "full_like" | "empty"
+            | "empty_like" => ShapeOp::Fill,
+            "transpose" | "t" | "swapaxes" => ShapeOp::Transpose { dims: None },
+            "permute" => ShapeOp::Permute {
+                dims: IntList::EMPTY,
+            },
+            _ if kind == "prim::ListConstruct" => ShapeOp::ListConstruct,
+            _ => return None,
+        })
+    }
+
+    /// Fills in the op's arguments from the node's constant argument slots.
+    pub(super) fn decode(&mut self, a: &Args) -> Result<()> {
+        match self {
+            ShapeOp::Gather { dim } | ShapeOp::IndexSelect { dim } | ShapeOp::IndexCopy { dim } => {
+                *dim = int(a.need(1)?)?
+            }
+            ShapeOp::Stack { dim } | ShapeOp::Cat { dim } => {
+                if let Some(v) = a.arg(1)? {
+                    *dim = int(v)?;
+                }
+            }
+            ShapeOp::Diagonal { offset, dim1, dim2 } => {
+                *offset = opt_int(a.arg(1)?)?.unwrap_or(0);
+                *dim1 = opt_int(a.arg(2)?)?.unwrap_or(0);
+                *dim2 = opt_int(a.arg(3)?)?.unwrap_or(1);
+            }
+            ShapeOp::DiagEmbed { offset, dim1, dim2 } => {
+                *offset = opt_int(a.arg(1)?)?.unwrap_or(0);
+                *dim1 = opt_int(a.arg(2)?)?.unwrap_or(-2);
+                *dim2 = opt_int(a.arg(3)?)?.unwrap_or(-1);
+            }
+            ShapeOp::Tril { diagonal } | ShapeOp::Triu { diagonal } => {
+                *diagonal = opt_int(a.arg(1)?)?.unwrap_or(0);
+            }
+            ShapeOp::Pad { pads, fill } => {
+                let p = IntList::from_ints(&ints(a.need(1)?)?)?;
+                *pads = p.unwrap_or(IntList::EMPTY);
+                // constant_pad_nd(x, pad, value); pad(x, pad, mode, value), its mode opaque (only
+                // the constant mode is compiled).
+                let value = if a.kind().ends_with("constant_pad_nd") {
+                    a.arg(2)?
+                } else {
+                    a.arg(3)?
+                };
+                *fill = value.map(opt_float).transpose()?.flatten().unwrap_or(0.0);
+            }
+            ShapeOp::Select { dim, index } => {
+                *dim = int(a.need(1)?)?;
+                *index = int(a.need(2)?)?;
+            }
+            ShapeOp::Slice {
+                dim,
+                start,
+                end,
+                step,
+                len,
+            } => {
+                *dim = int(a.need(1)?)?;
+                if a.kind().ends_with("narrow") {
+                    *start = Some(int(a.need(2)?)?);
+                    *len = Some(int(a.need(3)?)?);
+                } else {
+                    *start = opt_int(a.arg(2)?)?;
+                    *end = opt_int(a.arg(3)?)?;
+                    *step = opt_int(a.arg(4)?)?.unwrap_or(1);
+                    if *step <= 0 {
+                        return Err(a.unsupported(" with a step that is not positive"));
+                    }
+                }
+            }
+            ShapeOp::Transpose { dims } if a.len() >= 3 => {
+                *dims = Some((int(a.need(1)?)?, int(a.need(2)?)?));
+            }
+            ShapeOp::Permute { dims } => {
+                *dims = IntList::from_ints(&ints(a.need(1)?)?)?.unwrap_or(IntList::EMPTY);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
 /// The value of `node`.
-pub(super) fn forward(node: &Node, env: &Env) -> Result<Val> {
+pub(super) fn forward(op: ShapeOp, node: &Node, env: &Env) -> Result<Val> {
     let v = |i: usize| -> &Val { env.get(node.ins[i]) };
     let nin = node.ins.len();
-    Ok(match node.op {
-        Op::Gather { dim } => {
+    Ok(match op {
+        ShapeOp::Gather { dim } => {
             let x = arr(v(0))?;
             let dim = norm_dim(dim, x.shape.len())?;
             let idx = arr(v(2))?;
@@ -25,13 +227,13 @@ pub(super) fn forward(node: &Node, env: &Env) -> Result<Val> {
                     .collect(),
             })
         }
-        Op::IndexSelect { dim } => {
+        ShapeOp::IndexSelect { dim } => {
             let x = arr(v(0))?;
             let dim = norm_dim(dim, x.shape.len())?;
             let idx = indices(arr(v(2))?, x.shape[dim])?;
             Val::T(gather(x, dim, idx.into_iter()))
         }
-        Op::Diagonal {
+        ShapeOp::Diagonal {
             offset: off,
             dim1,
             dim2,
@@ -45,7 +247,7 @@ pub(super) fn forward(node: &Node, env: &Env) -> Result<Val> {
                 data: offsets.iter().map(|&o| x.data[o]).collect(),
             })
         }
-        Op::TrilIndices => {
+        ShapeOp::TrilIndices => {
             let (rows, cols, off) = (int(v(0))?, int(v(1))?, int(v(2))?);
             let mut r = Vec::new();
             let mut c = Vec::new();
@@ -64,12 +266,12 @@ pub(super) fn forward(node: &Node, env: &Env) -> Result<Val> {
                 data: r,
             })
         }
-        Op::Tril { diagonal: d } | Op::Triu { diagonal: d } => {
+        ShapeOp::Tril { diagonal: d } | ShapeOp::Triu { diagonal: d } => {
             let x = arr(v(0))?;
             Val::T(tri_mask(
                 x,
                 d,
-                matches!(node.op, Op::Tril { .. }),
+                matches!(op, ShapeOp::Tril { .. }),
                 |x, keep| {
                     if keep {
                         x
@@ -79,7 +281,7 @@ pub(super) fn forward(node: &Node, env: &Env) -> Result<Val> {
                 },
             ))
         }
-        Op::DiagEmbed {
+        ShapeOp::DiagEmbed {
             offset: off,
             dim1,
             dim2,
@@ -103,7 +305,7 @@ pub(super) fn forward(node: &Node, env: &Env) -> Result<Val> {
             }
             Val::T(out)
         }
-        Op::Eye => {
+        ShapeOp::Eye => {
             let n = int(v(0))? as usize;
             // eye(n, dtype, layout, device, pin) or eye(n, m, dtype, ...).
             let m = if nin >= 6 { int(v(1))? as usize } else { n };
@@ -113,7 +315,7 @@ pub(super) fn forward(node: &Node, env: &Env) -> Result<Val> {
             }
             Val::T(out)
         }
-        Op::IndexCopy { dim } => {
+        ShapeOp::IndexCopy { dim } => {
             let x = arr(v(0))?;
             let dim = norm_dim(dim, x.shape.len())?;
             let idx = indices(arr(v(2))?, x.shape[dim])?;
@@ -130,8 +332,8 @@ pub(super) fn forward(node: &Node, env: &Env) -> Result<Val> {
             }
             Val::T(out)
         }
-        Op::Pad { pads, fill } => Val::T(pad(arr(v(0))?, pads.as_slice(), fill)?.0),
-        Op::Size => {
+        ShapeOp::Pad { pads, fill } => Val::T(pad(arr(v(0))?, pads.as_slice(), fill)?.0),
+        ShapeOp::Size => {
             let x = num(v(0))?;
             if nin > 1 {
                 Val::Int(x.shape[norm_dim(int(v(1))?, x.shape.len())?] as i64)
@@ -139,7 +341,7 @@ pub(super) fn forward(node: &Node, env: &Env) -> Result<Val> {
                 Val::Ints(x.shape.iter().map(|&d| d as i64).collect())
             }
         }
-        Op::Arange => {
+        ShapeOp::Arange => {
             // arange(end, ...), arange(start, end, ...) or arange(start, end, step, ...): the
             // leading numbers; then dtype, layout, device, pin_memory.
             let k = nin.saturating_sub(4).clamp(1, 3);
@@ -156,7 +358,7 @@ pub(super) fn forward(node: &Node, env: &Env) -> Result<Val> {
                 data: (0..n).map(|i| start + i as f64 * step).collect(),
             })
         }
-        Op::Expand => {
+        ShapeOp::Expand => {
             let x = num(v(0))?;
             let target: Vec<i64> = match v(1) {
                 Val::T(other) => other.shape.iter().map(|&d| d as i64).collect(),
@@ -173,7 +375,7 @@ pub(super) fn forward(node: &Node, env: &Env) -> Result<Val> {
             }
             Val::T(x.expand_to(&shape))
         }
-        Op::BroadcastAll(i) => {
+        ShapeOp::BroadcastAll(i) => {
             let mut shape: Vec<usize> = Vec::new();
             for &s in &node.ins {
                 let a = num(env.get(s))?;
@@ -182,8 +384,8 @@ pub(super) fn forward(node: &Node, env: &Env) -> Result<Val> {
             }
             Val::T(num(v(i))?.expand_to(&shape))
         }
-        Op::Stack { dim } | Op::Cat { dim } => {
-            let stack = matches!(node.op, Op::Stack { .. });
+        ShapeOp::Stack { dim } | ShapeOp::Cat { dim } => {
+            let stack = matches!(op, ShapeOp::Stack { .. });
             let xs = list_arrs(env, v(0))?;
             let first = xs.first().ok_or_else(|| bad("stack of nothing"))?;
             let rank = first.shape.len() + usize::from(stack);
@@ -205,7 +407,7 @@ pub(super) fn forward(node: &Node, env: &Env) -> Result<Val> {
                 .collect();
             Val::T(concat(&parts, dim)?)
         }
-        Op::Select { dim, index: i } => {
+        ShapeOp::Select { dim, index: i } => {
             let x = arr(v(0))?;
             let dim = norm_dim(dim, x.shape.len())?;
             let n = x.shape[dim] as i64;
@@ -217,12 +419,12 @@ pub(super) fn forward(node: &Node, env: &Env) -> Result<Val> {
             g.shape.remove(dim);
             Val::T(g)
         }
-        Op::Slice { .. } => {
+        ShapeOp::Slice { .. } => {
             let x = arr(v(0))?;
-            let (dim, s, len, step) = slice_args(node.op, x)?;
+            let (dim, s, len, step) = slice_args(op, x)?;
             Val::T(gather(x, dim, (0..len).map(move |j| s + j * step)))
         }
-        Op::Reshape => {
+        ShapeOp::Reshape => {
             let x = arr(v(0))?;
             let shape = if node.kind.ends_with("flatten") {
                 let r = x.shape.len();
@@ -258,7 +460,7 @@ pub(super) fn forward(node: &Node, env: &Env) -> Result<Val> {
                 data: x.data.clone(),
             })
         }
-        Op::Unsqueeze => {
+        ShapeOp::Unsqueeze => {
             let x = arr(v(0))?;
             let d = norm_dim(int(v(1))?, x.shape.len() + 1)?;
             let mut shape = x.shape.clone();
@@ -268,7 +470,7 @@ pub(super) fn forward(node: &Node, env: &Env) -> Result<Val> {
                 data: x.data.clone(),
             })
         }
-        Op::Squeeze => {
+        ShapeOp::Squeeze => {
             let x = arr(v(0))?;
             let shape: Vec<usize> = if nin > 1 {
                 let dims: Vec<usize> = ints(v(1))?
@@ -289,8 +491,8 @@ pub(super) fn forward(node: &Node, env: &Env) -> Result<Val> {
                 data: x.data.clone(),
             })
         }
-        Op::Identity | Op::Detach => Val::T(arr(v(0))?.clone()),
-        Op::Fill => {
+        ShapeOp::Identity | ShapeOp::Detach => Val::T(arr(v(0))?.clone()),
+        ShapeOp::Fill => {
             let name = node.kind.trim_start_matches("aten::");
             let shape: Vec<usize> = if name.ends_with("_like") {
                 num(v(0))?.shape.clone()
@@ -306,7 +508,7 @@ pub(super) fn forward(node: &Node, env: &Env) -> Result<Val> {
             };
             Val::T(Arr::full(&shape, fill))
         }
-        Op::ListConstruct => {
+        ShapeOp::ListConstruct => {
             let items: Vec<&Val> = node.ins.iter().map(|&i| env.get(i)).collect();
             if items.iter().all(|x| matches!(x, Val::Int(_))) {
                 Val::Ints(items.iter().map(|x| int(x)).collect::<Result<_>>()?)
@@ -314,7 +516,7 @@ pub(super) fn forward(node: &Node, env: &Env) -> Result<Val> {
                 Val::List(node.ins.clone())
             }
         }
-        Op::Transpose { dims } => {
+        ShapeOp::Transpose { dims } => {
             let x = arr(v(0))?;
             match dims {
                 None if x.shape.len() == 2 => Val::T(transpose2(x)),
@@ -325,16 +527,21 @@ pub(super) fn forward(node: &Node, env: &Env) -> Result<Val> {
                 }
             }
         }
-        Op::Permute { dims } => {
+        ShapeOp::Permute { dims } => {
             let x = arr(v(0))?;
             Val::T(permute(x, &dims.normalized(x.shape.len())?))
         }
-        _ => return Err(not_in_family(node, "shape")),
     })
 }
 
 /// Adds the gradient `g` of `node`'s output into the gradients of its live inputs.
-pub(super) fn backward(node: &Node, env: &Env, g: Arr, grads: &mut [Option<Arr>]) -> Result<()> {
+pub(super) fn backward(
+    op: ShapeOp,
+    node: &Node,
+    env: &Env,
+    g: Arr,
+    grads: &mut [Option<Arr>],
+) -> Result<()> {
     let ins = &node.ins;
     let live = env.live;
     let v = |i: usize| -> &Val { env.get(ins[i]) };
@@ -348,8 +555,8 @@ pub(super) fn backward(node: &Node, env: &Env, g: Arr, grads: &mut [Option<Arr>]
         accumulate(grads, ins[i], gi.into_sum_to(&shape));
         Ok(())
     };
-    match node.op {
-        Op::Gather { dim } => {
+    match op {
+        ShapeOp::Gather { dim } => {
             let x = arr(v(0))?;
             let dim = norm_dim(dim, x.shape.len())?;
             let mut gx = Arr::full(&x.shape, 0.0);
@@ -358,13 +565,13 @@ pub(super) fn backward(node: &Node, env: &Env, g: Arr, grads: &mut [Option<Arr>]
             }
             accumulate(grads, ins[0], gx);
         }
-        Op::IndexSelect { dim } => {
+        ShapeOp::IndexSelect { dim } => {
             let x = arr(v(0))?;
             let dim = norm_dim(dim, x.shape.len())?;
             let idx = indices(arr(v(2))?, x.shape[dim])?;
             accumulate(grads, ins[0], scatter(&g, &x.shape, dim, idx.into_iter()));
         }
-        Op::Diagonal {
+        ShapeOp::Diagonal {
             offset: off,
             dim1,
             dim2,
@@ -379,8 +586,8 @@ pub(super) fn backward(node: &Node, env: &Env, g: Arr, grads: &mut [Option<Arr>]
             }
             accumulate(grads, ins[0], gx);
         }
-        Op::Tril { diagonal: d } | Op::Triu { diagonal: d } => {
-            let gx = tri_mask(&g, d, matches!(node.op, Op::Tril { .. }), |g, keep| {
+        ShapeOp::Tril { diagonal: d } | ShapeOp::Triu { diagonal: d } => {
+            let gx = tri_mask(&g, d, matches!(op, ShapeOp::Tril { .. }), |g, keep| {
                 if keep {
                     g
                 } else {
@@ -389,7 +596,7 @@ pub(super) fn backward(node: &Node, env: &Env, g: Arr, grads: &mut [Option<Arr>]
             });
             accumulate(grads, ins[0], gx);
         }
-        Op::DiagEmbed { offset: off, .. } => {
+        ShapeOp::DiagEmbed { offset: off, .. } => {
             let x = arr(v(0))?;
             let r = g.shape.len();
             let (offsets, _) = diagonal_offsets(&g, off, r - 2, r - 1);
@@ -402,7 +609,7 @@ pub(super) fn backward(node: &Node, env: &Env, g: Arr, grads: &mut [Option<Arr>]
                 },
             );
         }
-        Op::IndexCopy { dim } => {
+        ShapeOp::IndexCopy { dim } => {
             let x = arr(v(0))?;
             let dim = norm_dim(dim, x.shape.len())?;
             let idx = indices(arr(v(2))?, x.shape[dim])?;
@@ -422,7 +629,7 @@ pub(super) fn backward(node: &Node, env: &Env, g: Arr, grads: &mut [Option<Arr>]
                 accumulate(grads, ins[3], gather(&g, dim, idx.into_iter()));
             }
         }
-        Op::Pad { pads, .. } => {
+        ShapeOp::Pad { pads, .. } => {
             let x = arr(v(0))?;
             let (_, starts) = pad(x, pads.as_slice(), 0.0)?;
             // The gradient is the interior of g.
@@ -434,14 +641,14 @@ pub(super) fn backward(node: &Node, env: &Env, g: Arr, grads: &mut [Option<Arr>]
             }
             accumulate(grads, ins[0], gx);
         }
-        Op::Expand => send(grads, 0, g.clone())?,
-        Op::BroadcastAll(i) => {
+        ShapeOp::Expand => send(grads, 0, g.clone())?,
+        ShapeOp::BroadcastAll(i) => {
             if wants(i) {
                 send(grads, i, g.clone())?;
             }
         }
-        Op::Stack { dim } | Op::Cat { dim } => {
-            let stack = matches!(node.op, Op::Stack { .. });
+        ShapeOp::Stack { dim } | ShapeOp::Cat { dim } => {
+            let stack = matches!(op, ShapeOp::Stack { .. });
             let Val::List(items) = v(0) else {
                 return Err(bad("expected a list"));
             };
@@ -465,7 +672,7 @@ pub(super) fn backward(node: &Node, env: &Env, g: Arr, grads: &mut [Option<Arr>]
                 start += n;
             }
         }
-        Op::Select { dim, index: i } => {
+        ShapeOp::Select { dim, index: i } => {
             let x = arr(v(0))?;
             let dim = norm_dim(dim, x.shape.len())?;
             let n = x.shape[dim] as i64;
@@ -478,16 +685,16 @@ pub(super) fn backward(node: &Node, env: &Env, g: Arr, grads: &mut [Option<Arr>]
                 scatter(&gs, &x.shape, dim, std::iter::once(i)),
             );
         }
-        Op::Slice { .. } => {
+        ShapeOp::Slice { .. } => {
             let x = arr(v(0))?;
-            let (dim, s, len, step) = slice_args(node.op, x)?;
+            let (dim, s, len, step) = slice_args(op, x)?;
             accumulate(
                 grads,
                 ins[0],
                 scatter(&g, &x.shape, dim, (0..len).map(move |j| s + j * step)),
             );
         }
-        Op::Reshape | Op::Unsqueeze | Op::Squeeze | Op::Identity => {
+        ShapeOp::Reshape | ShapeOp::Unsqueeze | ShapeOp::Squeeze | ShapeOp::Identity => {
             let x = arr(v(0))?;
             accumulate(
                 grads,
@@ -498,7 +705,7 @@ pub(super) fn backward(node: &Node, env: &Env, g: Arr, grads: &mut [Option<Arr>]
                 },
             );
         }
-        Op::Transpose { dims } => {
+        ShapeOp::Transpose { dims } => {
             let x = arr(v(0))?;
             let gt = match dims {
                 None if x.shape.len() == 2 => transpose2(&g),
@@ -510,7 +717,7 @@ pub(super) fn backward(node: &Node, env: &Env, g: Arr, grads: &mut [Option<Arr>]
             };
             accumulate(grads, ins[0], gt);
         }
-        Op::Permute { dims } => {
+        ShapeOp::Permute { dims } => {
             let x = arr(v(0))?;
             let r = x.shape.len();
             let perm = dims.normalized(r)?;
@@ -520,14 +727,13 @@ pub(super) fn backward(node: &Node, env: &Env, g: Arr, grads: &mut [Option<Arr>]
             }
             accumulate(grads, ins[0], permute(&g, &inverse));
         }
-        Op::Detach
-        | Op::TrilIndices
-        | Op::Eye
-        | Op::Size
-        | Op::Arange
-        | Op::Fill
-        | Op::ListConstruct => {}
-        _ => return Err(not_in_family(node, "shape")),
+        ShapeOp::Detach
+        | ShapeOp::TrilIndices
+        | ShapeOp::Eye
+        | ShapeOp::Size
+        | ShapeOp::Arange
+        | ShapeOp::Fill
+        | ShapeOp::ListConstruct => {}
     }
     Ok(())
 }

@@ -177,7 +177,7 @@ impl UnaryFn {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::jit::graph::{op_of, Op};
+    use crate::jit::graph::{op_of, EwOp, Op};
 
     /// Every name in the table reaches its function through the op parser, and every derivative
     /// matches a central difference of its value (step 1e-5: truncation error ~1e-10 f''', and
@@ -188,7 +188,7 @@ mod tests {
             let f = UnaryFn::of(name).expect("in the table");
             assert_eq!(
                 op_of(&format!("aten::{name}")),
-                Some(Op::Unary(f)),
+                Some(Op::Elementwise(EwOp::Unary(f))),
                 "{name}"
             );
         }
