@@ -47,7 +47,7 @@ thread_local std::optional<at::CallbackHandle> zeros_callback;
 thread_local std::vector<std::pair<size_t, at::Tensor>> random_draws;
 
 // The random ops whose draws are recorded: the compiler's own list, handed over by the Rust side
-// at `ppl_trace_begin` (`jit/graph.rs`, `RANDOM_OPS`), so that the two cannot disagree.
+// at `ppl_trace_begin` (`jit/random.rs`, `RANDOM_OPS`), so that the two cannot disagree.
 thread_local std::vector<std::string> random_op_names;
 
 bool is_random_op(const char *name) {
