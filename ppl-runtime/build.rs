@@ -7,10 +7,17 @@ fn main() {
     println!("cargo:rerun-if-env-changed=LIBTORCH");
     let root = match std::env::var("LIBTORCH") {
         Ok(dir) => PathBuf::from(dir),
-        Err(_) => panic!(
-            "LIBTORCH is not set: run `make setup` (scripts/setup-libtorch.sh), which installs \
-             libtorch 2.11.0 and writes .cargo/config.toml"
-        ),
+        Err(_) => {
+            let ppl = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+            let ppl = ppl.parent().unwrap_or(&ppl).display().to_string();
+            panic!(
+                "LIBTORCH is not set, so ppl cannot find libtorch. In ppl's checkout run `make \
+                 setup`; in your own crate run `{ppl}/scripts/setup-libtorch.sh --crate .` (or \
+                 start one with `{ppl}/scripts/new-project.sh DIR`). Either installs libtorch \
+                 2.11.0 if missing and writes .cargo/config.toml (LIBTORCH, rpath, CUDA link \
+                 flags)."
+            )
+        }
     };
     let include = root.join("include");
     cc::Build::new()

@@ -3,16 +3,28 @@
 # writes .cargo/config.toml so that plain `cargo build/test/run` find it and built binaries start
 # without LD_LIBRARY_PATH. Idempotent: a second run only re-checks and rewrites the config.
 #
+#   scripts/setup-libtorch.sh              configure this checkout
+#   scripts/setup-libtorch.sh --crate DIR  configure another crate (writes DIR/.cargo/config.toml)
 #   LIBTORCH=/path/to/libtorch   use an existing libtorch 2.11 (a libtorch zip or <site-packages>/torch)
 #   PPL_CACHE_DIR=/path          where the torch venv lives (default: ~/.cache/ppl)
 set -euo pipefail
 
 want=2.11.0
-root=$(cd "$(dirname "$0")/.." && pwd)
+here=$(cd "$(dirname "$0")/.." && pwd)
+root=$here
+rerun="make setup"
 cache=${PPL_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ppl}
 venv=$cache/torch-$want
 
 die() { echo "ppl setup: error: $*" >&2; exit 1; }
+
+if [ "${1:-}" = "--crate" ]; then
+  [ -n "${2:-}" ] && [ -f "$2/Cargo.toml" ] || die "--crate needs the folder of a crate (with its Cargo.toml)."
+  root=$(cd "$2" && pwd)
+  rerun="$here/scripts/setup-libtorch.sh --crate ."
+elif [ -n "${1:-}" ]; then
+  die "unknown argument '$1' (usage: scripts/setup-libtorch.sh [--crate DIR])"
+fi
 
 command -v rustc >/dev/null || die "rustc was not found; install Rust (https://rustup.rs) and rerun."
 
@@ -53,7 +65,7 @@ if [ -f "$lib/libtorch_cuda.so" ]; then
 fi
 mkdir -p "$root/.cargo"
 cat >"$root/.cargo/config.toml" <<TOML
-# Written by scripts/setup-libtorch.sh; do not edit (rerun \`make setup\` instead). Not committed.
+# Written by ppl's scripts/setup-libtorch.sh; do not edit (rerun \`$rerun\` instead). Not committed.
 [env]
 LIBTORCH = "$libtorch"
 # torch's random generator is process-global: seeded tests must not interleave their draws.
@@ -68,4 +80,4 @@ rustdocflags = [$flags]
 # rpath: binaries find libtorch without LD_LIBRARY_PATH.
 rustflags = [$flags]
 TOML
-echo "ppl setup: libtorch $want at $libtorch" >&2
+echo "ppl setup: libtorch $want at $libtorch; wrote $root/.cargo/config.toml" >&2

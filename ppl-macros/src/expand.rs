@@ -66,7 +66,10 @@ fn sample_inner(input: TokenStream) -> syn::Result<TokenStream> {
     };
     let obs = args.keyword("obs");
     let obs_mask = args.keyword("obs_mask");
-    let p = quote!(::ppl::__private);
+    let p = {
+        let rt = crate::krate::runtime();
+        quote!(#rt::__private)
+    };
     let infer = infer_tokens(&args)?;
     if obs_mask.is_none() && infer.is_none() {
         let obs = match obs {
@@ -95,7 +98,10 @@ fn sample_inner(input: TokenStream) -> syn::Result<TokenStream> {
 /// The `infer` settings of a `sample!`: `infer = ...`, with `enumerate = parallel | sequential`
 /// and `expand = bool` applied on top.
 fn infer_tokens(args: &Args) -> syn::Result<Option<TokenStream>> {
-    let p = quote!(::ppl::__private);
+    let p = {
+        let rt = crate::krate::runtime();
+        quote!(#rt::__private)
+    };
     let base = args.keyword("infer");
     let enumerate = args.keyword("enumerate");
     let expand = args.keyword("expand");
@@ -168,9 +174,15 @@ fn constraint_tokens(e: &Expr) -> TokenStream {
     match (bare, e) {
         (Some(n), Expr::Path(_)) => {
             let id = syn::Ident::new(&n, e.span());
-            quote!(::ppl::__private::constraints::#id())
+            {
+                let rt = crate::krate::runtime();
+                quote!(#rt::__private::constraints::#id())
+            }
         }
-        (Some(_), Expr::Call(_)) => quote!(::ppl::__private::constraints::#e),
+        (Some(_), Expr::Call(_)) => {
+            let rt = crate::krate::runtime();
+            quote!(#rt::__private::constraints::#e)
+        }
         _ => quote!(#e),
     }
 }
@@ -200,13 +212,19 @@ fn param_inner(input: TokenStream) -> syn::Result<TokenStream> {
         };
     let constraint = match args.keyword("constraint") {
         Some(c) => constraint_tokens(c),
-        None => quote!(::ppl::__private::constraints::Constraint::Real),
+        None => {
+            let rt = crate::krate::runtime();
+            quote!(#rt::__private::constraints::Constraint::Real)
+        }
     };
     let event_dim = match args.keyword("event_dim") {
         Some(e) => quote!(::core::option::Option::Some(#e)),
         None => quote!(::core::option::Option::None),
     };
-    let p = quote!(::ppl::__private);
+    let p = {
+        let rt = crate::krate::runtime();
+        quote!(#rt::__private)
+    };
     Ok(match init {
         Some(Expr::Closure(c)) => quote!(#p::param_init(#name, #c, #constraint, #event_dim)?),
         Some(init) => quote!(#p::param_init(#name, || #init, #constraint, #event_dim)?),
@@ -245,5 +263,6 @@ fn plate_inner(input: TokenStream) -> syn::Result<TokenStream> {
     } else {
         quote!(enter)
     };
-    Ok(quote!(::ppl::__private::Plate::new(#name, (#size) as i64) #(#calls)* .#enter()?))
+    let rt = crate::krate::runtime();
+    Ok(quote!(#rt::__private::Plate::new(#name, (#size) as i64) #(#calls)* .#enter()?))
 }

@@ -8,6 +8,7 @@ use proc_macro::TokenStream;
 
 mod args;
 mod expand;
+mod krate;
 mod rewrite;
 
 /// Marks a model: `sample!`, `param!` and `plate!` in the body get site names from their `let`

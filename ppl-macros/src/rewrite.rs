@@ -110,8 +110,8 @@ impl Rewriter {
             .last()
             .map_or(Span::call_site(), |s| s.ident.span());
         let id = syn::Ident::new(kind_name(kind), span);
-        let ppl = syn::Ident::new("ppl", span);
-        m.path = syn::parse_quote_spanned!(span=> ::#ppl::#id);
+        let rt = crate::krate::runtime_at(span);
+        m.path = syn::parse_quote_spanned!(span=> #rt::#id);
         m.tokens = tokens;
     }
 }
@@ -264,8 +264,9 @@ pub fn attribute(which: &str, attr: TokenStream, item: TokenStream) -> TokenStre
         return quote!(#err #f);
     }
     let body = &f.block;
+    let rt = crate::krate::runtime();
     f.block = syn::parse_quote!({
-        let __ppl_run = ::ppl::__private::enter_model();
+        let __ppl_run = #rt::__private::enter_model();
         #body
     });
     quote!(#f)
