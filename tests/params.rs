@@ -109,3 +109,22 @@ fn module_registers_variables_as_params() -> ppl::Result<()> {
     assert_eq!(lin.ws.double_value(&[0, 0]), 0.25);
     Ok(())
 }
+
+/// An initial value outside the param's constraint is an error naming the param, the value and
+/// the constraint, and nothing is stored (the store used to hold NaN, and a later error blamed
+/// the distribution that read it).
+#[test]
+fn param_init_outside_its_constraint_is_named() {
+    clear_param_store();
+    let err = (|| -> ppl::Result<Tensor> { Ok(param!("scale", -1.0, constraint = positive)) })()
+        .expect_err("-1 is not positive");
+    let text = err.to_string();
+    assert!(
+        text.contains("param `scale`") && text.contains("-1") && text.contains("positive"),
+        "{text}"
+    );
+    assert!(!ppl::params::with_param_store(|ps| ps.contains("scale")));
+    let ok = (|| -> ppl::Result<Tensor> { Ok(param!("s", 2.0, constraint = positive)) })()
+        .expect("2 is positive");
+    assert_eq!(ok.double_value(&[]), 2.0);
+}

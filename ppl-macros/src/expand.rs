@@ -140,6 +140,22 @@ fn infer_tokens(args: &Args) -> syn::Result<Option<TokenStream>> {
     })))
 }
 
+/// The Levenshtein distance between two short names.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
 /// Constraint names that may be written bare (`constraint = positive`).
 const CONSTRAINTS: &[&str] = &[
     "real",
@@ -171,6 +187,24 @@ fn constraint_tokens(e: &Expr) -> TokenStream {
         Expr::Call(c) => single(&c.func).filter(|n| CONSTRAINTS.contains(&n.as_str())),
         _ => None,
     };
+    if bare.is_none() {
+        // A bare name one or two letters away from a known constraint is a misspelling (a
+        // variable holding a `Constraint` is rarely named so); say so at compile time.
+        let name = match e {
+            Expr::Path(_) => single(e),
+            Expr::Call(c) => single(&c.func),
+            _ => None,
+        };
+        if let Some(n) = name {
+            if let Some(close) = CONSTRAINTS.iter().find(|k| edit_distance(&n, k) <= 2) {
+                let msg = format!(
+                    "unknown constraint `{n}`; did you mean `{close}`? Known constraints: {}",
+                    CONSTRAINTS.join(", ")
+                );
+                return syn::Error::new_spanned(e, msg).to_compile_error();
+            }
+        }
+    }
     match (bare, e) {
         (Some(n), Expr::Path(_)) => {
             let id = syn::Ident::new(&n, e.span());

@@ -116,6 +116,19 @@ pub enum Error {
         message: String,
     },
 
+    /// A param's initial value outside its constraint.
+    #[error("param `{param}`: the initial value {value} is outside its constraint {constraint}: {message}")]
+    ParamOutsideConstraint {
+        /// The param.
+        param: String,
+        /// The value (or its shape and first numbers).
+        value: String,
+        /// The constraint.
+        constraint: String,
+        /// Why it cannot be stored.
+        message: String,
+    },
+
     /// Two sites of one run with the same name.
     #[error(
         "site `{site}`: the name occurs twice in one run; give repeated sites distinct names \
@@ -246,6 +259,7 @@ impl Error {
             | Error::PlateMismatch { .. }
             | Error::ObservedPlateMismatch { .. }
             | Error::DuplicateSite { .. }
+            | Error::ParamOutsideConstraint { .. }
             | Error::ModelGuideMismatch { .. }
             | Error::InvalidSite { .. }
             | Error::MissingSite { .. }

@@ -86,6 +86,8 @@ impl ParamStore {
             value.f_to_kind(Kind::Float)?
         };
         let unconstrained = tch::no_grad(|| -> Result<Tensor> {
+            check_init(name, &value, &constraint)?;
+            // Values on the boundary (0 for `positive`) are clamped by the inverse transforms.
             let u = transform_to(&constraint)?.inverse(&value)?;
             deep_copy(&u)
         })?
@@ -271,6 +273,43 @@ impl ParamStore {
 
 thread_local! {
     static STORE: RefCell<ParamStore> = RefCell::new(ParamStore::new());
+}
+
+/// Errs, naming the param, the value and the constraint, when `value` is outside `constraint`.
+fn check_init(name: &str, value: &Tensor, constraint: &Constraint) -> Result<()> {
+    // A constraint without an elementwise check (a few structured ones) is left to the transform.
+    let Ok(ok) = constraint.check(value) else {
+        return Ok(());
+    };
+    if bool::try_from(ok.f_all()?)? {
+        return Ok(());
+    }
+    Err(Error::ParamOutsideConstraint {
+        param: name.to_string(),
+        value: describe(value),
+        constraint: constraint.to_string(),
+        message: "the store keeps the unconstrained value, which does not exist for it".into(),
+    })
+}
+
+/// A value for a message: the number, or the shape and the first few numbers.
+fn describe(value: &Tensor) -> String {
+    let n = value.numel();
+    let flat: Vec<f64> = value
+        .f_to_kind(Kind::Double)
+        .and_then(|v| v.f_reshape([-1]))
+        .and_then(|v| v.f_narrow(0, 0, n.min(6) as i64))
+        .and_then(|v| Vec::<f64>::try_from(&v).map_err(Into::into))
+        .unwrap_or_default();
+    match (value.dim(), flat.as_slice()) {
+        (0, [x]) => format!("{x}"),
+        _ => format!(
+            "of shape {:?} ({:?}{})",
+            value.size(),
+            flat,
+            if n > 6 { ", ..." } else { "" }
+        ),
+    }
 }
 
 /// Runs `f` with this thread's param store.
