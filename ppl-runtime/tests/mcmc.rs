@@ -445,9 +445,9 @@ fn posterior_predictive_from_mcmc_samples() {
         .warmup_steps(100)
         .seed(8);
     mcmc.run(|| model(Some(data.shallow_clone()))).expect("run");
-    let samples: std::collections::HashMap<String, Tensor> =
-        mcmc.get_samples().expect("samples").into_iter().collect();
+    let samples = mcmc.get_samples().expect("samples");
     let mu = samples["mu"].shallow_clone();
+    // As it comes from the sampler (Pyro's Predictive(model, mcmc.get_samples())).
     let mut pred =
         ppl::infer::Predictive::with_posterior_samples(|| model(None), samples).expect("pred");
     let out = pred.run().expect("predictive");
@@ -498,4 +498,24 @@ fn compiled_potentials_on_parallel_chains() {
         d < 1e-3,
         "first compiled draw differs from the eager one by {d}"
     );
+}
+
+/// NaN in observed data fails at once, naming the site (it used to end in "no initial point ...
+/// in 100 tries").
+#[test]
+fn nan_in_observed_data_is_named() {
+    let data = Tensor::from_slice(&[0.1f32, f32::NAN, -0.3]);
+    let model = || -> ppl::Result<()> {
+        let mu = ppl::sample("mu", Normal::new(0.0, 1.0)?, None)?;
+        let _p = Plate::new("data", 3).enter()?;
+        let _ = ppl::sample("x", Normal::new(&mu, 1.0)?, Some(data.shallow_clone()))?;
+        Ok(())
+    };
+    let err = Mcmc::new(Nuts::new())
+        .num_samples(5)
+        .run(model)
+        .expect_err("NaN data");
+    let msg = err.to_string();
+    assert!(msg.contains("`x`") && msg.contains("NaN"), "{msg}");
+    assert!(!msg.contains("100 tries"), "{msg}");
 }

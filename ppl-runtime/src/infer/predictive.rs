@@ -88,11 +88,14 @@ impl<'a> Predictive<'a> {
     }
 
     /// Posterior predictive draws with latents from `samples` (site name to a tensor whose
-    /// leading dimension indexes the samples; all must have the same leading size).
+    /// leading dimension indexes the samples; all must have the same leading size). Takes
+    /// [`Mcmc::get_samples`](crate::infer::Mcmc::get_samples) as it comes, or any map or list of
+    /// `(name, tensor)` pairs.
     pub fn with_posterior_samples<R>(
         model: impl FnMut() -> Result<R> + 'a,
-        samples: HashMap<String, Tensor>,
+        samples: impl IntoIterator<Item = (String, Tensor)>,
     ) -> Result<Self> {
+        let samples: HashMap<String, Tensor> = samples.into_iter().collect();
         let mut n: Option<i64> = None;
         for (k, v) in &samples {
             let Some(&m) = v.size().first() else {

@@ -89,6 +89,21 @@ impl ModelSpec {
                 });
             }
         }
+        // Missing data written as NaN makes every potential NaN: say so now, not after 100 tries
+        // at an initial point.
+        for s in tr.iter().filter(|s| s.is_observed) {
+            let v = &s.value;
+            if crate::distributions::is_float(v.kind()) && bool::try_from(v.f_isnan()?.f_any()?)? {
+                return Err(Error::AtSite {
+                    site: s.name.clone(),
+                    source: Box::new(Error::NonFinite(
+                        "the observed value holds NaN: HMC and NUTS need finite data; drop the \
+                         missing entries, or mark them with obs_mask"
+                            .into(),
+                    )),
+                });
+            }
+        }
         let mut sites = Vec::new();
         let mut enumerated = Vec::new();
         let mut offset = 0;
