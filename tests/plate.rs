@@ -182,3 +182,50 @@ fn observed_data_that_does_not_fit_its_plate_is_named() {
         assert!(text.len() < 300 && !text.contains("frame #"), "{text}");
     }
 }
+
+/// `Trace::format_shapes` (Pyro's `format_shapes`): batch, event and value shapes and plates
+/// per site, subsampled plates starred.
+#[test]
+fn format_shapes_lists_every_site() -> ppl::Result<()> {
+    let (_, tr) = poutine::trace(|| -> ppl::Result<()> {
+        let scale = param!("scale", 1.0, constraint = positive);
+        let loc = sample!(
+            "loc",
+            MultivariateNormal::new(
+                &Tensor::zeros([2], (Kind::Float, Device::Cpu)),
+                &Tensor::eye(2, (Kind::Float, Device::Cpu)),
+            )?
+        );
+        let _p = plate!("data", 10, subsample_size = 4);
+        sample!(
+            "x",
+            Normal::new(&loc, &scale)?.to_event(1)?,
+            obs = Tensor::zeros([4, 2], (Kind::Float, Device::Cpu))
+        );
+        Ok(())
+    })?;
+    let table = tr.format_shapes();
+    let row = |name: &str| -> Vec<String> {
+        table
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("no row {name} in\n{table}"))
+            .split("  ")
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(String::from)
+            .collect()
+    };
+    assert_eq!(
+        row("site"),
+        ["site", "kind", "batch", "event", "value", "plates"]
+    );
+    assert_eq!(row("loc"), ["loc", "sample", "[]", "[2]", "[2]"], "{table}");
+    assert_eq!(
+        row("x"),
+        ["x", "observed", "[4]", "[2]", "[4, 2]", "data(4*)@-1"],
+        "{table}"
+    );
+    assert_eq!(row("scale")[1], "param", "{table}");
+    Ok(())
+}

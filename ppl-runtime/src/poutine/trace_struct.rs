@@ -247,6 +247,82 @@ impl Trace {
     pub fn param_nodes(&self) -> impl Iterator<Item = &Site> {
         self.iter().filter(|s| s.kind == SiteKind::Param)
     }
+    /// A table of every site's shapes, as Pyro's `Trace.format_shapes()`: for each param and
+    /// sample site its kind, the distribution's batch and event shapes, the value's shape, and the
+    /// plates it is in (name, size and dim; `*` marks a subsampled plate). The first thing to
+    /// print when shapes go wrong.
+    ///
+    /// ```
+    /// use ppl::prelude::*;
+    /// # fn main() -> ppl::Result<()> {
+    /// let (_, tr) = poutine::trace(|| {
+    ///     let loc = ppl::sample("loc", Normal::new(0.0, 1.0)?, None)?;
+    ///     let _p = Plate::new("data", 3).enter()?;
+    ///     ppl::sample("x", Normal::new(&loc, 1.0)?, Some(Tensor::zeros([3], (Kind::Float, Device::Cpu))))
+    /// })?;
+    /// let table = tr.format_shapes();
+    /// assert!(table.lines().any(|l| l.starts_with("x ") && l.contains("data(3)@-1")));
+    /// println!("{table}");
+    /// # Ok(()) }
+    /// ```
+    pub fn format_shapes(&self) -> String {
+        let mut rows = vec![[
+            "site".to_string(),
+            "kind".into(),
+            "batch".into(),
+            "event".into(),
+            "value".into(),
+            "plates".into(),
+        ]];
+        for s in self.iter() {
+            let kind = match (s.kind, s.is_observed) {
+                (SiteKind::Param, _) => "param",
+                (SiteKind::Sample, true) => "observed",
+                (SiteKind::Sample, false) => "sample",
+            };
+            let (batch, event) = match &s.dist {
+                Some(d) => (
+                    format!("{:?}", d.batch_shape()),
+                    format!("{:?}", d.event_shape()),
+                ),
+                None => (String::new(), String::new()),
+            };
+            let plates: Vec<String> = s
+                .cond_indep_stack
+                .iter()
+                .map(|f| {
+                    let dim = f.dim.map_or("seq".to_string(), |d| d.to_string());
+                    let sub = if f.size != f.full_size { "*" } else { "" };
+                    format!("{}({}{sub})@{dim}", f.name, f.size)
+                })
+                .collect();
+            rows.push([
+                s.name.clone(),
+                kind.into(),
+                batch,
+                event,
+                format!("{:?}", s.value.size()),
+                plates.join(" "),
+            ]);
+        }
+        let mut widths = [0usize; 6];
+        for r in &rows {
+            for (w, c) in widths.iter_mut().zip(r) {
+                *w = (*w).max(c.chars().count());
+            }
+        }
+        let mut out = String::new();
+        for r in &rows {
+            let cells: Vec<String> = r
+                .iter()
+                .zip(widths)
+                .map(|(c, w)| format!("{c:<w$}"))
+                .collect();
+            out.push_str(cells.join("  ").trim_end());
+            out.push('\n');
+        }
+        out
+    }
 
     /// How many vectorized plates deep the trace's sites go: `-(deepest plate dim)` (Pyro's
     /// `_guess_max_plate_nesting`), 0 without plates.
