@@ -197,7 +197,7 @@ fn format_shapes_lists_every_site() -> ppl::Result<()> {
             )?
         );
         let _p = plate!("data", 10, subsample_size = 4);
-        sample!(
+        let _x = sample!(
             "x",
             Normal::new(&loc, &scale)?.to_event(1)?,
             obs = Tensor::zeros([4, 2], (Kind::Float, Device::Cpu))

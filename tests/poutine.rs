@@ -277,3 +277,40 @@ fn handler_guard_form() -> ppl::Result<()> {
     assert_eq!(tr.len(), 2);
     Ok(())
 }
+
+/// `seed` restores the random streams when it leaves, as Pyro's does: the draws after the block
+/// are those of a run without it (torch's generator and `rand`), and the draws inside are those
+/// of the seed.
+#[test]
+fn seed_restores_the_random_streams() -> ppl::Result<()> {
+    let draws = |with_block: bool| -> ppl::Result<(Vec<f64>, Vec<f64>, Option<Vec<f64>>)> {
+        set_rng_seed(3);
+        let before: Vec<f64> = Vec::try_from(Tensor::randn([3], (Kind::Double, Device::Cpu)))?;
+        let inside = if with_block {
+            Some(poutine::seed(7, || {
+                Ok(Vec::<f64>::try_from(Tensor::randn(
+                    [3],
+                    (Kind::Double, Device::Cpu),
+                ))?)
+            })?)
+        } else {
+            None
+        };
+        let mut after: Vec<f64> = Vec::try_from(Tensor::randn([3], (Kind::Double, Device::Cpu)))?;
+        after.push(ppl::with_rng(|r| rand::Rng::random::<f64>(r)));
+        Ok((before, after, inside))
+    };
+    let (b0, a0, _) = draws(false)?;
+    let (b1, a1, inside) = draws(true)?;
+    assert_eq!(b0, b1);
+    assert_eq!(a0, a1, "the block changed the draws after it");
+    set_rng_seed(7);
+    let seeded: Vec<f64> = Vec::try_from(Tensor::randn([3], (Kind::Double, Device::Cpu)))?;
+    assert_eq!(inside, Some(seeded));
+    // And by hand: get_rng_state / set_rng_state replay the same draws.
+    let state = ppl::get_rng_state()?;
+    let x = Tensor::randn([4], (Kind::Double, Device::Cpu));
+    ppl::set_rng_state(&state)?;
+    assert!(x.equal(&Tensor::randn([4], (Kind::Double, Device::Cpu))));
+    Ok(())
+}

@@ -268,4 +268,38 @@ char *ppl_write_f64(torch::Tensor *t, const double *values, size_t n) {
   }
 }
 
+// The CPU generator's state (what `torch.get_rng_state()` returns): its size in bytes, a copy of
+// it, and restoring it. The `seed` handler and `ppl::get_rng_state`/`set_rng_state` use these.
+size_t ppl_rng_state_size() {
+  auto gen = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  return static_cast<size_t>(gen.get_state().numel());
+}
+
+char *ppl_rng_get_state(uint8_t *out, size_t n) {
+  try {
+    auto gen = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    auto state = gen.get_state();
+    if (static_cast<size_t>(state.numel()) != n) return dup("the generator state changed size");
+    std::memcpy(out, state.data_ptr<uint8_t>(), n);
+    return nullptr;
+  } catch (const std::exception &e) {
+    return dup(e.what());
+  }
+}
+
+char *ppl_rng_set_state(const uint8_t *in, size_t n) {
+  try {
+    auto state = torch::empty({static_cast<int64_t>(n)}, torch::kUInt8);
+    std::memcpy(state.data_ptr<uint8_t>(), in, n);
+    auto gen = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    gen.set_state(state);
+    return nullptr;
+  } catch (const std::exception &e) {
+    return dup(e.what());
+  }
+}
+
 }  // extern "C"

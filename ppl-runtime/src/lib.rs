@@ -54,8 +54,8 @@ pub mod transforms;
 pub use error::{Error, Result, ResultExt};
 pub use ppl_macros::{guide, model, param, plate, sample};
 pub use primitives::{
-    clear_param_store, deterministic, factor, module, param, sample, sample_with, set_rng_seed,
-    with_rng, SampleOpts,
+    clear_param_store, deterministic, factor, get_rng_state, module, param, sample, sample_with,
+    set_rng_seed, set_rng_state, with_rng, RngState, SampleOpts,
 };
 pub use tch;
 

@@ -202,6 +202,30 @@ pub fn set_rng_seed(seed: u64) {
     RNG.with(|r| *r.borrow_mut() = StdRng::seed_from_u64(seed));
 }
 
+/// The state of ppl's random streams on this thread: torch's CPU generator and this thread's
+/// `rand` generator (Pyro's `pyro.util.get_rng_state`). CUDA generators are not included.
+#[derive(Clone, Debug)]
+pub struct RngState {
+    torch: Vec<u8>,
+    rand: StdRng,
+}
+
+/// The current [`RngState`].
+pub fn get_rng_state() -> Result<RngState> {
+    Ok(RngState {
+        torch: crate::jit::torch_rng_state()?,
+        rand: RNG.with(|r| r.borrow().clone()),
+    })
+}
+
+/// Puts the random streams back to `state` (Pyro's `pyro.util.set_rng_state`): the draws that
+/// follow are those that followed when the state was taken.
+pub fn set_rng_state(state: &RngState) -> Result<()> {
+    crate::jit::set_torch_rng_state(&state.torch)?;
+    RNG.with(|r| *r.borrow_mut() = state.rand.clone());
+    Ok(())
+}
+
 /// Runs `f` with this thread's `rand` generator (seeded by [`set_rng_seed`]).
 pub fn with_rng<R>(f: impl FnOnce(&mut StdRng) -> R) -> R {
     RNG.with(|r| f(&mut r.borrow_mut()))

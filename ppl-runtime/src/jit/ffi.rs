@@ -27,6 +27,25 @@ extern "C" {
     ) -> *mut c_char;
     fn ppl_read_f64(t: CTensor, out: *mut f64, n: usize) -> *mut c_char;
     fn ppl_write_f64(t: CTensor, values: *const f64, n: usize) -> *mut c_char;
+    fn ppl_rng_state_size() -> usize;
+    fn ppl_rng_get_state(out: *mut u8, n: usize) -> *mut c_char;
+    fn ppl_rng_set_state(state: *const u8, n: usize) -> *mut c_char;
+}
+
+/// A copy of the state of torch's CPU generator (`torch.get_rng_state()`).
+pub(crate) fn torch_rng_state() -> Result<Vec<u8>> {
+    // SAFETY: no arguments; the shim reads the default CPU generator under its lock.
+    let n = unsafe { ppl_rng_state_size() };
+    let mut out = vec![0u8; n];
+    // SAFETY: `out` holds exactly `n` bytes; the shim checks the size and writes `n` bytes.
+    check(unsafe { ppl_rng_get_state(out.as_mut_ptr(), n) })?;
+    Ok(out)
+}
+
+/// Restores torch's CPU generator to a state from [`torch_rng_state`].
+pub(crate) fn set_torch_rng_state(state: &[u8]) -> Result<()> {
+    // SAFETY: the shim copies `state.len()` bytes out of the slice; libtorch checks the layout.
+    check(unsafe { ppl_rng_set_state(state.as_ptr(), state.len()) })
 }
 
 thread_local! {

@@ -27,7 +27,7 @@ mod verify;
 
 pub use array::Arr;
 pub use ffi::{is_tracing, trace_text};
-pub(crate) use ffi::{read_f64, write_f64};
+pub(crate) use ffi::{read_f64, set_torch_rng_state, torch_rng_state, write_f64};
 pub use program::{Draws, Program};
 pub use special::{digamma, i0e, i1e, lgamma, trigamma};
 pub use verify::{compile_traced, verify, Evaluation};

@@ -299,7 +299,7 @@ fn describe(value: &Tensor) -> String {
         .f_to_kind(Kind::Double)
         .and_then(|v| v.f_reshape([-1]))
         .and_then(|v| v.f_narrow(0, 0, n.min(6) as i64))
-        .and_then(|v| Vec::<f64>::try_from(&v).map_err(Into::into))
+        .and_then(|v| Vec::<f64>::try_from(&v))
         .unwrap_or_default();
     match (value.dim(), flat.as_slice()) {
         (0, [x]) => format!("{x}"),
