@@ -283,7 +283,9 @@ fn handler_guard_form() -> ppl::Result<()> {
 /// of the seed.
 #[test]
 fn seed_restores_the_random_streams() -> ppl::Result<()> {
-    let draws = |with_block: bool| -> ppl::Result<(Vec<f64>, Vec<f64>, Option<Vec<f64>>)> {
+    // (draws before the block, draws after it, draws inside it)
+    type Draws = (Vec<f64>, Vec<f64>, Option<Vec<f64>>);
+    let draws = |with_block: bool| -> ppl::Result<Draws> {
         set_rng_seed(3);
         let before: Vec<f64> = Vec::try_from(Tensor::randn([3], (Kind::Double, Device::Cpu)))?;
         let inside = if with_block {
@@ -297,7 +299,7 @@ fn seed_restores_the_random_streams() -> ppl::Result<()> {
             None
         };
         let mut after: Vec<f64> = Vec::try_from(Tensor::randn([3], (Kind::Double, Device::Cpu)))?;
-        after.push(ppl::with_rng(|r| rand::Rng::random::<f64>(r)));
+        after.push(ppl::with_rng(rand::Rng::random::<f64>));
         Ok((before, after, inside))
     };
     let (b0, a0, _) = draws(false)?;
