@@ -2,7 +2,7 @@
 //! 4 tails, a Beta guide with positive-constrained params, Adam (lr 0.0005, betas 0.90, 0.999),
 //! 2000 steps. The exact posterior is Beta(16, 14): mean 0.5333, std 0.0896.
 //!
-//!     cargo run --example coin_fairness [-- --device cuda --steps 2000 --jit]
+//!     cargo run --example coin_fairness [-- --device cuda --steps 2000 --jit --threads N]
 //!
 //! `--jit` compiles the SVI step (`Svi::jit_compile`): same model, several times faster steps,
 //! different random draws (the compiled program has its own generator).
@@ -32,6 +32,8 @@ fn guide(data: &Tensor) -> ppl::Result<()> {
 fn main() -> ppl::Result<()> {
     let device = ppl_examples::device_from_args();
     let steps: usize = ppl_examples::arg("steps", 2000);
+    // torch's intra-op threads: 0 lets SVI pick by the work (one thread for this small model).
+    let threads: usize = ppl_examples::arg("threads", 0);
     set_rng_seed(0);
     clear_param_store();
     let data = Tensor::from_slice(&[1.0f32, 1., 1., 1., 1., 1., 0., 0., 0., 0.]).to_device(device);
@@ -40,8 +42,13 @@ fn main() -> ppl::Result<()> {
         betas: (0.90, 0.999),
         ..Default::default()
     });
-    let mut svi = Svi::new(|| model(&data), || guide(&data), adam, TraceElbo::default())
-        .jit_compile(ppl_examples::jit_from_args());
+    let svi = Svi::new(|| model(&data), || guide(&data), adam, TraceElbo::default());
+    let svi = if threads > 0 {
+        svi.num_threads(Some(threads))
+    } else {
+        svi
+    };
+    let mut svi = svi.jit_compile(ppl_examples::jit_from_args());
     let start = std::time::Instant::now();
     for step in 0..steps {
         let loss = svi.step()?;

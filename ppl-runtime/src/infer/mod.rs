@@ -10,6 +10,7 @@ pub mod mcmc;
 mod predictive;
 mod search;
 mod svi;
+pub(crate) mod threads;
 
 pub use autoguide::{
     AutoDelta, AutoDiagonalNormal, AutoGuide, AutoLaplaceApproximation,

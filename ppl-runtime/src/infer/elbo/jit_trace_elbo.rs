@@ -172,6 +172,7 @@ impl<L: Elbo> JitTraceElbo<L> {
         let step = LossAndGrads {
             loss: eager_values[1],
             params: compiled.params.iter().map(|(n, _)| n.clone()).collect(),
+            largest_site: 0,
         };
         Ok((compiled, step))
     }
@@ -216,6 +217,7 @@ impl<L: Elbo> Elbo for JitTraceElbo<L> {
                 Ok(LossAndGrads {
                     loss: outs[1],
                     params: c.params.iter().map(|(n, _)| n.clone()).collect(),
+                    largest_site: 0,
                 })
             }
             State::Pending => {

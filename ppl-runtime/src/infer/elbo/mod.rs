@@ -62,6 +62,9 @@ pub struct ElboOutput {
     /// The loss as a (detached) scalar tensor: what a compiled loss ([`JitTraceElbo`]) records
     /// as the program's second output.
     pub loss_tensor: Tensor,
+    /// The number of elements of the largest site value in model or guide (what
+    /// [`Svi`](crate::infer::Svi) picks torch's thread count by).
+    pub largest_site: usize,
 }
 
 /// The loss of one step and the params it read.
@@ -71,6 +74,8 @@ pub struct LossAndGrads {
     pub loss: f64,
     /// The params that appeared in model or guide, whose `.grad` now holds the gradient.
     pub params: Vec<String>,
+    /// The number of elements of the largest site value (0 when unknown, as for compiled steps).
+    pub largest_site: usize,
 }
 
 /// A loss for SVI.
@@ -108,6 +113,7 @@ pub trait Elbo {
         Ok(LossAndGrads {
             loss: out.loss,
             params: out.params,
+            largest_site: out.largest_site,
         })
     }
 
@@ -291,8 +297,10 @@ pub(crate) fn average_particles_enum<R1, R2>(
     let n = pairs.len() as f64 * particles_per_trace(cfg);
     let (mut loss, mut surrogate_loss, mut params) = (0.0, None::<Tensor>, Vec::new());
     let mut loss_tensor = None::<Tensor>;
+    let mut largest_site = 0;
     for (mut m, mut g) in pairs {
         param_names([&m, &g], &mut params);
+        largest_site = largest_site.max(largest([&m, &g]));
         let (elbo, surrogate, extra) = particle(&mut m, &mut g)?;
         let value = elbo.f_double_value(&[])?;
         check_finite(value, &mut m, &mut g)?;
@@ -309,6 +317,7 @@ pub(crate) fn average_particles_enum<R1, R2>(
         surrogate_loss: surrogate_loss.unwrap_or_else(|| Tensor::from(0.0f32)),
         params,
         loss_tensor: loss_tensor.unwrap_or_else(|| Tensor::from(0.0f32)),
+        largest_site,
     })
 }
 
@@ -319,6 +328,15 @@ pub(crate) fn particles_per_trace(cfg: &ElboConfig) -> f64 {
     } else {
         1.0
     }
+}
+
+/// The number of elements of the largest site value in either trace.
+pub(crate) fn largest(trs: [&Trace; 2]) -> usize {
+    trs.iter()
+        .flat_map(|t| t.iter())
+        .map(|s| s.value.numel())
+        .max()
+        .unwrap_or(0)
 }
 
 /// Param names seen in either trace, in order of first appearance.

@@ -65,8 +65,10 @@ impl Elbo for RenyiElbo {
         let k = pairs.len() as f64;
         let one_minus = 1.0 - self.alpha;
         let (mut values, mut surrogates, mut params) = (Vec::new(), Vec::new(), Vec::new());
+        let mut largest_site = 0;
         for (mut m, mut g) in pairs {
             param_names([&m, &g], &mut params);
+            largest_site = largest_site.max(super::largest([&m, &g]));
             let (elbo, surr) = elbo_and_surrogate(&mut m, &mut g)?;
             let value = elbo.f_double_value(&[])?;
             check_finite(value, &mut m, &mut g)?;
@@ -91,6 +93,7 @@ impl Elbo for RenyiElbo {
             },
             params,
             loss_tensor: Tensor::from(-elbo),
+            largest_site,
         })
     }
 }

@@ -22,6 +22,7 @@ use super::potential::Potential;
 use super::results::ChainResult;
 use crate::distributions::{enable_validation, validation_enabled};
 use crate::error::{Error, Result};
+use crate::infer::threads::ThreadsGuard;
 
 /// Warmup or sampling.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,30 +86,6 @@ pub struct Mcmc {
     num_threads: Option<usize>,
     pub(super) spec: Option<ModelSpec>,
     pub(super) chains: Vec<ChainResult>,
-}
-
-/// Sets torch's intra-op threads and restores them when dropped.
-struct ThreadsGuard(Option<i32>);
-
-impl ThreadsGuard {
-    fn set(n: Option<usize>) -> ThreadsGuard {
-        match n {
-            Some(n) => {
-                let prev = tch::get_num_threads();
-                tch::set_num_threads(n.max(1) as i32);
-                ThreadsGuard(Some(prev))
-            }
-            None => ThreadsGuard(None),
-        }
-    }
-}
-
-impl Drop for ThreadsGuard {
-    fn drop(&mut self) {
-        if let Some(n) = self.0 {
-            tch::set_num_threads(n);
-        }
-    }
 }
 
 /// Restores the validation switch when dropped.
