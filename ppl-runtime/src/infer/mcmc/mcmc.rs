@@ -336,7 +336,9 @@ impl Mcmc {
                 .enumerate()
                 .map(|(c, h)| {
                     h.join().unwrap_or_else(|_| {
-                        Err(Error::Internal(format!("the thread of chain {c} panicked")))
+                        Err(Error::Invalid(format!(
+                            "the thread of chain {c} panicked (a panic in the model?)"
+                        )))
                     })
                 })
                 .collect()
