@@ -4,7 +4,6 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use rand::rngs::StdRng;
 use rand::SeedableRng;
 use tch::{Kind, Tensor};
 
@@ -192,14 +191,18 @@ pub fn module(prefix: &str, vs: &tch::nn::VarStore) -> Result<()> {
     Ok(())
 }
 
+/// ppl's own generator (the same ChaCha12 stream as `rand`'s `StdRng` for a given seed, and its
+/// state can be read back, so checkpoints can hold it).
+pub type PplRng = rand_chacha::ChaCha12Rng;
+
 thread_local! {
-    static RNG: RefCell<StdRng> = RefCell::new(StdRng::from_os_rng());
+    static RNG: RefCell<PplRng> = RefCell::new(PplRng::from_os_rng());
 }
 
 /// Seeds torch's generators (CPU, and CUDA where present) and this thread's `rand` generator.
 pub fn set_rng_seed(seed: u64) {
     tch::manual_seed(seed as i64);
-    RNG.with(|r| *r.borrow_mut() = StdRng::seed_from_u64(seed));
+    RNG.with(|r| *r.borrow_mut() = PplRng::seed_from_u64(seed));
 }
 
 /// The state of ppl's random streams on this thread: torch's CPU generator and this thread's
@@ -207,7 +210,48 @@ pub fn set_rng_seed(seed: u64) {
 #[derive(Clone, Debug)]
 pub struct RngState {
     torch: Vec<u8>,
-    rand: StdRng,
+    rand: PplRng,
+}
+
+impl RngState {
+    /// The state as bytes (what checkpoints hold): torch's state with its length, then the
+    /// `rand` generator's seed, stream and word position.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(8 + self.torch.len() + 56);
+        out.extend_from_slice(&(self.torch.len() as u64).to_le_bytes());
+        out.extend_from_slice(&self.torch);
+        out.extend_from_slice(&self.rand.get_seed());
+        out.extend_from_slice(&self.rand.get_stream().to_le_bytes());
+        out.extend_from_slice(&self.rand.get_word_pos().to_le_bytes());
+        out
+    }
+
+    /// The state [`RngState::to_bytes`] wrote.
+    pub fn from_bytes(bytes: &[u8]) -> Result<RngState> {
+        let bad = || Error::Checkpoint("a random-generator state of the wrong length".into());
+        let n = u64::from_le_bytes(
+            bytes
+                .get(..8)
+                .ok_or_else(bad)?
+                .try_into()
+                .map_err(|_| bad())?,
+        ) as usize;
+        let rest = bytes.get(8..).ok_or_else(bad)?;
+        if rest.len() != n + 56 {
+            return Err(bad());
+        }
+        let (torch, r) = rest.split_at(n);
+        let seed: [u8; 32] = r[..32].try_into().map_err(|_| bad())?;
+        let stream = u64::from_le_bytes(r[32..40].try_into().map_err(|_| bad())?);
+        let word_pos = u128::from_le_bytes(r[40..56].try_into().map_err(|_| bad())?);
+        let mut rand = PplRng::from_seed(seed);
+        rand.set_stream(stream);
+        rand.set_word_pos(word_pos);
+        Ok(RngState {
+            torch: torch.to_vec(),
+            rand,
+        })
+    }
 }
 
 /// The current [`RngState`].
@@ -227,7 +271,7 @@ pub fn set_rng_state(state: &RngState) -> Result<()> {
 }
 
 /// Runs `f` with this thread's `rand` generator (seeded by [`set_rng_seed`]).
-pub fn with_rng<R>(f: impl FnOnce(&mut StdRng) -> R) -> R {
+pub fn with_rng<R>(f: impl FnOnce(&mut PplRng) -> R) -> R {
     RNG.with(|r| f(&mut r.borrow_mut()))
 }
 
@@ -239,4 +283,31 @@ pub fn clear_param_store() {
 /// Whether a message is a sample message (helper for handler predicates).
 pub fn is_sample(msg: &Msg) -> bool {
     msg.kind == SiteKind::Sample
+}
+
+#[cfg(test)]
+mod rng_tests {
+    use super::*;
+    use rand::rngs::StdRng;
+    use rand::Rng;
+
+    /// `PplRng` is `StdRng`'s stream (so results seeded before the switch are unchanged), and
+    /// its state survives `to_bytes`/`from_bytes` mid-stream.
+    #[test]
+    fn ppl_rng_is_std_rng_and_its_state_round_trips() {
+        let mut a = StdRng::seed_from_u64(5);
+        let mut b = PplRng::seed_from_u64(5);
+        for _ in 0..10 {
+            assert_eq!(a.random::<u64>(), b.random::<u64>());
+        }
+        set_rng_seed(11);
+        let _ = with_rng(|r| r.random::<u32>());
+        let state = get_rng_state().expect("state");
+        let again = RngState::from_bytes(&state.to_bytes()).expect("bytes");
+        let x: Vec<u64> = (0..5).map(|_| with_rng(|r| r.random::<u64>())).collect();
+        set_rng_state(&again).expect("set");
+        let y: Vec<u64> = (0..5).map(|_| with_rng(|r| r.random::<u64>())).collect();
+        assert_eq!(x, y);
+        assert!(RngState::from_bytes(&[1, 2, 3]).is_err());
+    }
 }

@@ -12,6 +12,9 @@ use crate::params::with_param_store;
 /// Name of the tensor listing the optimizer's state entries.
 const META: &str = "optim_meta";
 
+/// Name of the tensor holding the random streams' state ([`crate::RngState::to_bytes`]).
+const RNG: &str = "rng_state";
+
 fn io_err(path: &Path) -> impl Fn(tch::TchError) -> Error + '_ {
     move |e| Error::Io {
         path: path.display().to_string(),
@@ -25,8 +28,10 @@ fn io_err(path: &Path) -> impl Fn(tch::TchError) -> Error + '_ {
 /// The file is a libtorch archive (`Tensor::save_multi`): the param store's entries exactly as
 /// [`ParamStore::save`](crate::params::ParamStore::save) writes them, so `ParamStore::load` reads
 /// a checkpoint too, plus the optimizer's [`Optimizer::state`] as tensors `o0`, `o1`, ... with
-/// their names in a text tensor `optim_meta`. The random generator is not saved: seed it (e.g.
-/// with [`set_rng_seed`](crate::set_rng_seed)) after loading for a reproducible continuation.
+/// their names in a text tensor `optim_meta`, plus the random streams (torch's CPU generator and
+/// ppl's `rand` generator, [`crate::get_rng_state`]) as bytes in `rng_state`: an eager SVI run
+/// resumed from a checkpoint makes the same draws as one that never stopped. (The generator of a
+/// compiled step, [`crate::infer::JitTraceElbo`], and CUDA generators are not saved.)
 pub fn save_checkpoint(path: impl AsRef<Path>, optim: &dyn Optimizer) -> Result<()> {
     let path = path.as_ref();
     let state = optim.state()?;
@@ -49,6 +54,8 @@ pub fn save_checkpoint(path: impl AsRef<Path>, optim: &dyn Optimizer) -> Result<
         )));
     }
     named.push((META.to_string(), Tensor::from_slice(meta.as_bytes())));
+    let rng = crate::primitives::get_rng_state()?.to_bytes();
+    named.push((RNG.to_string(), Tensor::from_slice(&rng)));
     for (i, (_, t)) in state.into_iter().enumerate() {
         named.push((format!("o{i}"), t));
     }
@@ -96,5 +103,11 @@ pub fn load_checkpoint_to(
         state.push((name.to_string(), t));
     }
     optim.load_state(state)?;
-    with_param_store(|ps| ps.load(path, device))
+    with_param_store(|ps| ps.load(path, device))?;
+    // Checkpoints written before the random state was saved have none: the streams run on.
+    if let Some(rng) = tensors.shift_remove(RNG) {
+        let bytes = Vec::<u8>::try_from(&rng.f_to_device(Device::Cpu)?)?;
+        crate::primitives::set_rng_state(&crate::primitives::RngState::from_bytes(&bytes)?)?;
+    }
+    Ok(())
 }
