@@ -8,6 +8,7 @@ mod importance;
 mod marginal;
 pub mod mcmc;
 mod predictive;
+pub mod sbc;
 mod search;
 mod svi;
 pub(crate) mod threads;
@@ -25,5 +26,6 @@ pub use importance::{EmpiricalMarginal, Importance, ImportancePosterior, IMPORTA
 pub use marginal::{sample_value, Marginal, MarginalValue, Memoized, ValueIndex};
 pub use mcmc::{Hmc, Mcmc, Nuts};
 pub use predictive::{Predictive, PREDICTIVE_PLATE};
+pub use sbc::{sbc, SbcRanks};
 pub use search::{Search, WeightedTrace};
 pub use svi::{step as svi_step, Svi};
