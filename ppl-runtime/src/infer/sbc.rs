@@ -11,7 +11,7 @@ use indexmap::IndexMap;
 use tch::{Kind, Tensor};
 
 use crate::error::{Error, Result};
-use crate::jit::lgamma;
+use crate::jit::gamma_p;
 
 /// The ranks of each scalar parameter (site elements flattened: `name[i]`) over the simulations.
 #[derive(Clone, Debug)]
@@ -105,61 +105,10 @@ impl SbcRanks {
                 .sum();
             out.insert(
                 name.clone(),
-                (
-                    stat,
-                    1.0 - lower_regularized_gamma((bins - 1) as f64 / 2.0, stat / 2.0),
-                ),
+                (stat, 1.0 - gamma_p((bins - 1) as f64 / 2.0, stat / 2.0)),
             );
         }
         Ok(out)
-    }
-}
-
-/// `P(a, x)`, the regularized lower incomplete gamma function: the chi-square CDF with `2a`
-/// degrees of freedom at `2x`. Series below `a + 1`, continued fraction above (Numerical
-/// Recipes §6.2), to about 1e-12.
-fn lower_regularized_gamma(a: f64, x: f64) -> f64 {
-    if x <= 0.0 {
-        return 0.0;
-    }
-    let log_front = -x + a * x.ln() - lgamma(a);
-    if x < a + 1.0 {
-        let (mut term, mut sum, mut n) = (1.0 / a, 1.0 / a, a);
-        for _ in 0..500 {
-            n += 1.0;
-            term *= x / n;
-            sum += term;
-            if term.abs() < sum.abs() * 1e-15 {
-                break;
-            }
-        }
-        (sum.ln() + log_front).exp()
-    } else {
-        // Lentz's method for the continued fraction of Q(a, x).
-        let tiny = 1e-300;
-        let mut b = x + 1.0 - a;
-        let mut c = 1.0 / tiny;
-        let mut d = 1.0 / b;
-        let mut h = d;
-        for i in 1..500 {
-            let an = -(i as f64) * (i as f64 - a);
-            b += 2.0;
-            d = an * d + b;
-            if d.abs() < tiny {
-                d = tiny;
-            }
-            c = b + an / c;
-            if c.abs() < tiny {
-                c = tiny;
-            }
-            d = 1.0 / d;
-            let delta = d * c;
-            h *= delta;
-            if (delta - 1.0).abs() < 1e-15 {
-                break;
-            }
-        }
-        1.0 - (log_front.exp() * h)
     }
 }
 
@@ -167,7 +116,7 @@ fn lower_regularized_gamma(a: f64, x: f64) -> f64 {
 mod tests {
     use super::*;
 
-    /// The chi-square CDF against values from tables (scipy.stats.chi2.cdf).
+    /// The chi-square CDF (`jit::gamma_p`) against scipy's `chi2.cdf`.
     #[test]
     fn chi_square_cdf() {
         // scipy 1.x: chi2.cdf(3.0, 4), chi2.cdf(9.487729036781154, 4), chi2.cdf(20.0, 9),
@@ -178,7 +127,7 @@ mod tests {
             (20.0, 9.0, 0.9820875954701567),
             (0.5, 1.0, 0.5204998778130466),
         ] {
-            let got = lower_regularized_gamma(k / 2.0, x / 2.0);
+            let got = gamma_p(k / 2.0, x / 2.0);
             assert!(
                 (got - p).abs() < 1e-9,
                 "chi2.cdf({x}, {k}) = {got}, table {p}"

@@ -29,7 +29,7 @@ pub use array::Arr;
 pub use ffi::{is_tracing, trace_text};
 pub(crate) use ffi::{read_f64, set_torch_rng_state, torch_rng_state, write_f64};
 pub use program::{Draws, Program};
-pub use special::{digamma, i0e, i1e, lgamma, trigamma};
+pub use special::{digamma, gamma_p, i0e, i1e, lgamma, trigamma};
 pub use verify::{compile_traced, verify, Evaluation};
 
 /// Prints a traced graph to stderr when `PPL_JIT_DEBUG` is set.
