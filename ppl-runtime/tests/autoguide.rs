@@ -613,3 +613,47 @@ fn works_with_the_model_macro() {
     fit(|| macro_model(&y), || guide.call(), (100, 20));
     assert!(guide.median().unwrap()["scale"].double_value(&[]) > 0.0);
 }
+
+/// A discrete latent that an autoguide would have to treat as continuous (AutoDelta on a model
+/// whose Categorical picks a location by index) is an error naming the site and saying how to
+/// sum it out, not a float index reaching libtorch.
+#[test]
+fn a_discrete_latent_is_an_error_naming_the_site() {
+    clear_param_store();
+    let model = || -> ppl::Result<()> {
+        let locs = Tensor::from_slice(&[-1.0f32, 0.0, 2.0]);
+        let k = ppl::sample(
+            "k",
+            Categorical::new(Tensor::ones([3], (Kind::Float, Device::Cpu)) / 3.0)?,
+            None,
+        )?;
+        let _x = ppl::sample(
+            "x",
+            Normal::new(locs.index_select(0, &k.reshape([1])).squeeze(), 1.0)?,
+            Some(Tensor::from(0.5f32)),
+        )?;
+        Ok(())
+    };
+    for (name, err) in [
+        (
+            "AutoDelta",
+            AutoDelta::new(model)
+                .call()
+                .map(|_| ())
+                .expect_err("discrete"),
+        ),
+        (
+            "AutoNormal",
+            AutoNormal::new(model)
+                .call()
+                .map(|_| ())
+                .expect_err("discrete"),
+        ),
+    ] {
+        let text = err.to_string();
+        assert!(
+            text.contains("`k`") && text.contains("enumerate = parallel"),
+            "{name}: {text}"
+        );
+    }
+}
