@@ -4,7 +4,7 @@
 use super::array::{broadcast_shapes, Arr};
 use super::graph::*;
 use super::kernels::*;
-use super::ops::accumulate;
+use super::ops::{accumulate, Vjp};
 use super::special::{digamma, lgamma};
 use crate::error::Result;
 
@@ -345,33 +345,8 @@ pub(super) fn backward(
     g: Arr,
     grads: &mut [Option<Arr>],
 ) -> Result<()> {
+    let vjp = Vjp { node, env };
     let ins = &node.ins;
-    let live = env.live;
-    let v = |i: usize| -> &Val { env.get(ins[i]) };
-    let wants = |i: usize| -> bool { ins.len() > i && live[ins[i]] };
-    let out = || arr(env.get(node.out));
-    // d out / d x as a function of (x, out), for elementwise unary ops.
-    // In place on the owned `g`: g_i *= d(x_i, out_i).
-    let unary = |grads: &mut [Option<Arr>], g: Arr, d: &dyn Fn(f64, f64) -> f64| -> Result<()> {
-        let x = arr(v(0))?;
-        let y = out()?;
-        let mut g = g;
-        for (gv, (&xv, &yv)) in g.data.iter_mut().zip(x.data.iter().zip(&y.data)) {
-            *gv *= d(xv, yv);
-        }
-        g.shape = x.shape.clone();
-        accumulate(grads, ins[0], g);
-        Ok(())
-    };
-    // The adjoint of broadcasting an operand of `shape`.
-    let send = |grads: &mut [Option<Arr>], i: usize, gi: Arr| -> Result<()> {
-        let shape = match env.get(ins[i]) {
-            Val::T(a) => a.shape.clone(),
-            _ => return Ok(()),
-        };
-        accumulate(grads, ins[i], gi.into_sum_to(&shape));
-        Ok(())
-    };
     match op {
         EwOp::Add { alpha } | EwOp::Sub { alpha } | EwOp::Rsub { alpha } => {
             let (ca, cb) = match op {
@@ -382,10 +357,10 @@ pub(super) fn backward(
             // Scalar operands get a sum; full ones a scaled copy, the last of them `g` itself.
             let mut full = Vec::new();
             for (k, c) in [(0usize, ca), (1usize, cb)] {
-                if !wants(k) {
+                if !vjp.wants(k) {
                     continue;
                 }
-                let operand = num(v(k))?;
+                let operand = num(vjp.v(k))?;
                 if operand.numel() == 1 && operand.shape.len() <= g.shape.len() {
                     let shape = operand.shape.clone();
                     accumulate(grads, ins[k], Arr::full(&shape, c * sum(&g.data)));
@@ -403,16 +378,16 @@ pub(super) fn backward(
                 if c != 1.0 {
                     gk.data.iter_mut().for_each(|x| *x *= c);
                 }
-                send(grads, k, gk)?;
+                vjp.send(grads, k, gk)?;
             }
         }
         EwOp::Mul | EwOp::Div => {
-            let (a, b) = (num(v(0))?, num(v(1))?);
+            let (a, b) = (num(vjp.v(0))?, num(vjp.v(1))?);
             let div = op == EwOp::Div;
             // A scalar operand's gradient: one dot product.
             for (k, &slot) in ins.iter().enumerate().take(2) {
                 let (me, other) = if k == 0 { (&a, &b) } else { (&b, &a) };
-                if !wants(k) || me.numel() != 1 || other.shape != g.shape {
+                if !vjp.wants(k) || me.numel() != 1 || other.shape != g.shape {
                     continue;
                 }
                 if me.shape.len() > g.shape.len() {
@@ -430,7 +405,7 @@ pub(super) fn backward(
             }
             let full = |k: usize| -> bool {
                 let (me, other) = if k == 0 { (&a, &b) } else { (&b, &a) };
-                wants(k)
+                vjp.wants(k)
                     && !(me.numel() == 1
                         && other.shape == g.shape
                         && me.shape.len() <= g.shape.len())
@@ -443,7 +418,7 @@ pub(super) fn backward(
                 } else {
                     zip(&g, &a, |g, a| g * a)?
                 };
-                send(grads, 1, d)?;
+                vjp.send(grads, 1, d)?;
             }
             if f0 {
                 if b.numel() == 1 || b.shape == g.shape {
@@ -459,40 +434,40 @@ pub(super) fn backward(
                             *x *= bi;
                         }
                     }
-                    send(grads, 0, g)?;
+                    vjp.send(grads, 0, g)?;
                 } else if div {
-                    send(grads, 0, zip(&g, &b, |g, b| g / b)?)?;
+                    vjp.send(grads, 0, zip(&g, &b, |g, b| g / b)?)?;
                 } else {
-                    send(grads, 0, zip(&g, &b, |g, b| g * b)?)?;
+                    vjp.send(grads, 0, zip(&g, &b, |g, b| g * b)?)?;
                 }
             }
         }
         EwOp::Unary(f) if f.is_piecewise_constant() => {}
-        EwOp::Unary(f) => unary(grads, g, &|x, y| f.derivative(x, y))?,
-        EwOp::Logit { eps } => unary(grads, g, &|x, _| match eps {
+        EwOp::Unary(f) => vjp.unary(grads, g, &|x, y| f.derivative(x, y))?,
+        EwOp::Logit { eps } => vjp.unary(grads, g, &|x, _| match eps {
             Some(e) if x < e || x > 1.0 - e => 0.0,
             _ => 1.0 / (x * (1.0 - x)),
         })?,
         EwOp::Xlogy => {
-            let (x, y) = (num(v(0))?, num(v(1))?);
-            if wants(0) {
+            let (x, y) = (num(vjp.v(0))?, num(vjp.v(1))?);
+            if vjp.wants(0) {
                 let d = zip(&x, &y, |x, y| if x != 0.0 { y.ln() } else { 0.0 })?;
-                send(grads, 0, zip(&g, &d, |g, d| g * d)?)?;
+                vjp.send(grads, 0, zip(&g, &d, |g, d| g * d)?)?;
             }
-            if wants(1) {
+            if vjp.wants(1) {
                 let d = zip(&x, &y, |x, y| x / y)?;
-                send(grads, 1, zip(&g, &d, |g, d| g * d)?)?;
+                vjp.send(grads, 1, zip(&g, &d, |g, d| g * d)?)?;
             }
         }
         EwOp::Maximum | EwOp::Minimum if ins.len() == 1 => {
-            let x = arr(v(0))?;
-            let m = out()?.data[0];
+            let x = arr(vjp.v(0))?;
+            let m = vjp.out()?.data[0];
             let hits = x.data.iter().filter(|&&y| y == m).count().max(1) as f64;
             let gx = x.map(|y| if y == m { g.data[0] / hits } else { 0.0 });
             accumulate(grads, ins[0], gx);
         }
         EwOp::Maximum | EwOp::Minimum => {
-            let (a, b) = (num(v(0))?, num(v(1))?);
+            let (a, b) = (num(vjp.v(0))?, num(vjp.v(1))?);
             let max = op == EwOp::Maximum;
             // The winner takes the gradient; a tie splits it (as torch does).
             let share = |x: f64, y: f64| -> f64 {
@@ -504,20 +479,20 @@ pub(super) fn backward(
                     0.0
                 }
             };
-            if wants(0) {
+            if vjp.wants(0) {
                 let d = zip(&a, &b, share)?;
-                send(grads, 0, zip(&g, &d, |g, d| g * d)?)?;
+                vjp.send(grads, 0, zip(&g, &d, |g, d| g * d)?)?;
             }
-            if wants(1) {
+            if vjp.wants(1) {
                 let d = zip(&b, &a, share)?;
-                send(grads, 1, zip(&g, &d, |g, d| g * d)?)?;
+                vjp.send(grads, 1, zip(&g, &d, |g, d| g * d)?)?;
             }
         }
-        EwOp::NanToNum { .. } => unary(grads, g, &|x, _| f64::from(u8::from(x.is_finite())))?,
-        EwOp::Mvlgamma { p } => unary(grads, g, &|x, _| {
+        EwOp::NanToNum { .. } => vjp.unary(grads, g, &|x, _| f64::from(u8::from(x.is_finite())))?,
+        EwOp::Mvlgamma { p } => vjp.unary(grads, g, &|x, _| {
             (0..p).map(|i| digamma(x - i as f64 / 2.0)).sum()
         })?,
-        EwOp::Softplus { beta, threshold } => unary(grads, g, &|x, _| {
+        EwOp::Softplus { beta, threshold } => vjp.unary(grads, g, &|x, _| {
             if x * beta > threshold {
                 1.0
             } else {
@@ -525,23 +500,23 @@ pub(super) fn backward(
             }
         })?,
         EwOp::Pow => {
-            let (a, b) = (num(v(0))?, num(v(1))?);
-            if wants(0) {
+            let (a, b) = (num(vjp.v(0))?, num(vjp.v(1))?);
+            if vjp.wants(0) {
                 let d = zip(
                     &a,
                     &b,
                     |x, p| if p == 0.0 { 0.0 } else { p * x.powf(p - 1.0) },
                 )?;
-                send(grads, 0, zip(&g, &d, |g, d| g * d)?)?;
+                vjp.send(grads, 0, zip(&g, &d, |g, d| g * d)?)?;
             }
-            if wants(1) {
-                let y = out()?;
+            if vjp.wants(1) {
+                let y = vjp.out()?;
                 let d = zip(y, &a, |y, x| if x == 0.0 { 0.0 } else { y * x.ln() })?;
-                send(grads, 1, zip(&g, &d, |g, d| g * d)?)?;
+                vjp.send(grads, 1, zip(&g, &d, |g, d| g * d)?)?;
             }
         }
         EwOp::ToKind => {
-            let x = arr(v(0))?;
+            let x = arr(vjp.v(0))?;
             accumulate(
                 grads,
                 ins[0],
@@ -552,7 +527,7 @@ pub(super) fn backward(
             );
         }
         EwOp::Bcewl { reduction } => {
-            let (x, y) = (num(v(0))?, num(v(1))?);
+            let (x, y) = (num(vjp.v(0))?, num(vjp.v(1))?);
             let shape = broadcast_shapes(&x.shape, &y.shape)
                 .ok_or_else(|| bad("shapes do not broadcast"))?;
             let n = shape.iter().product::<usize>().max(1) as f64;
@@ -561,35 +536,37 @@ pub(super) fn backward(
                 2 => Arr::full(&shape, g.data[0]),
                 _ => g.clone(),
             };
-            if wants(0) {
+            if vjp.wants(0) {
                 let d = zip(&x, &y, |x, y| sigmoid(x) - y)?;
-                send(grads, 0, zip(&gfull, &d, |g, d| g * d)?)?;
+                vjp.send(grads, 0, zip(&gfull, &d, |g, d| g * d)?)?;
             }
-            if wants(1) {
+            if vjp.wants(1) {
                 let d = x.expand_to(&shape).map(|x| -x);
-                send(grads, 1, zip(&gfull, &d, |g, d| g * d)?)?;
+                vjp.send(grads, 1, zip(&gfull, &d, |g, d| g * d)?)?;
             }
         }
         EwOp::Where => {
-            let c = num(v(0))?;
+            let c = num(vjp.v(0))?;
             for (i, pick) in [(1usize, true), (2usize, false)] {
-                if wants(i) {
+                if vjp.wants(i) {
                     let gi = zip(&g, &c, |g, c| if (c != 0.0) == pick { g } else { 0.0 })?;
-                    send(grads, i, gi)?;
+                    vjp.send(grads, i, gi)?;
                 }
             }
         }
         EwOp::MaskedFill { .. } => {
-            if wants(0) {
-                let m = num(v(1))?;
-                send(
+            if vjp.wants(0) {
+                let m = num(vjp.v(1))?;
+                vjp.send(
                     grads,
                     0,
                     zip(&g, &m, |g, m| if m != 0.0 { 0.0 } else { g })?,
                 )?;
             }
         }
-        EwOp::Clamp { lo, hi } => unary(grads, g, &|x, _| f64::from(u8::from(x >= lo && x <= hi)))?,
+        EwOp::Clamp { lo, hi } => {
+            vjp.unary(grads, g, &|x, _| f64::from(u8::from(x >= lo && x <= hi)))?
+        }
         EwOp::Number
         | EwOp::ScalarTensor
         | EwOp::LogicalAnd

@@ -4,7 +4,7 @@
 use super::array::Arr;
 use super::graph::*;
 use super::kernels::*;
-use super::ops::accumulate;
+use super::ops::{accumulate, Vjp};
 use crate::error::Result;
 
 /// A linear-algebra op, its flags decoded.
@@ -103,19 +103,16 @@ pub(super) fn backward(
     g: Arr,
     grads: &mut [Option<Arr>],
 ) -> Result<()> {
+    let vjp = Vjp { node, env };
     let ins = &node.ins;
-    let live = env.live;
-    let v = |i: usize| -> &Val { env.get(ins[i]) };
-    let wants = |i: usize| -> bool { ins.len() > i && live[ins[i]] };
-    let out = || arr(env.get(node.out));
     match op {
         LinalgOp::SolveTriangular { upper, unit, .. } => {
             // X = A⁻¹ B: dB = A⁻ᵀ G, dA = -dB Xᵀ (on A's triangle); both summed over the
             // batch dims they were broadcast along.
-            let (a, b) = (arr(v(0))?, arr(v(1))?);
+            let (a, b) = (arr(vjp.v(0))?, arr(vjp.v(1))?);
             let db = solve_triangular(a, &g, upper, unit, true)?;
-            if wants(0) {
-                let x = out()?;
+            if vjp.wants(0) {
+                let x = vjp.out()?;
                 let (af, _, n, k) = solve_operands(a, b)?;
                 let mut da = Arr::full(&af.shape, 0.0);
                 for ((xb, gb), dab) in x
@@ -137,19 +134,19 @@ pub(super) fn backward(
                 }
                 accumulate(grads, ins[0], da.sum_to(&a.shape));
             }
-            if wants(1) {
+            if vjp.wants(1) {
                 accumulate(grads, ins[1], db.sum_to(&b.shape));
             }
         }
         LinalgOp::Matmul => {
-            let (a, b) = (arr(v(0))?, arr(v(1))?);
+            let (a, b) = (arr(vjp.v(0))?, arr(vjp.v(1))?);
             let (n, k) = if a.shape.len() == 1 {
                 (1, a.shape[0])
             } else {
                 (a.shape[0], a.shape[1])
             };
             let m = if b.shape.len() == 1 { 1 } else { b.shape[1] };
-            if wants(0) {
+            if vjp.wants(0) {
                 // dA = G Bᵀ: da[i, p] = Σ_j g[i, j] b[p, j].
                 let mut da = vec![0.0; n * k];
                 for i in 0..n {
@@ -168,7 +165,7 @@ pub(super) fn backward(
                     },
                 );
             }
-            if wants(1) {
+            if vjp.wants(1) {
                 // dB = Aᵀ G: db[p, j] = Σ_i a[i, p] g[i, j].
                 let mut db = vec![0.0; k * m];
                 let at = env.columns.get(&ins[0]).filter(|_| m == 1);
@@ -203,7 +200,7 @@ pub(super) fn backward(
             }
         }
         LinalgOp::Cholesky { upper } => {
-            let y = out()?;
+            let y = vjp.out()?;
             let r = y.shape.len();
             let (l, gl) = if upper {
                 (transpose(y, r - 2, r - 1), transpose(&g, r - 2, r - 1))

@@ -4,7 +4,7 @@
 //! family's file and a case in `ppl-runtime/tests/jit_ops.rs`.
 
 use super::array::Arr;
-use super::graph::{Env, Node, Op, Val};
+use super::graph::{arr, Env, Node, Op, Val};
 use super::{elementwise, linalg, random, reduce, shape};
 use crate::error::Result;
 
@@ -44,5 +44,58 @@ pub(super) fn accumulate(grads: &mut [Option<Arr>], slot: usize, g: Arr) {
             }
         }
         None => grads[slot] = Some(g),
+    }
+}
+
+/// What a family's backward pass reads of a node: its inputs and output, which inputs want a
+/// gradient, and the two adjoints every family uses.
+pub(super) struct Vjp<'a> {
+    pub(super) node: &'a Node,
+    pub(super) env: &'a Env<'a>,
+}
+
+impl Vjp<'_> {
+    /// Input `i`.
+    pub(super) fn v(&self, i: usize) -> &Val {
+        self.env.get(self.node.ins[i])
+    }
+
+    /// Whether input `i` exists and depends on the program's inputs.
+    pub(super) fn wants(&self, i: usize) -> bool {
+        self.node.ins.len() > i && self.env.live[self.node.ins[i]]
+    }
+
+    /// The node's value.
+    pub(super) fn out(&self) -> Result<&Arr> {
+        arr(self.env.get(self.node.out))
+    }
+
+    /// The adjoint of an elementwise function of input 0: `g_i *= d(x_i, out_i)`, in place on
+    /// the owned `g`.
+    pub(super) fn unary(
+        &self,
+        grads: &mut [Option<Arr>],
+        g: Arr,
+        d: &dyn Fn(f64, f64) -> f64,
+    ) -> Result<()> {
+        let x = arr(self.v(0))?;
+        let y = self.out()?;
+        let mut g = g;
+        for (gv, (&xv, &yv)) in g.data.iter_mut().zip(x.data.iter().zip(&y.data)) {
+            *gv *= d(xv, yv);
+        }
+        g.shape = x.shape.clone();
+        accumulate(grads, self.node.ins[0], g);
+        Ok(())
+    }
+
+    /// The adjoint of broadcasting input `i` to the shape of `gi`.
+    pub(super) fn send(&self, grads: &mut [Option<Arr>], i: usize, gi: Arr) -> Result<()> {
+        let shape = match self.v(i) {
+            Val::T(a) => a.shape.clone(),
+            _ => return Ok(()),
+        };
+        accumulate(grads, self.node.ins[i], gi.into_sum_to(&shape));
+        Ok(())
     }
 }

@@ -4,7 +4,7 @@
 use super::array::Arr;
 use super::graph::*;
 use super::kernels::*;
-use super::ops::accumulate;
+use super::ops::{accumulate, Vjp};
 use crate::error::Result;
 
 /// A reduction or scan, its dims decoded.
@@ -216,13 +216,12 @@ pub(super) fn backward(
     g: Arr,
     grads: &mut [Option<Arr>],
 ) -> Result<()> {
+    let vjp = Vjp { node, env };
     let ins = &node.ins;
-    let v = |i: usize| -> &Val { env.get(ins[i]) };
-    let out = || arr(env.get(node.out));
     match op {
         ReduceOp::LogSoftmax { dim } | ReduceOp::Softmax { dim } => {
-            let x = arr(v(0))?;
-            let y = out()?;
+            let x = arr(vjp.v(0))?;
+            let y = vjp.out()?;
             let dim = norm_dim(dim, x.shape.len())?;
             let mut gx = Arr::full(&x.shape, 0.0);
             for l in lines(&x.shape, dim) {
@@ -241,13 +240,13 @@ pub(super) fn backward(
             accumulate(grads, ins[0], gx);
         }
         ReduceOp::Cumsum { dim } => {
-            let x = arr(v(0))?;
+            let x = arr(vjp.v(0))?;
             let dim = norm_dim(dim, x.shape.len())?;
             accumulate(grads, ins[0], cumsum(&g, dim, true));
         }
         ReduceOp::Cumprod { dim } => {
             // dx_i = Σ_{j ≥ i} g_j Π_{k ≤ j, k ≠ i} x_k, without dividing by x_i (which may be 0).
-            let x = arr(v(0))?;
+            let x = arr(vjp.v(0))?;
             let dim = norm_dim(dim, x.shape.len())?;
             let mut gx = Arr::full(&x.shape, 0.0);
             for l in lines(&x.shape, dim) {
@@ -266,7 +265,7 @@ pub(super) fn backward(
             accumulate(grads, ins[0], gx);
         }
         ReduceOp::Sum { dims, .. } | ReduceOp::Mean { dims, .. } => {
-            let x = arr(v(0))?;
+            let x = arr(vjp.v(0))?;
             let dims = reduced_dims(dims, x.shape.len())?;
             let kept = kept_shape(&x.shape, &dims);
             let mut gk = Arr {
@@ -283,12 +282,12 @@ pub(super) fn backward(
         ReduceOp::Extremum { dims, .. } => {
             // The gradient goes to the extreme values, split evenly between ties (as torch's
             // amax/amin do).
-            let x = arr(v(0))?;
+            let x = arr(vjp.v(0))?;
             let dims = reduced_dims(dims, x.shape.len())?;
             let kept = kept_shape(&x.shape, &dims);
             let y = Arr {
                 shape: kept.clone(),
-                data: out()?.data.clone(),
+                data: vjp.out()?.data.clone(),
             };
             let gk = Arr {
                 shape: kept.clone(),
@@ -300,9 +299,9 @@ pub(super) fn backward(
             accumulate(grads, ins[0], zip(&hit, &share, |h, s| h * s)?);
         }
         ReduceOp::Logsumexp { dims, .. } => {
-            let x = arr(v(0))?;
+            let x = arr(vjp.v(0))?;
             let dims = reduced_dims(dims, x.shape.len())?;
-            let y = out()?;
+            let y = vjp.out()?;
             let kept = kept_shape(&x.shape, &dims);
             let yk = Arr {
                 shape: kept.clone(),

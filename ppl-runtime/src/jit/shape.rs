@@ -5,7 +5,7 @@
 use super::array::{broadcast_shapes, Arr};
 use super::graph::*;
 use super::kernels::*;
-use super::ops::accumulate;
+use super::ops::{accumulate, Vjp};
 use crate::error::Result;
 
 /// A shape, view, indexing or factory op, its dims and offsets decoded.
@@ -542,33 +542,26 @@ pub(super) fn backward(
     g: Arr,
     grads: &mut [Option<Arr>],
 ) -> Result<()> {
+    let vjp = Vjp { node, env };
     let ins = &node.ins;
     let live = env.live;
-    let v = |i: usize| -> &Val { env.get(ins[i]) };
-    let wants = |i: usize| -> bool { ins.len() > i && live[ins[i]] };
-    // The adjoint of broadcasting an operand of `shape`.
-    let send = |grads: &mut [Option<Arr>], i: usize, gi: Arr| -> Result<()> {
-        let shape = match env.get(ins[i]) {
-            Val::T(a) => a.shape.clone(),
-            _ => return Ok(()),
-        };
-        accumulate(grads, ins[i], gi.into_sum_to(&shape));
-        Ok(())
-    };
     match op {
         ShapeOp::Gather { dim } => {
-            let x = arr(v(0))?;
+            let x = arr(vjp.v(0))?;
             let dim = norm_dim(dim, x.shape.len())?;
             let mut gx = Arr::full(&x.shape, 0.0);
-            for (o, gv) in gather_offsets(x, dim, arr(v(2))?)?.into_iter().zip(&g.data) {
+            for (o, gv) in gather_offsets(x, dim, arr(vjp.v(2))?)?
+                .into_iter()
+                .zip(&g.data)
+            {
                 gx.data[o] += gv;
             }
             accumulate(grads, ins[0], gx);
         }
         ShapeOp::IndexSelect { dim } => {
-            let x = arr(v(0))?;
+            let x = arr(vjp.v(0))?;
             let dim = norm_dim(dim, x.shape.len())?;
-            let idx = indices(arr(v(2))?, x.shape[dim])?;
+            let idx = indices(arr(vjp.v(2))?, x.shape[dim])?;
             accumulate(grads, ins[0], scatter(&g, &x.shape, dim, idx.into_iter()));
         }
         ShapeOp::Diagonal {
@@ -576,7 +569,7 @@ pub(super) fn backward(
             dim1,
             dim2,
         } => {
-            let x = arr(v(0))?;
+            let x = arr(vjp.v(0))?;
             let r = x.shape.len();
             let (d1, d2) = (norm_dim(dim1, r)?, norm_dim(dim2, r)?);
             let (offsets, _) = diagonal_offsets(x, off, d1, d2);
@@ -597,7 +590,7 @@ pub(super) fn backward(
             accumulate(grads, ins[0], gx);
         }
         ShapeOp::DiagEmbed { offset: off, .. } => {
-            let x = arr(v(0))?;
+            let x = arr(vjp.v(0))?;
             let r = g.shape.len();
             let (offsets, _) = diagonal_offsets(&g, off, r - 2, r - 1);
             accumulate(
@@ -610,10 +603,10 @@ pub(super) fn backward(
             );
         }
         ShapeOp::IndexCopy { dim } => {
-            let x = arr(v(0))?;
+            let x = arr(vjp.v(0))?;
             let dim = norm_dim(dim, x.shape.len())?;
-            let idx = indices(arr(v(2))?, x.shape[dim])?;
-            if wants(0) {
+            let idx = indices(arr(vjp.v(2))?, x.shape[dim])?;
+            if vjp.wants(0) {
                 let mut gx = g.clone();
                 let (outer, n, inner) = split3(&x.shape, dim);
                 for o in 0..outer {
@@ -625,12 +618,12 @@ pub(super) fn backward(
                 }
                 accumulate(grads, ins[0], gx);
             }
-            if wants(3) {
+            if vjp.wants(3) {
                 accumulate(grads, ins[3], gather(&g, dim, idx.into_iter()));
             }
         }
         ShapeOp::Pad { pads, .. } => {
-            let x = arr(v(0))?;
+            let x = arr(vjp.v(0))?;
             let (_, starts) = pad(x, pads.as_slice(), 0.0)?;
             // The gradient is the interior of g.
             let mut gx = g.clone();
@@ -641,18 +634,18 @@ pub(super) fn backward(
             }
             accumulate(grads, ins[0], gx);
         }
-        ShapeOp::Expand => send(grads, 0, g.clone())?,
+        ShapeOp::Expand => vjp.send(grads, 0, g.clone())?,
         ShapeOp::BroadcastAll(i) => {
-            if wants(i) {
-                send(grads, i, g.clone())?;
+            if vjp.wants(i) {
+                vjp.send(grads, i, g.clone())?;
             }
         }
         ShapeOp::Stack { dim } | ShapeOp::Cat { dim } => {
             let stack = matches!(op, ShapeOp::Stack { .. });
-            let Val::List(items) = v(0) else {
+            let Val::List(items) = vjp.v(0) else {
                 return Err(bad("expected a list"));
             };
-            let xs = list_arrs(env, v(0))?;
+            let xs = list_arrs(env, vjp.v(0))?;
             let rank = xs[0].shape.len() + usize::from(stack);
             let dim = norm_dim(dim, rank)?;
             let mut start = 0;
@@ -673,7 +666,7 @@ pub(super) fn backward(
             }
         }
         ShapeOp::Select { dim, index: i } => {
-            let x = arr(v(0))?;
+            let x = arr(vjp.v(0))?;
             let dim = norm_dim(dim, x.shape.len())?;
             let n = x.shape[dim] as i64;
             let i = if i < 0 { i + n } else { i } as usize;
@@ -686,7 +679,7 @@ pub(super) fn backward(
             );
         }
         ShapeOp::Slice { .. } => {
-            let x = arr(v(0))?;
+            let x = arr(vjp.v(0))?;
             let (dim, s, len, step) = slice_args(op, x)?;
             accumulate(
                 grads,
@@ -695,7 +688,7 @@ pub(super) fn backward(
             );
         }
         ShapeOp::Reshape | ShapeOp::Unsqueeze | ShapeOp::Squeeze | ShapeOp::Identity => {
-            let x = arr(v(0))?;
+            let x = arr(vjp.v(0))?;
             accumulate(
                 grads,
                 ins[0],
@@ -706,7 +699,7 @@ pub(super) fn backward(
             );
         }
         ShapeOp::Transpose { dims } => {
-            let x = arr(v(0))?;
+            let x = arr(vjp.v(0))?;
             let gt = match dims {
                 None if x.shape.len() == 2 => transpose2(&g),
                 None => g.clone(),
@@ -718,7 +711,7 @@ pub(super) fn backward(
             accumulate(grads, ins[0], gt);
         }
         ShapeOp::Permute { dims } => {
-            let x = arr(v(0))?;
+            let x = arr(vjp.v(0))?;
             let r = x.shape.len();
             let perm = dims.normalized(r)?;
             let mut inverse = vec![0usize; r];
