@@ -9,7 +9,9 @@
 //! (see [`crate::infer::mcmc::Potential::compile`]).
 //!
 //! Debugging: with the environment variable `PPL_JIT_DEBUG` set, every traced graph is printed to
-//! stderr (one op per line; format in `csrc/trace.cpp`).
+//! stderr (one op per line; format in `csrc/trace.cpp`), and the size of its plan. With
+//! `PPL_JIT_PLAN=0`, programs run on the array interpreter instead of planned buffers (to compare
+//! the two).
 mod array;
 mod elementwise;
 mod ffi;
@@ -17,6 +19,7 @@ mod graph;
 mod kernels;
 mod linalg;
 mod ops;
+mod plan;
 mod program;
 mod random;
 mod reduce;
@@ -35,6 +38,6 @@ pub use verify::{compile_traced, verify, Evaluation};
 /// Prints a traced graph to stderr when `PPL_JIT_DEBUG` is set.
 pub(crate) fn debug_print(text: &str) {
     if std::env::var_os("PPL_JIT_DEBUG").is_some() {
-        eprintln!("ppl jit: traced graph\n{text}");
+        eprintln!("ppl jit: {text}");
     }
 }

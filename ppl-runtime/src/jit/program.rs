@@ -21,27 +21,31 @@ use super::array::Arr;
 use super::graph::*;
 use super::kernels::{is_integer_kind, transpose2};
 use super::ops::{accumulate, backward, eval};
+use super::plan::Plan;
 use super::random::draw;
 use crate::error::{Error, Result};
 
 /// A compiled graph: inputs are arrays of fixed shapes, the outputs are scalars.
 #[derive(Clone, Debug)]
 pub struct Program {
-    inputs: Vec<usize>,
-    input_shapes: Vec<Vec<usize>>,
-    outputs: Vec<usize>,
+    pub(super) inputs: Vec<usize>,
+    pub(super) input_shapes: Vec<Vec<usize>>,
+    pub(super) outputs: Vec<usize>,
     /// The ops that depend on an input, in order.
-    nodes: Vec<Node>,
+    pub(super) nodes: Vec<Node>,
     /// Values: constants (and folded ops) filled in at compile time, the rest per run.
-    init: Vec<Val>,
+    pub(super) init: Vec<Val>,
     /// Whether a slot depends on an input or a random draw (and so is computed per run).
-    live: Vec<bool>,
+    pub(super) live: Vec<bool>,
     /// What each random op drew in the traced run.
-    traced_draws: HashMap<usize, Arr>,
+    pub(super) traced_draws: HashMap<usize, Arr>,
     /// For each constant matrix `X` (n x k) in a matrix-vector product, `Xᵀ` row-major: both
     /// `X w` (k scaled columns added up) and `Xᵀ g` (k dot products) then run over contiguous
     /// memory.
-    columns: HashMap<usize, Arr>,
+    pub(super) columns: HashMap<usize, Arr>,
+    /// The nodes lowered onto planned buffers (`plan.rs`), which run instead of the array
+    /// interpreter below when every live value is a tensor.
+    pub(super) plan: Option<Plan>,
 }
 
 /// Where a program's random ops get their values.
@@ -290,6 +294,7 @@ impl Program {
             live: Vec::new(),
             traced_draws,
             columns: HashMap::new(),
+            plan: None,
         };
         let no_columns = HashMap::new();
         let no_live = vec![false; live.len()];
@@ -326,7 +331,50 @@ impl Program {
                 }
             }
         }
+        program.plan = program.lower();
         Ok(program)
+    }
+
+    /// The program on planned buffers, from one run of the array interpreter on the traced
+    /// draws (which gives every slot its shape); `None` where that run fails or some live value
+    /// is not a tensor, and when `PPL_JIT_PLAN=0` (to compare the two in benchmarks).
+    fn lower(&self) -> Option<Plan> {
+        if std::env::var("PPL_JIT_PLAN").is_ok_and(|v| v == "0") {
+            return None;
+        }
+        let inputs: Vec<Vec<f64>> = self
+            .input_shapes
+            .iter()
+            .map(|s| vec![0.5; s.iter().product()])
+            .collect();
+        let refs: Vec<&[f64]> = inputs.iter().map(|v| v.as_slice()).collect();
+        let run = self.run(&refs, &mut Draws::Traced).ok()?;
+        let plan = Plan::build(self, run);
+        if let Some(p) = &plan {
+            super::debug_print(&format!("planned: {p:?}"));
+        }
+        plan
+    }
+
+    /// The program without its planned buffers: every run goes through the array interpreter.
+    pub fn interpreted(mut self) -> Program {
+        self.plan = None;
+        self
+    }
+
+    /// Whether runs go through planned buffers, and how many of the program's nodes still run
+    /// on arrays there: `Some((instructions, generic))`.
+    pub fn plan_summary(&self) -> Option<(usize, usize)> {
+        self.plan.as_ref().map(|p| (p.len(), p.generic_count()))
+    }
+
+    /// A slot's value: a constant, or the value in `run`.
+    pub(super) fn env_value<'a>(&'a self, slot: usize, run: &'a [Val]) -> &'a Val {
+        if self.live[slot] {
+            &run[slot]
+        } else {
+            &self.init[slot]
+        }
     }
 
     /// The shape of every tensor slot, from one run on the traced draws (`None` where that run
@@ -664,7 +712,7 @@ impl Program {
     }
 
     /// Runs the ops: the values of the live slots.
-    fn run(&self, inputs: &[&[f64]], draws: &mut Draws<'_>) -> Result<Vec<Val>> {
+    pub(super) fn run(&self, inputs: &[&[f64]], draws: &mut Draws<'_>) -> Result<Vec<Val>> {
         if inputs.len() != self.inputs.len() {
             return Err(bad("wrong number of inputs"));
         }
@@ -720,6 +768,9 @@ impl Program {
 
     /// The values of the outputs at `inputs` (flat, row-major, one slice per input).
     pub fn forward(&self, inputs: &[&[f64]]) -> Result<Vec<f64>> {
+        if let Some(plan) = &self.plan {
+            return Ok(plan.evaluate(self, inputs, None, &mut Draws::Traced)?.0);
+        }
         let run = self.run(inputs, &mut Draws::Traced)?;
         self.output_values(&run)
     }
@@ -739,6 +790,9 @@ impl Program {
         grad_of: &[usize],
         mut draws: Draws<'_>,
     ) -> Result<(Vec<f64>, Vec<Vec<f64>>)> {
+        if let Some(plan) = &self.plan {
+            return plan.evaluate(self, inputs, Some(grad_of), &mut draws);
+        }
         let run = self.run(inputs, &mut draws)?;
         let outs = self.output_values(&run)?;
         let env = Env {

@@ -23,7 +23,7 @@ pub fn compile_traced(
     mut f: impl FnMut(&[Tensor]) -> Result<Vec<Tensor>>,
 ) -> Result<(Program, Vec<Tensor>)> {
     let (text, outputs) = trace_text(inputs, &mut f)?;
-    super::debug_print(&text);
+    super::debug_print(&format!("traced graph\n{text}"));
     if twice {
         let (again, _) = trace_text(inputs, &mut f)?;
         // `R` lines hold a run's random draws; everything else is the graph.

@@ -1,0 +1,1120 @@
+//! A compiled program lowered onto planned buffers, so that a run allocates nothing and pays no
+//! per-op set-up.
+//!
+//! Every tensor slot gets a fixed place in one arena of `f64` when the program is compiled, and
+//! its gradient the same place in a second arena. Views and contiguous slices (`unsqueeze`,
+//! `reshape`, `select` along the first dim, ...) get no place of their own: they share their
+//! input's, and their gradients add up in place. Every other op becomes an [`Instr`] whose
+//! offsets, sizes, broadcast patterns and index maps are resolved here:
+//! - elementwise ops: one loop over the output, with the operands' broadcast index maps;
+//! - reductions over a contiguous run of dims: one `(outer, n, inner)` loop (`logsumexp` keeps
+//!   its softmax weights for the backward pass, which then needs no `exp`);
+//! - every op that only moves values (`select`, `expand`, `permute`, `cat`, `index_select` with a
+//!   constant index, ...): one gather with an index map. The map is found by running the op's own
+//!   forward pass once on inputs whose values are their arena addresses, so each such op's
+//!   semantics live in one place (`shape.rs`);
+//! - anything else runs through the op family's own forward and backward pass on arrays
+//!   ([`Instr::Generic`]), copying its operands out of the arena and its result in.
+//!
+//! Buffers are not reused between slots: every value stays in place for the backward pass, and
+//! the arena is reused between runs (one workspace per concurrent caller).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use super::array::{broadcast_index, broadcast_shapes, Arr};
+use super::graph::*;
+use super::ops::{backward, eval};
+use super::program::{Draws, Program};
+use super::random::draw;
+use crate::error::Result;
+
+/// Element addresses while lowering: `buffer << SHIFT | element`, made absolute once every
+/// buffer's size is known and constants are laid out first.
+const SHIFT: u32 = 28;
+const MASK: usize = (1 << SHIFT) - 1;
+
+/// A function of one value, elementwise.
+#[derive(Clone, Copy, Debug)]
+enum MapFn {
+    Unary(UnaryFn),
+    Clamp(f64, f64),
+}
+
+impl MapFn {
+    #[inline]
+    fn value(self, x: f64) -> f64 {
+        match self {
+            MapFn::Unary(f) => f.value(x),
+            MapFn::Clamp(lo, hi) => x.max(lo).min(hi),
+        }
+    }
+
+    #[inline]
+    fn derivative(self, x: f64, y: f64) -> f64 {
+        match self {
+            MapFn::Unary(f) => f.derivative(x, y),
+            MapFn::Clamp(lo, hi) => f64::from(u8::from(x >= lo && x <= hi)),
+        }
+    }
+
+    fn has_gradient(self) -> bool {
+        !matches!(self, MapFn::Unary(f) if f.is_piecewise_constant())
+    }
+}
+
+/// A binary elementwise op.
+#[derive(Clone, Copy, Debug)]
+enum BinOp {
+    /// `ca a + cb b` (`add`, `sub`, `rsub` with their `alpha`).
+    Lin(f64, f64),
+    Mul,
+    Div,
+}
+
+/// How a binary op's operands map onto its output.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Bc {
+    /// Both have the output's shape.
+    Same,
+    /// `a` has one value.
+    AScalar,
+    /// `b` has one value.
+    BScalar,
+    /// Through the index maps `ia`, `ib`.
+    Idx,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum RedOp {
+    Sum,
+    Mean,
+    Lse,
+    Max,
+    Min,
+}
+
+/// One step of a planned program. Offsets are absolute in the arena.
+#[derive(Clone, Debug)]
+enum Instr {
+    Map {
+        f: MapFn,
+        x: usize,
+        y: usize,
+        n: usize,
+    },
+    Bin {
+        op: BinOp,
+        a: usize,
+        b: usize,
+        y: usize,
+        n: usize,
+        bc: Bc,
+        ia: Box<[u32]>,
+        ib: Box<[u32]>,
+        /// Whether `a` and `b` take a gradient.
+        wa: bool,
+        wb: bool,
+    },
+    /// `y[o, i] = red_j x[o, j, i]`; `aux` holds `logsumexp`'s weights `exp(x - y)`.
+    Reduce {
+        op: RedOp,
+        x: usize,
+        y: usize,
+        aux: usize,
+        outer: usize,
+        n: usize,
+        inner: usize,
+    },
+    /// `y[i] = arena[idx[i]]`; the gradient scatters back unless `grad` is false (`detach`).
+    Gather {
+        y: usize,
+        idx: Box<[usize]>,
+        grad: bool,
+    },
+    /// The node run by its family's own passes on arrays; `reads` are the tensor slots it reads.
+    Generic { node: usize, reads: Box<[usize]> },
+}
+
+/// What one run needs besides the plan: the arenas and the array side of generic nodes.
+struct Workspace {
+    vals: Vec<f64>,
+    grads: Vec<f64>,
+    run: Vec<Val>,
+    scratch: Vec<Option<Arr>>,
+}
+
+/// A program on planned buffers (see the module docs).
+pub(super) struct Plan {
+    instrs: Vec<Instr>,
+    /// The arena as a run starts: constants in place, the rest zero.
+    template: Vec<f64>,
+    /// Where the per-run part of the arena starts (constants come before it).
+    live_from: usize,
+    /// Each slot's place (absolute), for tensor slots that have one.
+    at: Vec<usize>,
+    shapes: Vec<Option<Vec<usize>>>,
+    inputs: Vec<(usize, usize)>,
+    outputs: Vec<usize>,
+    /// Live list slots and their items (the array side of generic nodes reads them).
+    lists: Vec<(usize, Vec<usize>)>,
+    has_generic: bool,
+    pool: Mutex<Vec<Workspace>>,
+}
+
+impl Clone for Plan {
+    fn clone(&self) -> Plan {
+        Plan {
+            instrs: self.instrs.clone(),
+            template: self.template.clone(),
+            live_from: self.live_from,
+            at: self.at.clone(),
+            shapes: self.shapes.clone(),
+            inputs: self.inputs.clone(),
+            outputs: self.outputs.clone(),
+            lists: self.lists.clone(),
+            has_generic: self.has_generic,
+            pool: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+impl std::fmt::Debug for Plan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Plan {{ {} instructions ({} generic), arena {} }}",
+            self.instrs.len(),
+            self.generic_count(),
+            self.template.len()
+        )
+    }
+}
+
+/// The lowering of one program.
+struct Lower<'a> {
+    p: &'a Program,
+    /// Values of the plan-time run (tensors give shapes; lists give items).
+    run: Vec<Val>,
+    /// `p.live`, with the slots being tagged set.
+    live_t: Vec<bool>,
+    /// Each tensor slot's address (virtual: buffer and element).
+    loc: Vec<Option<usize>>,
+    /// Buffer sizes, and the values of constant buffers.
+    bufs: Vec<(usize, Option<Vec<f64>>)>,
+    instrs: Vec<Instr>,
+    no_columns: HashMap<usize, Arr>,
+}
+
+fn numel(shape: &[usize]) -> usize {
+    shape.iter().product()
+}
+
+impl Lower<'_> {
+    fn buffer(&mut self, len: usize, data: Option<Vec<f64>>) -> Option<usize> {
+        if len > MASK {
+            return None;
+        }
+        self.bufs.push((len, data));
+        Some((self.bufs.len() - 1) << SHIFT)
+    }
+
+    fn shape(&self, slot: usize) -> Option<Vec<usize>> {
+        match self.p.env_value(slot, &self.run) {
+            Val::T(a) => Some(a.shape.clone()),
+            Val::Float(_) | Val::Int(_) | Val::Bool(_) => Some(Vec::new()),
+            _ => None,
+        }
+    }
+
+    /// A tensor or number operand: its address (constants get a buffer) and shape.
+    fn operand(&mut self, slot: usize) -> Option<(usize, Vec<usize>)> {
+        if let Some(a) = self.loc[slot] {
+            return Some((a, self.shape(slot)?));
+        }
+        if self.p.live[slot] {
+            return None;
+        }
+        let (data, shape) = match &self.p.init[slot] {
+            Val::T(a) => (a.data.clone(), a.shape.clone()),
+            v @ (Val::Float(_) | Val::Int(_) | Val::Bool(_)) => (vec![float(v).ok()?], Vec::new()),
+            _ => return None,
+        };
+        let a = self.buffer(data.len(), Some(data))?;
+        self.loc[slot] = Some(a);
+        Some((a, shape))
+    }
+
+    /// A fresh buffer for `slot`'s value, of its plan-time shape.
+    fn output(&mut self, slot: usize) -> Option<(usize, usize)> {
+        let n = numel(&self.shape(slot)?);
+        let a = self.buffer(n, None)?;
+        self.loc[slot] = Some(a);
+        Some((a, n))
+    }
+
+    fn lower(&mut self, k: usize) -> Option<()> {
+        let node = &self.p.nodes[k];
+        let lowered = match node.op {
+            Op::Elementwise(op) => self.elementwise(op, node),
+            Op::Reduce(op) => self.reduce(op, node),
+            Op::Shape(ShapeOp::ListConstruct) => match &self.run[node.out] {
+                Val::List(_) => Some(()),
+                _ => None,
+            },
+            Op::Shape(op) => self.gather(op, node),
+            _ => None,
+        };
+        if lowered.is_some() {
+            return Some(());
+        }
+        // Generic: its reads must have places, its output gets one.
+        let mut reads = Vec::new();
+        for &s in &node.ins {
+            if !self.p.live[s] {
+                continue;
+            }
+            match &self.run[s] {
+                Val::T(_) => reads.push(s),
+                Val::List(items) => reads.extend(items.iter().copied().filter(|&i| self.p.live[i])),
+                _ => return None,
+            }
+        }
+        if reads.iter().any(|&s| self.loc[s].is_none()) {
+            return None;
+        }
+        if !matches!(self.run[node.out], Val::T(_)) {
+            return None;
+        }
+        self.output(node.out)?;
+        self.instrs.push(Instr::Generic {
+            node: k,
+            reads: reads.into(),
+        });
+        Some(())
+    }
+
+    fn elementwise(&mut self, op: EwOp, node: &Node) -> Option<()> {
+        let bin = match op {
+            EwOp::Add { alpha } => BinOp::Lin(1.0, alpha),
+            EwOp::Sub { alpha } => BinOp::Lin(1.0, -alpha),
+            EwOp::Rsub { alpha } => BinOp::Lin(-alpha, 1.0),
+            EwOp::Mul => BinOp::Mul,
+            EwOp::Div if node.ins.len() <= 2 || matches!(self.p.init[node.ins[2]], Val::None) => {
+                BinOp::Div
+            }
+            EwOp::Unary(f) => return self.map(MapFn::Unary(f), node),
+            EwOp::Clamp { lo, hi } => return self.map(MapFn::Clamp(lo, hi), node),
+            _ => return None,
+        };
+        if node.ins.len() < 2 {
+            return None;
+        }
+        let (a, sa) = self.operand(node.ins[0])?;
+        let (b, sb) = self.operand(node.ins[1])?;
+        let so = broadcast_shapes(&sa, &sb)?;
+        if Some(&so) != self.shape(node.out).as_ref() {
+            return None;
+        }
+        let n = numel(&so);
+        let (bc, ia, ib): (Bc, Box<[u32]>, Box<[u32]>) = if sa == so && sb == so {
+            (Bc::Same, Box::new([]), Box::new([]))
+        } else if numel(&sa) == 1 && sb == so {
+            (Bc::AScalar, Box::new([]), Box::new([]))
+        } else if numel(&sb) == 1 && sa == so {
+            (Bc::BScalar, Box::new([]), Box::new([]))
+        } else {
+            let to32 = |v: Vec<usize>| -> Box<[u32]> { v.into_iter().map(|i| i as u32).collect() };
+            (
+                Bc::Idx,
+                to32(broadcast_index(&sa, &so)),
+                to32(broadcast_index(&sb, &so)),
+            )
+        };
+        let (wa, wb) = (self.p.live[node.ins[0]], self.p.live[node.ins[1]]);
+        let (y, _) = self.output(node.out)?;
+        self.instrs.push(Instr::Bin {
+            op: bin,
+            a,
+            b,
+            y,
+            n,
+            bc,
+            ia,
+            ib,
+            wa,
+            wb,
+        });
+        Some(())
+    }
+
+    fn map(&mut self, f: MapFn, node: &Node) -> Option<()> {
+        let x = self.loc[*node.ins.first()?]?;
+        let sx = self.shape(node.ins[0])?;
+        if Some(&sx) != self.shape(node.out).as_ref() {
+            return None;
+        }
+        let (y, n) = self.output(node.out)?;
+        self.instrs.push(Instr::Map { f, x, y, n });
+        Some(())
+    }
+
+    fn reduce(&mut self, op: ReduceOp, node: &Node) -> Option<()> {
+        let (red, dims) = match op {
+            ReduceOp::Sum { dims, .. } => (RedOp::Sum, dims),
+            ReduceOp::Mean { dims, .. } => (RedOp::Mean, dims),
+            ReduceOp::Logsumexp { dims, .. } => (RedOp::Lse, dims),
+            ReduceOp::Extremum { max, dims, .. } => {
+                (if max { RedOp::Max } else { RedOp::Min }, dims)
+            }
+            _ => return None,
+        };
+        let x = self.loc[*node.ins.first()?]?;
+        let sx = self.shape(node.ins[0])?;
+        let dims = reduced_dims(dims, sx.len()).ok()?;
+        // A contiguous run of dims (size-1 dims inside it do not matter).
+        let (outer, n, inner) = match (dims.iter().min(), dims.iter().max()) {
+            (Some(&d0), Some(&d1)) => {
+                if (d0..=d1).any(|d| !dims.contains(&d) && sx[d] != 1) {
+                    return None;
+                }
+                (numel(&sx[..d0]), numel(&sx[d0..=d1]), numel(&sx[d1 + 1..]))
+            }
+            // Over no dims (a 0-d input).
+            _ => (1, numel(&sx), 1),
+        };
+        let (y, ny) = self.output(node.out)?;
+        if ny != outer * inner {
+            return None;
+        }
+        let aux = if red == RedOp::Lse {
+            self.buffer(numel(&sx), None)?
+        } else {
+            0
+        };
+        self.instrs.push(Instr::Reduce {
+            op: red,
+            x,
+            y,
+            aux,
+            outer,
+            n,
+            inner,
+        });
+        Some(())
+    }
+
+    /// Ops that only move values: one gather, or an alias when the values are a contiguous run.
+    fn gather(&mut self, op: ShapeOp, node: &Node) -> Option<()> {
+        let data: Vec<usize> = match op {
+            ShapeOp::Select { .. }
+            | ShapeOp::Slice { .. }
+            | ShapeOp::Expand
+            | ShapeOp::Transpose { .. }
+            | ShapeOp::Permute { .. }
+            | ShapeOp::Reshape
+            | ShapeOp::Unsqueeze
+            | ShapeOp::Squeeze
+            | ShapeOp::Identity
+            | ShapeOp::Detach
+            | ShapeOp::Diagonal { .. }
+            | ShapeOp::IndexSelect { .. }
+            | ShapeOp::Gather { .. } => vec![*node.ins.first()?],
+            ShapeOp::BroadcastAll(_) => node.ins.clone(),
+            ShapeOp::Cat { .. } | ShapeOp::Stack { .. } => {
+                match self.p.env_value(*node.ins.first()?, &self.run) {
+                    Val::List(items) => items.clone(),
+                    _ => return None,
+                }
+            }
+            _ => return None,
+        };
+        // Every other argument is a constant.
+        let list = matches!(op, ShapeOp::Cat { .. } | ShapeOp::Stack { .. });
+        let others = if list { &node.ins[1..] } else { &node.ins[..] };
+        if others.iter().any(|s| self.p.live[*s] && !data.contains(s)) {
+            return None;
+        }
+        // Run the op on values that are their own addresses.
+        let mut saved = Vec::with_capacity(data.len());
+        for &d in &data {
+            let (a, shape) = self.operand(d)?;
+            let tags = Arr {
+                data: (0..numel(&shape)).map(|j| (a + j) as f64).collect(),
+                shape,
+            };
+            saved.push((
+                d,
+                std::mem::replace(&mut self.run[d], Val::T(tags)),
+                self.live_t[d],
+            ));
+            self.live_t[d] = true;
+        }
+        let env = Env {
+            init: &self.p.init,
+            run: &self.run,
+            live: &self.live_t,
+            columns: &self.no_columns,
+        };
+        let out = eval(node, &env);
+        for (d, v, l) in saved.into_iter().rev() {
+            self.run[d] = v;
+            self.live_t[d] = l;
+        }
+        let Ok(Val::T(out)) = out else {
+            return None;
+        };
+        if Some(&out.shape) != self.shape(node.out).as_ref() {
+            return None;
+        }
+        let idx: Vec<usize> = out.data.iter().map(|&t| t as usize).collect();
+        let grad = op != ShapeOp::Detach;
+        let contiguous = idx.windows(2).all(|w| w[1] == w[0] + 1);
+        match idx.first() {
+            Some(&first) if contiguous && grad => {
+                self.loc[node.out] = Some(first);
+            }
+            _ => {
+                let (y, _) = self.output(node.out)?;
+                self.instrs.push(Instr::Gather {
+                    y,
+                    idx: idx.into(),
+                    grad,
+                });
+            }
+        }
+        Some(())
+    }
+}
+
+impl Plan {
+    /// Lowers `p` given the values of one run of it (`run`, from the array interpreter), or
+    /// `None` where some live value is not a tensor (the interpreter then runs it).
+    pub(super) fn build(p: &Program, run: Vec<Val>) -> Option<Plan> {
+        let nslots = p.init.len();
+        let mut lower = Lower {
+            p,
+            live_t: p.live.clone(),
+            run,
+            loc: vec![None; nslots],
+            bufs: Vec::new(),
+            instrs: Vec::new(),
+            no_columns: HashMap::new(),
+        };
+        let mut inputs = Vec::new();
+        for (&s, shape) in p.inputs.iter().zip(&p.input_shapes) {
+            let a = lower.buffer(numel(shape), None)?;
+            if lower.loc[s].is_some() {
+                return None;
+            }
+            lower.loc[s] = Some(a);
+            inputs.push((a, numel(shape)));
+        }
+        for k in 0..p.nodes.len() {
+            lower.lower(k)?;
+        }
+        let mut outputs = Vec::new();
+        for &o in &p.outputs {
+            let (a, shape) = lower.operand(o)?;
+            if numel(&shape) != 1 {
+                return None;
+            }
+            outputs.push(a);
+        }
+        // Lay out: constants first, then the per-run buffers.
+        let mut base = vec![0; lower.bufs.len()];
+        let mut template = Vec::new();
+        for (i, (_, data)) in lower.bufs.iter().enumerate() {
+            if let Some(d) = data {
+                base[i] = template.len();
+                template.extend_from_slice(d);
+            }
+        }
+        let live_from = template.len();
+        for (i, (len, data)) in lower.bufs.iter().enumerate() {
+            if data.is_none() {
+                base[i] = template.len();
+                template.resize(template.len() + len, 0.0);
+            }
+        }
+        if template.len() > u32::MAX as usize {
+            return None;
+        }
+        let abs = |va: usize| base[va >> SHIFT] + (va & MASK);
+        let mut instrs = std::mem::take(&mut lower.instrs);
+        for ins in &mut instrs {
+            match ins {
+                Instr::Map { x, y, .. } => {
+                    *x = abs(*x);
+                    *y = abs(*y);
+                }
+                Instr::Bin { a, b, y, .. } => {
+                    *a = abs(*a);
+                    *b = abs(*b);
+                    *y = abs(*y);
+                }
+                Instr::Reduce { op, x, y, aux, .. } => {
+                    *x = abs(*x);
+                    *y = abs(*y);
+                    if *op == RedOp::Lse {
+                        *aux = abs(*aux);
+                    }
+                }
+                Instr::Gather { y, idx, .. } => {
+                    *y = abs(*y);
+                    idx.iter_mut().for_each(|i| *i = abs(*i));
+                }
+                Instr::Generic { .. } => {}
+            }
+        }
+        let at = lower
+            .loc
+            .iter()
+            .map(|l| l.map_or(usize::MAX, abs))
+            .collect();
+        let shapes = (0..nslots).map(|s| lower.shape(s)).collect();
+        let lists = (0..nslots)
+            .filter(|&s| p.live[s])
+            .filter_map(|s| match &lower.run[s] {
+                Val::List(items) => Some((s, items.clone())),
+                _ => None,
+            })
+            .collect();
+        let has_generic = instrs.iter().any(|i| matches!(i, Instr::Generic { .. }));
+        Some(Plan {
+            instrs,
+            template,
+            live_from,
+            at,
+            shapes,
+            inputs: inputs.into_iter().map(|(a, n)| (abs(a), n)).collect(),
+            outputs: outputs.into_iter().map(abs).collect(),
+            lists,
+            has_generic,
+            pool: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// How many nodes run on arrays rather than on the arena.
+    pub(super) fn generic_count(&self) -> usize {
+        self.instrs
+            .iter()
+            .filter(|i| matches!(i, Instr::Generic { .. }))
+            .count()
+    }
+
+    /// The number of instructions.
+    pub(super) fn len(&self) -> usize {
+        self.instrs.len()
+    }
+
+    fn workspace(&self) -> Workspace {
+        let nslots = if self.has_generic { self.at.len() } else { 0 };
+        let mut run = vec![Val::Empty; nslots];
+        if self.has_generic {
+            for (s, items) in &self.lists {
+                run[*s] = Val::List(items.clone());
+            }
+        }
+        Workspace {
+            vals: self.template.clone(),
+            grads: vec![0.0; self.template.len()],
+            run,
+            scratch: vec![None; nslots],
+        }
+    }
+
+    /// The outputs at `inputs`, and when `grad_of` is given the gradient of the sum of those
+    /// outputs with respect to each input.
+    pub(super) fn evaluate(
+        &self,
+        p: &Program,
+        inputs: &[&[f64]],
+        grad_of: Option<&[usize]>,
+        draws: &mut Draws<'_>,
+    ) -> Result<(Vec<f64>, Vec<Vec<f64>>)> {
+        if inputs.len() != self.inputs.len() {
+            return Err(bad("wrong number of inputs"));
+        }
+        let mut ws = self
+            .pool
+            .lock()
+            .ok()
+            .and_then(|mut pool| pool.pop())
+            .unwrap_or_else(|| self.workspace());
+        let result = self.run(p, &mut ws, inputs, grad_of, draws);
+        if let Ok(mut pool) = self.pool.lock() {
+            pool.push(ws);
+        }
+        result
+    }
+
+    fn run(
+        &self,
+        p: &Program,
+        ws: &mut Workspace,
+        inputs: &[&[f64]],
+        grad_of: Option<&[usize]>,
+        draws: &mut Draws<'_>,
+    ) -> Result<(Vec<f64>, Vec<Vec<f64>>)> {
+        for (&(a, n), x) in self.inputs.iter().zip(inputs) {
+            if x.len() != n {
+                return Err(bad(format!("an input of {} values for {n}", x.len())));
+            }
+            ws.vals[a..a + n].copy_from_slice(x);
+        }
+        for ins in &self.instrs {
+            self.forward(p, ws, ins, draws)?;
+        }
+        let outs: Vec<f64> = self.outputs.iter().map(|&o| ws.vals[o]).collect();
+        let Some(grad_of) = grad_of else {
+            return Ok((outs, Vec::new()));
+        };
+        ws.grads[self.live_from..].fill(0.0);
+        for &k in grad_of {
+            let o = *p
+                .outputs
+                .get(k)
+                .ok_or_else(|| bad(format!("no output {k}")))?;
+            if p.live[o] {
+                ws.grads[self.outputs[k]] += 1.0;
+            }
+        }
+        for ins in self.instrs.iter().rev() {
+            self.backward(p, ws, ins)?;
+        }
+        let grads = self
+            .inputs
+            .iter()
+            .map(|&(a, n)| ws.grads[a..a + n].to_vec())
+            .collect();
+        Ok((outs, grads))
+    }
+
+    fn forward(
+        &self,
+        p: &Program,
+        ws: &mut Workspace,
+        ins: &Instr,
+        draws: &mut Draws<'_>,
+    ) -> Result<()> {
+        let v = &mut ws.vals;
+        match ins {
+            &Instr::Map { f, x, y, n } => {
+                for i in 0..n {
+                    v[y + i] = f.value(v[x + i]);
+                }
+            }
+            Instr::Bin {
+                op,
+                a,
+                b,
+                y,
+                n,
+                bc,
+                ia,
+                ib,
+                ..
+            } => {
+                let (a, b, y, n) = (*a, *b, *y, *n);
+                match *op {
+                    BinOp::Lin(ca, cb) => {
+                        bin_forward(v, a, b, y, n, *bc, ia, ib, |p, q| ca * p + cb * q)
+                    }
+                    BinOp::Mul => bin_forward(v, a, b, y, n, *bc, ia, ib, |p, q| p * q),
+                    BinOp::Div => bin_forward(v, a, b, y, n, *bc, ia, ib, |p, q| p / q),
+                }
+            }
+            &Instr::Reduce {
+                op,
+                x,
+                y,
+                aux,
+                outer,
+                n,
+                inner,
+            } => reduce_forward(v, op, x, y, aux, outer, n, inner),
+            Instr::Gather { y, idx, .. } => {
+                for (i, &s) in idx.iter().enumerate() {
+                    v[y + i] = v[s];
+                }
+            }
+            Instr::Generic { node, reads } => {
+                let node = &p.nodes[*node];
+                for &s in reads.iter() {
+                    let shape = self.shapes[s].as_deref().unwrap_or(&[]);
+                    let (a, n) = (self.at[s], numel(shape));
+                    match &mut ws.run[s] {
+                        Val::T(arr) if arr.data.len() == n => {
+                            arr.data.copy_from_slice(&v[a..a + n]);
+                        }
+                        slot => {
+                            *slot = Val::T(Arr {
+                                shape: shape.to_vec(),
+                                data: v[a..a + n].to_vec(),
+                            });
+                        }
+                    }
+                }
+                let env = Env {
+                    init: &p.init,
+                    run: &ws.run,
+                    live: &p.live,
+                    columns: &p.columns,
+                };
+                let out = match (node.op, &mut *draws) {
+                    (Op::Random(r), Draws::Fresh(rng)) => draw(r, node, &env, rng),
+                    (Op::Random(_), Draws::Traced) => p
+                        .traced_draws
+                        .get(&node.out)
+                        .cloned()
+                        .map(Val::T)
+                        .ok_or_else(|| bad(format!("no traced draw of `{}` to replay", node.kind))),
+                    _ => eval(node, &env),
+                }
+                .map_err(|e| bad(format!("`{}`: {e}", node.kind)))?;
+                let Val::T(arr) = &out else {
+                    return Err(bad(format!("`{}` gave no tensor", node.kind)));
+                };
+                let a = self.at[node.out];
+                if Some(&arr.shape) != self.shapes[node.out].as_ref() {
+                    return Err(bad(format!(
+                        "`{}` gave shape {:?}, planned {:?}",
+                        node.kind, arr.shape, self.shapes[node.out]
+                    )));
+                }
+                v[a..a + arr.data.len()].copy_from_slice(&arr.data);
+                ws.run[node.out] = out;
+            }
+        }
+        Ok(())
+    }
+
+    fn backward(&self, p: &Program, ws: &mut Workspace, ins: &Instr) -> Result<()> {
+        let (v, g) = (&ws.vals, &mut ws.grads);
+        match ins {
+            &Instr::Map { f, x, y, n } => {
+                if f.has_gradient() {
+                    for i in 0..n {
+                        g[x + i] += g[y + i] * f.derivative(v[x + i], v[y + i]);
+                    }
+                }
+            }
+            Instr::Bin {
+                op,
+                a,
+                b,
+                y,
+                n,
+                bc,
+                ia,
+                ib,
+                wa,
+                wb,
+            } => {
+                let (a, b, y, n, bc) = (*a, *b, *y, *n, *bc);
+                match *op {
+                    BinOp::Lin(ca, cb) => {
+                        if *wa {
+                            each(bc, ia, ib, n, |i, j, _| g[a + j] += ca * g[y + i]);
+                        }
+                        if *wb {
+                            each(bc, ia, ib, n, |i, _, k| g[b + k] += cb * g[y + i]);
+                        }
+                    }
+                    BinOp::Mul => {
+                        if *wa {
+                            each(bc, ia, ib, n, |i, j, k| g[a + j] += g[y + i] * v[b + k]);
+                        }
+                        if *wb {
+                            each(bc, ia, ib, n, |i, j, k| g[b + k] += g[y + i] * v[a + j]);
+                        }
+                    }
+                    BinOp::Div => {
+                        if *wa {
+                            each(bc, ia, ib, n, |i, j, k| g[a + j] += g[y + i] / v[b + k]);
+                        }
+                        if *wb {
+                            each(bc, ia, ib, n, |i, j, k| {
+                                let q = v[b + k];
+                                g[b + k] -= g[y + i] * v[a + j] / (q * q);
+                            });
+                        }
+                    }
+                }
+            }
+            &Instr::Reduce {
+                op,
+                x,
+                y,
+                aux,
+                outer,
+                n,
+                inner,
+            } => reduce_backward(v, g, op, x, y, aux, outer, n, inner),
+            Instr::Gather { y, idx, grad } => {
+                if *grad {
+                    for (i, &s) in idx.iter().enumerate() {
+                        g[s] += g[y + i];
+                    }
+                }
+            }
+            Instr::Generic { node, reads } => {
+                let node = &p.nodes[*node];
+                let shape = self.shapes[node.out].clone().unwrap_or_default();
+                let a = self.at[node.out];
+                let n = numel(&shape);
+                if g[a..a + n].iter().all(|&x| x == 0.0) {
+                    return Ok(());
+                }
+                let gy = Arr {
+                    shape,
+                    data: g[a..a + n].to_vec(),
+                };
+                let env = Env {
+                    init: &p.init,
+                    run: &ws.run,
+                    live: &p.live,
+                    columns: &p.columns,
+                };
+                backward(node, &env, gy, &mut ws.scratch)
+                    .map_err(|e| bad(format!("gradient of `{}`: {e}", node.kind)))?;
+                for &s in reads.iter() {
+                    if let Some(gs) = ws.scratch[s].take() {
+                        let a = self.at[s];
+                        for (t, d) in g[a..a + gs.data.len()].iter_mut().zip(&gs.data) {
+                            *t += d;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Calls `f(i, j, k)` for each output index `i` with the operands' indices `j`, `k`.
+#[inline(always)]
+fn each(bc: Bc, ia: &[u32], ib: &[u32], n: usize, mut f: impl FnMut(usize, usize, usize)) {
+    match bc {
+        Bc::Same => (0..n).for_each(|i| f(i, i, i)),
+        Bc::AScalar => (0..n).for_each(|i| f(i, 0, i)),
+        Bc::BScalar => (0..n).for_each(|i| f(i, i, 0)),
+        Bc::Idx => (0..n).for_each(|i| f(i, ia[i] as usize, ib[i] as usize)),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn bin_forward(
+    v: &mut [f64],
+    a: usize,
+    b: usize,
+    y: usize,
+    n: usize,
+    bc: Bc,
+    ia: &[u32],
+    ib: &[u32],
+    f: impl Fn(f64, f64) -> f64,
+) {
+    match bc {
+        Bc::Same => (0..n).for_each(|i| v[y + i] = f(v[a + i], v[b + i])),
+        Bc::AScalar => {
+            let p = v[a];
+            (0..n).for_each(|i| v[y + i] = f(p, v[b + i]));
+        }
+        Bc::BScalar => {
+            let q = v[b];
+            (0..n).for_each(|i| v[y + i] = f(v[a + i], q));
+        }
+        Bc::Idx => (0..n).for_each(|i| v[y + i] = f(v[a + ia[i] as usize], v[b + ib[i] as usize])),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn reduce_forward(
+    v: &mut [f64],
+    op: RedOp,
+    x: usize,
+    y: usize,
+    aux: usize,
+    outer: usize,
+    n: usize,
+    inner: usize,
+) {
+    for o in 0..outer {
+        for i in 0..inner {
+            let at = |j: usize| x + (o * n + j) * inner + i;
+            let r = match op {
+                RedOp::Sum | RedOp::Mean => {
+                    let s: f64 = (0..n).map(|j| v[at(j)]).sum();
+                    if op == RedOp::Mean {
+                        s / n.max(1) as f64
+                    } else {
+                        s
+                    }
+                }
+                RedOp::Max => (0..n).map(|j| v[at(j)]).fold(f64::NEG_INFINITY, f64::max),
+                RedOp::Min => (0..n).map(|j| v[at(j)]).fold(f64::INFINITY, f64::min),
+                RedOp::Lse => {
+                    let m = (0..n).map(|j| v[at(j)]).fold(f64::NEG_INFINITY, f64::max);
+                    if m.is_finite() {
+                        let mut s = 0.0;
+                        for j in 0..n {
+                            let e = (v[at(j)] - m).exp();
+                            v[aux + at(j) - x] = e;
+                            s += e;
+                        }
+                        for j in 0..n {
+                            v[aux + at(j) - x] /= s;
+                        }
+                        m + s.ln()
+                    } else {
+                        // As the array pass: the weights exp(x - y) of an infinite y.
+                        for j in 0..n {
+                            v[aux + at(j) - x] = (v[at(j)] - m).exp();
+                        }
+                        m
+                    }
+                }
+            };
+            v[y + o * inner + i] = r;
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn reduce_backward(
+    v: &[f64],
+    g: &mut [f64],
+    op: RedOp,
+    x: usize,
+    y: usize,
+    aux: usize,
+    outer: usize,
+    n: usize,
+    inner: usize,
+) {
+    for o in 0..outer {
+        for i in 0..inner {
+            let at = |j: usize| x + (o * n + j) * inner + i;
+            let gy = g[y + o * inner + i];
+            match op {
+                RedOp::Sum => (0..n).for_each(|j| g[at(j)] += gy),
+                RedOp::Mean => {
+                    let d = gy / n.max(1) as f64;
+                    (0..n).for_each(|j| g[at(j)] += d);
+                }
+                RedOp::Lse => (0..n).for_each(|j| g[at(j)] += gy * v[aux + at(j) - x]),
+                RedOp::Max | RedOp::Min => {
+                    // Split evenly between ties, as torch's amax/amin.
+                    let m = v[y + o * inner + i];
+                    let hits = (0..n).filter(|&j| v[at(j)] == m).count();
+                    if hits > 0 {
+                        let d = gy / hits as f64;
+                        (0..n)
+                            .filter(|&j| v[at(j)] == m)
+                            .for_each(|j| g[at(j)] += d);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The planned program against the array interpreter at a few points: values and gradients.
+    pub(crate) fn agrees(text: &str, shapes: &[Vec<usize>]) {
+        let p = Program::compile(text, shapes).expect("compile");
+        assert!(p.plan_summary().is_some(), "no plan");
+        let q = p.clone().interpreted();
+        for k in 0..3 {
+            let xs: Vec<Vec<f64>> = shapes
+                .iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    (0..numel(s))
+                        .map(|j| (0.7 * (i * 31 + j * 7 + k * 13) as f64).sin())
+                        .collect()
+                })
+                .collect();
+            let refs: Vec<&[f64]> = xs.iter().map(|x| x.as_slice()).collect();
+            let plan = p.plan.as_ref().expect("plan");
+            let mut ws = plan.workspace();
+            plan.run(&p, &mut ws, &refs, None, &mut Draws::Traced)
+                .expect("planned run");
+            let run = q.run(&refs, &mut Draws::Traced).expect("interpreted run");
+            for (s, &at) in plan.at.iter().enumerate() {
+                if at == usize::MAX || !p.live[s] {
+                    continue;
+                }
+                if let Val::T(a) = &run[s] {
+                    let got = &ws.vals[at..at + a.data.len()];
+                    assert!(
+                        got.iter()
+                            .zip(&a.data)
+                            .all(|(x, y)| (x - y).abs() <= 1e-12 * (1.0 + y.abs())),
+                        "slot {s}: {got:?} vs {:?}; instrs {:#?}",
+                        a.data,
+                        plan.instrs
+                    );
+                }
+            }
+            let (va, ga) = p.value_and_grad(&refs).expect("planned");
+            let (vb, gb) = q.value_and_grad(&refs).expect("interpreted");
+            assert!(
+                (va - vb).abs() <= 1e-12 * (1.0 + vb.abs()),
+                "value {va} vs {vb}"
+            );
+            for (a, b) in ga.iter().flatten().zip(gb.iter().flatten()) {
+                assert!(
+                    (a - b).abs() <= 1e-12 * (1.0 + b.abs()),
+                    "grad {ga:?} vs {gb:?}"
+                );
+            }
+        }
+    }
+
+    /// One step of the forward algorithm: views alias, the broadcast add and `logsumexp` run
+    /// on the arena, `select` is a gather.
+    #[test]
+    fn forward_algorithm_step() {
+        let text = "I 0\nI 1\nI 2\nC 3 i 1\nN aten::unsqueeze 2 0 3 1 4\n\
+                    N aten::add 3 4 1 3 1 6\nC 7 l 1 0\nC 8 b 0\n\
+                    N aten::logsumexp 3 6 7 8 1 9\nC 11 i 2\nN aten::select 3 2 3 11 1 12\n\
+                    N aten::add 3 9 12 3 1 13\nN aten::logsumexp 3 13 7 8 1 15\nO 15\n";
+        let shapes = [vec![3], vec![3, 3], vec![3, 4]];
+        agrees(text, &shapes);
+        let p = Program::compile(text, &shapes).expect("compile");
+        // unsqueeze is an alias: add, logsumexp, select (a gather), add, logsumexp.
+        assert_eq!(p.plan_summary(), Some((5, 0)));
+    }
+
+    /// `cat` and `stack` with a constant, `detach`, `cumsum` (run on arrays), a transpose, a
+    /// broadcast division, `clamp` then `amax` (ties at the clamp bounds), `mean`, `expand` and
+    /// `permute`.
+    #[test]
+    fn moves_reductions_and_generic_nodes() {
+        let text = "I 0\nI 1\nC 2 t 1 3 1 2 3\nN prim::ListConstruct 2 1 2 1 3\nC 4 i 0\n\
+                    N aten::cat 2 3 4 1 5\nN aten::detach 1 1 1 6\nN aten::mul 2 5 5 1 7\n\
+                    C 9 n\nN aten::cumsum 3 7 4 9 1 10\nN aten::t 1 0 1 11\nC 12 i 1\n\
+                    N aten::unsqueeze 2 1 12 1 13\nN aten::div 2 11 13 1 14\nC 15 f -0.5\n\
+                    C 16 f 0.8\nN aten::clamp 3 14 15 16 1 17\nC 18 l 1 1\nC 19 b 0\n\
+                    N aten::amax 3 17 18 19 1 20\nC 21 l 1 0\n\
+                    N aten::mean 4 20 21 19 9 1 22\nN aten::sum 2 10 9 1 23\n\
+                    N aten::mul 2 6 1 1 24\nN aten::sum 2 24 9 1 25\nC 26 l 2 3 4\n\
+                    N aten::expand 3 13 26 19 1 28\nC 29 l 2 1 0\n\
+                    N aten::permute 2 28 29 1 30\nN aten::exp 1 30 1 31\n\
+                    N aten::sum 2 31 9 1 32\nN aten::stack 2 3 4 1 33\n\
+                    N aten::square 1 33 1 34\nN aten::sum 2 34 9 1 35\n\
+                    O 22\nO 23\nO 25\nO 32\nO 35\n";
+        let shapes = [vec![2, 3], vec![3]];
+        agrees(text, &shapes);
+        let p = Program::compile(text, &shapes).expect("compile");
+        let (_, generic) = p.plan_summary().expect("planned");
+        assert_eq!(generic, 1, "cumsum runs on arrays");
+    }
+}
