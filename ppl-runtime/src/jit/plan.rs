@@ -109,6 +109,9 @@ enum Instr {
         b: usize,
         y: usize,
         n: usize,
+        /// The operands' sizes.
+        na: usize,
+        nb: usize,
         bc: Bc,
         ia: Box<[u32]>,
         ib: Box<[u32]>,
@@ -126,6 +129,8 @@ enum Instr {
         n: usize,
         inner: usize,
     },
+    /// `y[i] = arena[s]` for all `i` (an expanded one-value tensor).
+    Fill { y: usize, n: usize, s: usize },
     /// `y[i] = arena[idx[i]]`; the gradient scatters back unless `grad` is false (`detach`).
     Gather {
         y: usize,
@@ -339,6 +344,8 @@ impl Lower<'_> {
             b,
             y,
             n,
+            na: numel(&sa),
+            nb: numel(&sb),
             bc,
             ia,
             ib,
@@ -383,15 +390,16 @@ impl Lower<'_> {
             // Over no dims (a 0-d input).
             _ => (1, numel(&sx), 1),
         };
-        let (y, ny) = self.output(node.out)?;
-        if ny != outer * inner {
-            return None;
-        }
+        // The weights' buffer comes before the output's (see `Plan::build`'s order check).
         let aux = if red == RedOp::Lse {
             self.buffer(numel(&sx), None)?
         } else {
             0
         };
+        let (y, ny) = self.output(node.out)?;
+        if ny != outer * inner {
+            return None;
+        }
         self.instrs.push(Instr::Reduce {
             op: red,
             x,
@@ -473,6 +481,10 @@ impl Lower<'_> {
         match idx.first() {
             Some(&first) if contiguous && grad => {
                 self.loc[node.out] = Some(first);
+            }
+            Some(&first) if grad && idx.iter().all(|&i| i == first) => {
+                let (y, n) = self.output(node.out)?;
+                self.instrs.push(Instr::Fill { y, n, s: first });
             }
             _ => {
                 let (y, _) = self.output(node.out)?;
@@ -560,11 +572,20 @@ impl Plan {
                         *aux = abs(*aux);
                     }
                 }
+                Instr::Fill { y, s, .. } => {
+                    *y = abs(*y);
+                    *s = abs(*s);
+                }
                 Instr::Gather { y, idx, .. } => {
                     *y = abs(*y);
                     idx.iter_mut().for_each(|i| *i = abs(*i));
                 }
                 Instr::Generic { .. } => {}
+            }
+            // Every instruction reads only below its output (inputs, constants and earlier
+            // values come first), which lets the kernels split the arena there.
+            if !ins.reads_below_output() {
+                return None;
             }
         }
         let at = lower
@@ -701,9 +722,8 @@ impl Plan {
         let v = &mut ws.vals;
         match ins {
             &Instr::Map { f, x, y, n } => {
-                for i in 0..n {
-                    v[y + i] = f.value(v[x + i]);
-                }
+                let (lo, out) = split(v, y, n);
+                map_forward(f, &lo[x..x + n], out);
             }
             Instr::Bin {
                 op,
@@ -711,18 +731,21 @@ impl Plan {
                 b,
                 y,
                 n,
+                na,
+                nb,
                 bc,
                 ia,
                 ib,
                 ..
             } => {
-                let (a, b, y, n) = (*a, *b, *y, *n);
+                let (lo, out) = split(v, *y, *n);
+                let (va, vb) = (&lo[*a..*a + *na], &lo[*b..*b + *nb]);
                 match *op {
                     BinOp::Lin(ca, cb) => {
-                        bin_forward(v, a, b, y, n, *bc, ia, ib, |p, q| ca * p + cb * q)
+                        bin_forward(out, va, vb, *bc, ia, ib, |p, q| ca * p + cb * q)
                     }
-                    BinOp::Mul => bin_forward(v, a, b, y, n, *bc, ia, ib, |p, q| p * q),
-                    BinOp::Div => bin_forward(v, a, b, y, n, *bc, ia, ib, |p, q| p / q),
+                    BinOp::Mul => bin_forward(out, va, vb, *bc, ia, ib, |p, q| p * q),
+                    BinOp::Div => bin_forward(out, va, vb, *bc, ia, ib, |p, q| p / q),
                 }
             }
             &Instr::Reduce {
@@ -733,10 +756,24 @@ impl Plan {
                 outer,
                 n,
                 inner,
-            } => reduce_forward(v, op, x, y, aux, outer, n, inner),
+            } => {
+                let nx = outer * n * inner;
+                let (lo, out) = split(v, y, outer * inner);
+                if op == RedOp::Lse {
+                    let (lo, w) = lo.split_at_mut(aux);
+                    lse_forward(&lo[x..x + nx], &mut w[..nx], out, outer, n, inner);
+                } else {
+                    reduce_forward(op, &lo[x..x + nx], out, outer, n, inner);
+                }
+            }
+            &Instr::Fill { y, n, s } => {
+                let (lo, out) = split(v, y, n);
+                out.fill(lo[s]);
+            }
             Instr::Gather { y, idx, .. } => {
-                for (i, &s) in idx.iter().enumerate() {
-                    v[y + i] = v[s];
+                let (lo, out) = split(v, *y, idx.len());
+                for (o, &s) in out.iter_mut().zip(idx.iter()) {
+                    *o = lo[s];
                 }
             }
             Instr::Generic { node, reads } => {
@@ -795,9 +832,8 @@ impl Plan {
         match ins {
             &Instr::Map { f, x, y, n } => {
                 if f.has_gradient() {
-                    for i in 0..n {
-                        g[x + i] += g[y + i] * f.derivative(v[x + i], v[y + i]);
-                    }
+                    let (glo, gy) = split(g, y, n);
+                    map_backward(f, &v[x..x + n], &v[y..y + n], gy, &mut glo[x..x + n]);
                 }
             }
             Instr::Bin {
@@ -806,40 +842,38 @@ impl Plan {
                 b,
                 y,
                 n,
+                na,
+                nb,
                 bc,
                 ia,
                 ib,
                 wa,
                 wb,
             } => {
-                let (a, b, y, n, bc) = (*a, *b, *y, *n, *bc);
-                match *op {
-                    BinOp::Lin(ca, cb) => {
-                        if *wa {
-                            each(bc, ia, ib, n, |i, j, _| g[a + j] += ca * g[y + i]);
-                        }
-                        if *wb {
-                            each(bc, ia, ib, n, |i, _, k| g[b + k] += cb * g[y + i]);
-                        }
+                let (glo, gy) = split(g, *y, *n);
+                let (va, vb) = (&v[*a..*a + *na], &v[*b..*b + *nb]);
+                let (bc, ia, ib) = (*bc, &ia[..], &ib[..]);
+                // One operand at a time: `x * x` has both in one place.
+                if *wa {
+                    let ga = &mut glo[*a..*a + *na];
+                    match *op {
+                        BinOp::Lin(ca, _) => each(bc, ia, ib, gy.len(), |i, j, _| {
+                            ga[j] += ca * gy[i];
+                        }),
+                        BinOp::Mul => each(bc, ia, ib, gy.len(), |i, j, k| ga[j] += gy[i] * vb[k]),
+                        BinOp::Div => each(bc, ia, ib, gy.len(), |i, j, k| ga[j] += gy[i] / vb[k]),
                     }
-                    BinOp::Mul => {
-                        if *wa {
-                            each(bc, ia, ib, n, |i, j, k| g[a + j] += g[y + i] * v[b + k]);
-                        }
-                        if *wb {
-                            each(bc, ia, ib, n, |i, j, k| g[b + k] += g[y + i] * v[a + j]);
-                        }
-                    }
-                    BinOp::Div => {
-                        if *wa {
-                            each(bc, ia, ib, n, |i, j, k| g[a + j] += g[y + i] / v[b + k]);
-                        }
-                        if *wb {
-                            each(bc, ia, ib, n, |i, j, k| {
-                                let q = v[b + k];
-                                g[b + k] -= g[y + i] * v[a + j] / (q * q);
-                            });
-                        }
+                }
+                if *wb {
+                    let gb = &mut glo[*b..*b + *nb];
+                    match *op {
+                        BinOp::Lin(_, cb) => each(bc, ia, ib, gy.len(), |i, _, k| {
+                            gb[k] += cb * gy[i];
+                        }),
+                        BinOp::Mul => each(bc, ia, ib, gy.len(), |i, j, k| gb[k] += gy[i] * va[j]),
+                        BinOp::Div => each(bc, ia, ib, gy.len(), |i, j, k| {
+                            gb[k] -= gy[i] * va[j] / (vb[k] * vb[k]);
+                        }),
                     }
                 }
             }
@@ -851,11 +885,29 @@ impl Plan {
                 outer,
                 n,
                 inner,
-            } => reduce_backward(v, g, op, x, y, aux, outer, n, inner),
+            } => {
+                let nx = outer * n * inner;
+                let ny = outer * inner;
+                let (glo, gy) = split(g, y, ny);
+                let gx = &mut glo[x..x + nx];
+                let xs = &v[x..x + nx];
+                let ys = &v[y..y + ny];
+                let w = if op == RedOp::Lse {
+                    &v[aux..aux + nx]
+                } else {
+                    &[][..]
+                };
+                reduce_backward(op, xs, ys, w, gy, gx, outer, n, inner);
+            }
+            &Instr::Fill { y, n, s } => {
+                let (glo, gy) = split(g, y, n);
+                glo[s] += gy.iter().sum::<f64>();
+            }
             Instr::Gather { y, idx, grad } => {
                 if *grad {
-                    for (i, &s) in idx.iter().enumerate() {
-                        g[s] += g[y + i];
+                    let (glo, gy) = split(g, *y, idx.len());
+                    for (&d, &s) in gy.iter().zip(idx.iter()) {
+                        glo[s] += d;
                     }
                 }
             }
@@ -893,6 +945,88 @@ impl Plan {
     }
 }
 
+impl Instr {
+    /// Whether everything the instruction reads (and its weights) lies below its output.
+    fn reads_below_output(&self) -> bool {
+        match self {
+            Instr::Map { x, y, n, .. } => x + n <= *y,
+            Instr::Bin {
+                a, b, y, na, nb, ..
+            } => a + na <= *y && b + nb <= *y,
+            Instr::Reduce {
+                op,
+                x,
+                y,
+                aux,
+                outer,
+                n,
+                inner,
+            } => {
+                let nx = outer * n * inner;
+                if *op == RedOp::Lse {
+                    x + nx <= *aux && aux + nx <= *y
+                } else {
+                    x + nx <= *y
+                }
+            }
+            Instr::Fill { y, s, .. } => s < y,
+            Instr::Gather { y, idx, .. } => idx.iter().all(|s| s < y),
+            Instr::Generic { .. } => true,
+        }
+    }
+}
+
+/// The arena split at `y`: everything below it, and the `n` values from `y`.
+#[inline(always)]
+fn split(v: &mut [f64], y: usize, n: usize) -> (&mut [f64], &mut [f64]) {
+    let (lo, hi) = v.split_at_mut(y);
+    (lo, &mut hi[..n])
+}
+
+#[inline(always)]
+fn zip_map(out: &mut [f64], xs: &[f64], f: impl Fn(f64) -> f64) {
+    for (o, &t) in out.iter_mut().zip(xs) {
+        *o = f(t);
+    }
+}
+
+fn map_forward(f: MapFn, xs: &[f64], out: &mut [f64]) {
+    match f {
+        MapFn::Unary(UnaryFn::Exp) => zip_map(out, xs, f64::exp),
+        MapFn::Unary(UnaryFn::Log) => zip_map(out, xs, f64::ln),
+        MapFn::Unary(UnaryFn::Square) => zip_map(out, xs, |t| t * t),
+        MapFn::Unary(UnaryFn::Neg) => zip_map(out, xs, |t| -t),
+        MapFn::Clamp(lo, hi) => zip_map(out, xs, |t| t.max(lo).min(hi)),
+        _ => zip_map(out, xs, |t| f.value(t)),
+    }
+}
+
+fn map_backward(f: MapFn, xs: &[f64], ys: &[f64], gy: &[f64], gx: &mut [f64]) {
+    let pairs = xs.iter().zip(ys).zip(gy);
+    match f {
+        MapFn::Unary(UnaryFn::Exp) => {
+            gx.iter_mut()
+                .zip(ys.iter().zip(gy))
+                .for_each(|(d, (&y, &g))| *d += g * y);
+        }
+        MapFn::Unary(UnaryFn::Log) => {
+            gx.iter_mut()
+                .zip(xs.iter().zip(gy))
+                .for_each(|(d, (&x, &g))| *d += g / x);
+        }
+        MapFn::Unary(UnaryFn::Square) => {
+            gx.iter_mut()
+                .zip(xs.iter().zip(gy))
+                .for_each(|(d, (&x, &g))| *d += 2.0 * g * x);
+        }
+        MapFn::Unary(UnaryFn::Neg) => gx.iter_mut().zip(gy).for_each(|(d, &g)| *d -= g),
+        _ => gx
+            .iter_mut()
+            .zip(pairs)
+            .for_each(|(d, ((&x, &y), &g))| *d += g * f.derivative(x, y)),
+    }
+}
+
 /// Calls `f(i, j, k)` for each output index `i` with the operands' indices `j`, `k`.
 #[inline(always)]
 fn each(bc: Bc, ia: &[u32], ib: &[u32], n: usize, mut f: impl FnMut(usize, usize, usize)) {
@@ -900,121 +1034,128 @@ fn each(bc: Bc, ia: &[u32], ib: &[u32], n: usize, mut f: impl FnMut(usize, usize
         Bc::Same => (0..n).for_each(|i| f(i, i, i)),
         Bc::AScalar => (0..n).for_each(|i| f(i, 0, i)),
         Bc::BScalar => (0..n).for_each(|i| f(i, i, 0)),
-        Bc::Idx => (0..n).for_each(|i| f(i, ia[i] as usize, ib[i] as usize)),
+        Bc::Idx => ia
+            .iter()
+            .zip(ib)
+            .enumerate()
+            .for_each(|(i, (&j, &k))| f(i, j as usize, k as usize)),
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn bin_forward(
-    v: &mut [f64],
-    a: usize,
-    b: usize,
-    y: usize,
-    n: usize,
+    out: &mut [f64],
+    va: &[f64],
+    vb: &[f64],
     bc: Bc,
     ia: &[u32],
     ib: &[u32],
     f: impl Fn(f64, f64) -> f64,
 ) {
     match bc {
-        Bc::Same => (0..n).for_each(|i| v[y + i] = f(v[a + i], v[b + i])),
+        Bc::Same => {
+            for (o, (&p, &q)) in out.iter_mut().zip(va.iter().zip(vb)) {
+                *o = f(p, q);
+            }
+        }
         Bc::AScalar => {
-            let p = v[a];
-            (0..n).for_each(|i| v[y + i] = f(p, v[b + i]));
+            let p = va[0];
+            zip_map(out, vb, |q| f(p, q));
         }
         Bc::BScalar => {
-            let q = v[b];
-            (0..n).for_each(|i| v[y + i] = f(v[a + i], q));
+            let q = vb[0];
+            zip_map(out, va, |p| f(p, q));
         }
-        Bc::Idx => (0..n).for_each(|i| v[y + i] = f(v[a + ia[i] as usize], v[b + ib[i] as usize])),
+        Bc::Idx => {
+            for (o, (&j, &k)) in out.iter_mut().zip(ia.iter().zip(ib)) {
+                *o = f(va[j as usize], vb[k as usize]);
+            }
+        }
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn reduce_forward(
-    v: &mut [f64],
-    op: RedOp,
-    x: usize,
-    y: usize,
-    aux: usize,
-    outer: usize,
-    n: usize,
-    inner: usize,
-) {
+fn reduce_forward(op: RedOp, xs: &[f64], out: &mut [f64], outer: usize, n: usize, inner: usize) {
     for o in 0..outer {
+        let block = &xs[o * n * inner..(o + 1) * n * inner];
         for i in 0..inner {
-            let at = |j: usize| x + (o * n + j) * inner + i;
-            let r = match op {
-                RedOp::Sum | RedOp::Mean => {
-                    let s: f64 = (0..n).map(|j| v[at(j)]).sum();
-                    if op == RedOp::Mean {
-                        s / n.max(1) as f64
-                    } else {
-                        s
-                    }
-                }
-                RedOp::Max => (0..n).map(|j| v[at(j)]).fold(f64::NEG_INFINITY, f64::max),
-                RedOp::Min => (0..n).map(|j| v[at(j)]).fold(f64::INFINITY, f64::min),
-                RedOp::Lse => {
-                    let m = (0..n).map(|j| v[at(j)]).fold(f64::NEG_INFINITY, f64::max);
-                    if m.is_finite() {
-                        let mut s = 0.0;
-                        for j in 0..n {
-                            let e = (v[at(j)] - m).exp();
-                            v[aux + at(j) - x] = e;
-                            s += e;
-                        }
-                        for j in 0..n {
-                            v[aux + at(j) - x] /= s;
-                        }
-                        m + s.ln()
-                    } else {
-                        // As the array pass: the weights exp(x - y) of an infinite y.
-                        for j in 0..n {
-                            v[aux + at(j) - x] = (v[at(j)] - m).exp();
-                        }
-                        m
-                    }
-                }
+            let col = block.iter().skip(i).step_by(inner.max(1));
+            out[o * inner + i] = match op {
+                RedOp::Sum => col.sum(),
+                RedOp::Mean => col.sum::<f64>() / n.max(1) as f64,
+                RedOp::Max => col.fold(f64::NEG_INFINITY, |m, &t| m.max(t)),
+                RedOp::Min => col.fold(f64::INFINITY, |m, &t| m.min(t)),
+                RedOp::Lse => f64::NAN,
             };
-            v[y + o * inner + i] = r;
+        }
+    }
+}
+
+/// `logsumexp` along the middle dim, keeping the weights `exp(x - y)` in `w`.
+fn lse_forward(xs: &[f64], w: &mut [f64], out: &mut [f64], outer: usize, n: usize, inner: usize) {
+    for o in 0..outer {
+        let base = o * n * inner;
+        for i in 0..inner {
+            let at = |j: usize| base + j * inner + i;
+            let mut m = f64::NEG_INFINITY;
+            for j in 0..n {
+                m = m.max(xs[at(j)]);
+            }
+            if m.is_finite() {
+                let mut s = 0.0;
+                for j in 0..n {
+                    let e = (xs[at(j)] - m).exp();
+                    w[at(j)] = e;
+                    s += e;
+                }
+                let r = 1.0 / s;
+                for j in 0..n {
+                    w[at(j)] *= r;
+                }
+                out[o * inner + i] = m + s.ln();
+            } else {
+                // As the array pass: the weights exp(x - y) of an infinite y.
+                for j in 0..n {
+                    w[at(j)] = (xs[at(j)] - m).exp();
+                }
+                out[o * inner + i] = m;
+            }
         }
     }
 }
 
 #[allow(clippy::too_many_arguments)]
 fn reduce_backward(
-    v: &[f64],
-    g: &mut [f64],
     op: RedOp,
-    x: usize,
-    y: usize,
-    aux: usize,
+    xs: &[f64],
+    ys: &[f64],
+    w: &[f64],
+    gy: &[f64],
+    gx: &mut [f64],
     outer: usize,
     n: usize,
     inner: usize,
 ) {
     for o in 0..outer {
+        let base = o * n * inner;
         for i in 0..inner {
-            let at = |j: usize| x + (o * n + j) * inner + i;
-            let gy = g[y + o * inner + i];
+            let at = |j: usize| base + j * inner + i;
+            let d = gy[o * inner + i];
             match op {
-                RedOp::Sum => (0..n).for_each(|j| g[at(j)] += gy),
+                RedOp::Sum => (0..n).for_each(|j| gx[at(j)] += d),
                 RedOp::Mean => {
-                    let d = gy / n.max(1) as f64;
-                    (0..n).for_each(|j| g[at(j)] += d);
+                    let d = d / n.max(1) as f64;
+                    (0..n).for_each(|j| gx[at(j)] += d);
                 }
-                RedOp::Lse => (0..n).for_each(|j| g[at(j)] += gy * v[aux + at(j) - x]),
+                RedOp::Lse => (0..n).for_each(|j| gx[at(j)] += d * w[at(j)]),
                 RedOp::Max | RedOp::Min => {
                     // Split evenly between ties, as torch's amax/amin.
-                    let m = v[y + o * inner + i];
-                    let hits = (0..n).filter(|&j| v[at(j)] == m).count();
+                    let m = ys[o * inner + i];
+                    let hits = (0..n).filter(|&j| xs[at(j)] == m).count();
                     if hits > 0 {
-                        let d = gy / hits as f64;
+                        let d = d / hits as f64;
                         (0..n)
-                            .filter(|&j| v[at(j)] == m)
-                            .for_each(|j| g[at(j)] += d);
+                            .filter(|&j| xs[at(j)] == m)
+                            .for_each(|j| gx[at(j)] += d);
                     }
                 }
             }
