@@ -24,6 +24,7 @@ use std::sync::Mutex;
 
 use super::array::{broadcast_index, broadcast_shapes, Arr};
 use super::graph::*;
+use super::kernels::dot;
 use super::ops::{backward, eval};
 use super::program::{Draws, Program};
 use super::random::draw;
@@ -796,6 +797,11 @@ impl Plan {
                 match *op {
                     BinOp::Lin(ca, cb) => bin_forward(out, a, b, |p, q| ca * p + cb * q),
                     BinOp::Mul => bin_forward(out, a, b, |p, q| p * q),
+                    // By a one-value divisor: one reciprocal, then products.
+                    BinOp::Div if *mb == Mode::Scalar => {
+                        let r = [1.0 / vb[0]];
+                        bin_forward(out, a, (Mode::Scalar, &[], &r), |p, q| p * q)
+                    }
                     BinOp::Div => bin_forward(out, a, b, |p, q| p / q),
                 }
             }
@@ -933,21 +939,43 @@ impl Plan {
                 let (glo, gy) = split(g, *y, *n);
                 let (va, vb) = (&v[*a..*a + *na], &v[*b..*b + *nb]);
                 let (ma, mb, ia, ib) = (*ma, *mb, &ia[..], &ib[..]);
-                // One operand at a time: `x * x` has both in one place.
+                let n = gy.len();
+                // One operand at a time: `x * x` has both in one place. The common shapes
+                // (a one-value operand against a full one) are dot products and scalings.
                 if *wa {
                     let ga = &mut glo[*a..*a + *na];
-                    match *op {
-                        BinOp::Lin(ca, _) => send(ma, ia, ga, gy.len(), |i| ca * gy[i]),
-                        BinOp::Mul => send(ma, ia, ga, gy.len(), |i| gy[i] * vb[mb.at(ib, i)]),
-                        BinOp::Div => send(ma, ia, ga, gy.len(), |i| gy[i] / vb[mb.at(ib, i)]),
+                    match (*op, ma, mb) {
+                        (BinOp::Lin(ca, _), Mode::Scalar, _) => ga[0] += ca * sum4(gy),
+                        (BinOp::Lin(ca, _), _, _) => send(ma, ia, ga, n, |i| ca * gy[i]),
+                        (BinOp::Mul, Mode::Scalar, Mode::Same) => ga[0] += dot(gy, vb),
+                        (BinOp::Mul, _, Mode::Scalar) => {
+                            let q = vb[0];
+                            send(ma, ia, ga, n, |i| gy[i] * q);
+                        }
+                        (BinOp::Mul, _, _) => send(ma, ia, ga, n, |i| gy[i] * vb[mb.at(ib, i)]),
+                        (BinOp::Div, _, Mode::Scalar) => {
+                            let r = 1.0 / vb[0];
+                            send(ma, ia, ga, n, |i| gy[i] * r);
+                        }
+                        (BinOp::Div, _, _) => send(ma, ia, ga, n, |i| gy[i] / vb[mb.at(ib, i)]),
                     }
                 }
                 if *wb {
                     let gb = &mut glo[*b..*b + *nb];
-                    match *op {
-                        BinOp::Lin(_, cb) => send(mb, ib, gb, gy.len(), |i| cb * gy[i]),
-                        BinOp::Mul => send(mb, ib, gb, gy.len(), |i| gy[i] * va[ma.at(ia, i)]),
-                        BinOp::Div => send(mb, ib, gb, gy.len(), |i| {
+                    match (*op, ma, mb) {
+                        (BinOp::Lin(_, cb), _, Mode::Scalar) => gb[0] += cb * sum4(gy),
+                        (BinOp::Lin(_, cb), _, _) => send(mb, ib, gb, n, |i| cb * gy[i]),
+                        (BinOp::Mul, Mode::Same, Mode::Scalar) => gb[0] += dot(gy, va),
+                        (BinOp::Mul, Mode::Scalar, _) => {
+                            let p = va[0];
+                            send(mb, ib, gb, n, |i| gy[i] * p);
+                        }
+                        (BinOp::Mul, _, _) => send(mb, ib, gb, n, |i| gy[i] * va[ma.at(ia, i)]),
+                        (BinOp::Div, Mode::Same, Mode::Scalar) => {
+                            let q = vb[0];
+                            gb[0] -= dot(gy, va) / (q * q);
+                        }
+                        (BinOp::Div, _, _) => send(mb, ib, gb, n, |i| {
                             let q = vb[mb.at(ib, i)];
                             -gy[i] * va[ma.at(ia, i)] / (q * q)
                         }),
@@ -1211,6 +1239,7 @@ fn zip_map(out: &mut [f64], xs: &[f64], f: impl Fn(f64) -> f64) {
     }
 }
 
+#[inline]
 fn map_forward(f: MapFn, xs: &[f64], out: &mut [f64]) {
     match f {
         MapFn::Unary(UnaryFn::Exp) => zip_map(out, xs, f64::exp),
@@ -1222,6 +1251,7 @@ fn map_forward(f: MapFn, xs: &[f64], out: &mut [f64]) {
     }
 }
 
+#[inline]
 fn map_backward(f: MapFn, xs: &[f64], ys: &[f64], gy: &[f64], gx: &mut [f64]) {
     let pairs = xs.iter().zip(ys).zip(gy);
     match f {
@@ -1259,7 +1289,21 @@ fn send(mode: Mode, idx: &[u32], g: &mut [f64], n: usize, d: impl Fn(usize) -> f
             .take(n)
             .enumerate()
             .for_each(|(i, t)| *t += d(i)),
-        Mode::Scalar => g[0] += (0..n).map(&d).sum::<f64>(),
+        Mode::Scalar => {
+            // Four running sums: no serial chain of additions.
+            let mut acc = [0.0f64; 4];
+            let full = n - n % 4;
+            let mut i = 0;
+            while i < full {
+                acc[0] += d(i);
+                acc[1] += d(i + 1);
+                acc[2] += d(i + 2);
+                acc[3] += d(i + 3);
+                i += 4;
+            }
+            let tail: f64 = (full..n).map(d).sum();
+            g[0] += (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail;
+        }
         Mode::Idx => {
             let mut cur = match idx.first() {
                 Some(&j) => j as usize,
@@ -1320,14 +1364,22 @@ fn bin_forward(
     }
 }
 
+#[inline]
 fn reduce_forward(op: RedOp, xs: &[f64], out: &mut [f64], outer: usize, n: usize, inner: usize) {
     for o in 0..outer {
         let block = &xs[o * n * inner..(o + 1) * n * inner];
         for i in 0..inner {
             let col = block.iter().skip(i).step_by(inner.max(1));
+            let sum = |col: std::iter::StepBy<std::iter::Skip<std::slice::Iter<'_, f64>>>| {
+                if inner == 1 {
+                    sum4(block)
+                } else {
+                    col.sum::<f64>()
+                }
+            };
             out[o * inner + i] = match op {
-                RedOp::Sum => col.sum(),
-                RedOp::Mean => col.sum::<f64>() / n.max(1) as f64,
+                RedOp::Sum => sum(col),
+                RedOp::Mean => sum(col) / n.max(1) as f64,
                 RedOp::Max => col.fold(f64::NEG_INFINITY, |m, &t| m.max(t)),
                 RedOp::Min => col.fold(f64::INFINITY, |m, &t| m.min(t)),
                 RedOp::Lse => f64::NAN,
@@ -1337,7 +1389,21 @@ fn reduce_forward(op: RedOp, xs: &[f64], out: &mut [f64], outer: usize, n: usize
 }
 
 /// `logsumexp` along the middle dim, keeping the weights `exp(x - y)` in `w`.
+/// A sum in four running parts (no serial chain of additions).
+fn sum4(x: &[f64]) -> f64 {
+    let mut acc = [0.0f64; 4];
+    let chunks = x.chunks_exact(4);
+    let tail: f64 = chunks.remainder().iter().sum();
+    for c in chunks {
+        for j in 0..4 {
+            acc[j] += c[j];
+        }
+    }
+    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
+}
+
 /// `logsumexp` along the middle dim of `w`, replacing `w` by the weights `exp(x - y)`.
+#[inline]
 fn lse_forward(w: &mut [f64], out: &mut [f64], outer: usize, n: usize, inner: usize) {
     for o in 0..outer {
         let base = o * n * inner;
@@ -1371,6 +1437,7 @@ fn lse_forward(w: &mut [f64], out: &mut [f64], outer: usize, n: usize, inner: us
 }
 
 #[allow(clippy::too_many_arguments)]
+#[inline]
 fn reduce_backward(
     op: RedOp,
     xs: &[f64],
