@@ -640,11 +640,17 @@ impl Plan {
                 return None;
             }
         }
-        let at = lower
+        let at: Vec<usize> = lower
             .loc
             .iter()
             .map(|l| l.map_or(usize::MAX, abs))
             .collect();
+        let pinned: Vec<usize> = generic_reads
+            .iter()
+            .chain(&outputs)
+            .map(|&va| abs(va))
+            .collect();
+        compose_gathers(&mut instrs, &pinned);
         let shapes = (0..nslots).map(|s| lower.shape(s)).collect();
         let lists = (0..nslots)
             .filter(|&s| p.live[s])
@@ -1225,6 +1231,136 @@ fn fuse(instrs: &mut Vec<Instr>, generic_reads: &[usize], outputs: &[usize]) {
     }
 }
 
+/// Gathers whose one reader is a binary op (or a fused `logsumexp` of a sum) reading all of
+/// it, or another gather, are not materialized: the reader reads through the gather's index map
+/// (a binary op's operand then indexes the whole arena below its output), and the gradient
+/// scatters straight back to the sources. `select`, `expand` and `vindex` feeding arithmetic
+/// cost no copy. Addresses are absolute; `pinned` are read by generic nodes or are outputs.
+fn compose_gathers(instrs: &mut Vec<Instr>, pinned: &[usize]) {
+    use std::collections::{BTreeMap, HashSet};
+    // Each gradient-passing gather's output: start -> (length, index map).
+    let mut gathers: BTreeMap<usize, Box<[usize]>> = instrs
+        .iter()
+        .filter_map(|i| match i {
+            Instr::Gather { y, idx, grad: true } => Some((*y, idx.clone())),
+            _ => None,
+        })
+        .collect();
+    if gathers.is_empty() {
+        return;
+    }
+    let find = |g: &BTreeMap<usize, Box<[usize]>>, addr: usize| -> Option<usize> {
+        g.range(..=addr)
+            .next_back()
+            .filter(|(s, idx)| addr < *s + idx.len())
+            .map(|(s, _)| *s)
+    };
+    // How many operands read each gather's output (pinned ones count twice: never composed).
+    let mut refs: HashMap<usize, usize> = HashMap::new();
+    let mut count = |g: &BTreeMap<usize, Box<[usize]>>, addr: usize, k: usize| {
+        if let Some(s) = find(g, addr) {
+            *refs.entry(s).or_insert(0) += k;
+        }
+    };
+    for &a in pinned {
+        count(&gathers, a, 2);
+    }
+    for ins in instrs.iter() {
+        match ins {
+            Instr::Map { x, .. } | Instr::Reduce { x, .. } => count(&gathers, *x, 1),
+            Instr::Bin { a, b, .. } | Instr::LseAdd { a, b, .. } => {
+                count(&gathers, *a, 1);
+                count(&gathers, *b, 1);
+            }
+            Instr::Fill { s, .. } => count(&gathers, *s, 1),
+            Instr::Gather { idx, .. } => {
+                let bufs: HashSet<usize> = idx.iter().filter_map(|&i| find(&gathers, i)).collect();
+                bufs.into_iter().for_each(|s| count(&gathers, s, 1));
+            }
+            Instr::Generic { .. } => {}
+        }
+    }
+    let refs = refs;
+    let mut dead = HashSet::new();
+    let mut composed = Vec::new();
+    // An operand `(at, len, mode, idx)` of an op with `n` outputs that may read below `split`.
+    let mut through = |gathers: &BTreeMap<usize, Box<[usize]>>,
+                       at: &mut usize,
+                       len: &mut usize,
+                       mode: &mut Mode,
+                       idx: &mut Box<[u32]>,
+                       n: usize,
+                       split: usize| {
+        let Some(s) = find(gathers, *at) else {
+            return;
+        };
+        let g = &gathers[&s];
+        if *at != s || *len != g.len() || refs.get(&s) != Some(&1) {
+            return;
+        }
+        *idx = (0..n).map(|i| g[mode.at(idx, i)] as u32).collect();
+        *at = 0;
+        *len = split;
+        *mode = Mode::Idx;
+        dead.insert(s);
+    };
+    for ins in instrs.iter_mut() {
+        match ins {
+            Instr::Bin {
+                a,
+                b,
+                y,
+                n,
+                na,
+                nb,
+                ma,
+                mb,
+                ia,
+                ib,
+                ..
+            } => {
+                through(&gathers, a, na, ma, ia, *n, *y);
+                through(&gathers, b, nb, mb, ib, *n, *y);
+            }
+            Instr::LseAdd {
+                a,
+                b,
+                na,
+                nb,
+                ma,
+                mb,
+                ia,
+                ib,
+                aux,
+                outer,
+                n,
+                inner,
+                ..
+            } => {
+                let m = *outer * *n * *inner;
+                through(&gathers, a, na, ma, ia, m, *aux);
+                through(&gathers, b, nb, mb, ib, m, *aux);
+            }
+            Instr::Gather { y, idx, grad } => {
+                for i in idx.iter_mut() {
+                    if let Some(s) = find(&gathers, *i) {
+                        if s != *y && refs.get(&s) == Some(&1) {
+                            *i = gathers[&s][*i - s];
+                            composed.push(s);
+                        }
+                    }
+                }
+                if *grad {
+                    gathers.insert(*y, idx.clone());
+                }
+            }
+            _ => {}
+        }
+    }
+    dead.extend(composed);
+    instrs.retain(|i| !matches!(i, Instr::Gather { y, .. } if dead.contains(y)));
+}
+
 /// The arena split at `y`: everything below it, and the `n` values from `y`.
 #[inline(always)]
 fn split(v: &mut [f64], y: usize, n: usize) -> (&mut [f64], &mut [f64]) {
@@ -1523,9 +1659,9 @@ mod tests {
         let shapes = [vec![3], vec![3, 3], vec![3, 4]];
         agrees(text, &shapes);
         let p = Program::compile(text, &shapes).expect("compile");
-        // unsqueeze is an alias; each add is fused into the logsumexp that reads it; select is
-        // a gather.
-        assert_eq!(p.plan_summary(), Some((3, 0)));
+        // unsqueeze is an alias; each add is fused into the logsumexp that reads it; the add
+        // reads the selected column through its index map (no copy).
+        assert_eq!(p.plan_summary(), Some((2, 0)));
     }
 
     /// `logsumexp(x - alpha y)` over the last dim with both operands live (fused), and a sum

@@ -22,7 +22,9 @@ pub fn compile_traced(
     twice: bool,
     mut f: impl FnMut(&[Tensor]) -> Result<Vec<Tensor>>,
 ) -> Result<(Program, Vec<Tensor>)> {
+    let t0 = std::time::Instant::now();
     let (text, outputs) = trace_text(inputs, &mut f)?;
+    let traced = t0.elapsed();
     super::debug_print(&format!("traced graph\n{text}"));
     if twice {
         let (again, _) = trace_text(inputs, &mut f)?;
@@ -46,7 +48,15 @@ pub fn compile_traced(
         .iter()
         .map(|t| t.size().iter().map(|&d| d as usize).collect())
         .collect();
-    Ok((Program::compile(&text, &shapes)?, outputs))
+    let t1 = std::time::Instant::now();
+    let program = Program::compile(&text, &shapes)?;
+    super::debug_print(&format!(
+        "traced in {:.1} ms, compiled in {:.1} ms ({} ops)",
+        traced.as_secs_f64() * 1e3,
+        t1.elapsed().as_secs_f64() * 1e3,
+        text.lines().filter(|l| l.starts_with("N ")).count()
+    ));
+    Ok((program, outputs))
 }
 
 /// One evaluation: output values and the gradient (flattened over all inputs).
