@@ -321,6 +321,7 @@ impl Program {
         }
         program.live = live;
         program.sink_scalar_expands();
+        program.merge_common();
         for n in &program.nodes {
             if n.op != Op::Linalg(LinalgOp::Matmul) || program.live[n.ins[0]] {
                 continue;
@@ -333,6 +334,61 @@ impl Program {
         }
         program.plan = program.lower();
         Ok(program)
+    }
+
+    /// Merges nodes that compute the same op of the same values (common subexpressions): the
+    /// per-step work a traced loop repeats on loop-invariant values (an enumerated HMM
+    /// normalizes the same emission rows at every step) then runs once. Constants count as the
+    /// same value when they are equal and small; random ops are never merged.
+    fn merge_common(&mut self) {
+        const SMALL: usize = 64;
+        let n = self.init.len();
+        let mut canon: Vec<usize> = (0..n).collect();
+        let mut constants: HashMap<String, usize> = HashMap::new();
+        for (slot, c) in canon.iter_mut().enumerate() {
+            if self.live[slot] {
+                continue;
+            }
+            let key = match &self.init[slot] {
+                Val::T(a) if a.numel() <= SMALL => format!("T{:?}{:?}", a.shape, a.data),
+                v @ (Val::Int(_) | Val::Float(_) | Val::Bool(_) | Val::Ints(_) | Val::None) => {
+                    format!("{v:?}")
+                }
+                _ => continue,
+            };
+            *c = *constants.entry(key).or_insert(slot);
+        }
+        let mut seen: HashMap<(String, Vec<usize>), usize> = HashMap::new();
+        let mut merged = vec![false; self.nodes.len()];
+        for (k, node) in self.nodes.iter_mut().enumerate() {
+            for i in node.ins.iter_mut() {
+                *i = canon[*i];
+                if let Val::List(items) = &mut self.init[*i] {
+                    items.iter_mut().for_each(|j| *j = canon[*j]);
+                }
+            }
+            if matches!(node.op, Op::Random(_)) {
+                continue;
+            }
+            let key = (format!("{}{:?}", node.kind, node.op), node.ins.clone());
+            match seen.get(&key) {
+                Some(&out) => {
+                    canon[node.out] = out;
+                    merged[k] = true;
+                }
+                None => {
+                    seen.insert(key, node.out);
+                }
+            }
+        }
+        let mut k = 0;
+        self.nodes.retain(|_| {
+            k += 1;
+            !merged[k - 1]
+        });
+        for o in self.outputs.iter_mut() {
+            *o = canon[*o];
+        }
     }
 
     /// The program on planned buffers, from one run of the array interpreter on the traced
@@ -850,6 +906,37 @@ mod tests {
         let (v, g) = p.value_and_grad(&[&a]).expect("run");
         assert!((v - value).abs() < 1e-12, "{node}: {v} against {value}");
         assert_eq!(g[0], grad.to_vec(), "{node}");
+    }
+
+    /// The same op of the same values (equal constants included) runs once; random ops never
+    /// merge.
+    #[test]
+    fn common_subexpressions_merge() {
+        let text = "I 0\nC 1 f 2\nC 2 f 2\nN aten::mul 2 0 1 1 3\nN aten::mul 2 0 2 1 4\n\
+                    N aten::exp 1 3 1 5\nN aten::exp 1 4 1 6\nC 9 n\nN aten::sum 2 5 9 1 7\n\
+                    N aten::sum 2 6 9 1 8\nO 7\nO 8\n";
+        let p = Program::compile(text, &[vec![3]]).expect("compile");
+        // One mul, one exp, one sum.
+        assert_eq!(p.nodes.len(), 3, "{:?}", p.nodes);
+        let x = [0.1, -0.2, 0.3];
+        let (v, g) = p.value_and_grad(&[&x]).expect("run");
+        let e: Vec<f64> = x.iter().map(|t| (2.0 * t).exp()).collect();
+        assert!((v - 2.0 * e.iter().sum::<f64>()).abs() < 1e-12);
+        for (gi, ei) in g[0].iter().zip(&e) {
+            assert!((gi - 4.0 * ei).abs() < 1e-12);
+        }
+        // Two draws of the same shape stay two draws.
+        let text = "I 0\nC 1 l 1 3\nC 2 n\nN aten::randn 5 1 2 2 2 2 1 3\n\
+                     N aten::randn 5 1 2 2 2 2 1 4\nC 8 i 1\nN aten::add 3 3 4 8 1 5\n\
+                     N aten::mul 2 5 0 1 6\nC 9 n\nN aten::sum 2 6 9 1 7\nO 7\n\
+                     R 3 1 3 0.1 0.2 0.3\nR 4 1 3 1 2 3\n";
+        let p = Program::compile(text, &[vec![3]]).expect("compile");
+        let randoms = p
+            .nodes
+            .iter()
+            .filter(|n| matches!(n.op, Op::Random(_)))
+            .count();
+        assert_eq!(randoms, 2);
     }
 
     #[test]
