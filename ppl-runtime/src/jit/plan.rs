@@ -24,7 +24,7 @@ use std::sync::Mutex;
 
 use super::array::{broadcast_index, broadcast_shapes, Arr};
 use super::graph::*;
-use super::kernels::dot;
+use super::kernels::{dot, transpose2};
 use super::ops::{backward, eval};
 use super::program::{Draws, Program};
 use super::random::draw;
@@ -162,6 +162,17 @@ enum Instr {
         outer: usize,
         n: usize,
         inner: usize,
+    },
+    /// `y = X w` for a constant `n x k` matrix `X`, held as `Xᵀ` at `xt` (`k` contiguous
+    /// columns), and
+    /// a vector `w`: blocks of rows, each the `k` scaled columns added up in cache; `w`'s
+    /// gradient is `k` dot products.
+    MatVec {
+        xt: usize,
+        w: usize,
+        y: usize,
+        n: usize,
+        k: usize,
     },
     /// `y[i] = arena[s]` for all `i` (an expanded one-value tensor).
     Fill { y: usize, n: usize, s: usize },
@@ -314,6 +325,7 @@ impl Lower<'_> {
                 _ => None,
             },
             Op::Shape(op) => self.gather(op, node),
+            Op::Linalg(LinalgOp::Matmul) => self.matvec(node),
             _ => None,
         };
         if lowered.is_some() {
@@ -342,6 +354,27 @@ impl Lower<'_> {
             node: k,
             reads: reads.into(),
         });
+        Some(())
+    }
+
+    /// `matmul` of a constant matrix and a vector (a regression's mean).
+    fn matvec(&mut self, node: &Node) -> Option<()> {
+        let (&xs, &ws) = (node.ins.first()?, node.ins.get(1)?);
+        let Val::T(x) = &self.p.init[xs] else {
+            return None;
+        };
+        let (n, k) = match x.shape[..] {
+            [n, k] if !self.p.live[xs] => (n, k),
+            _ => return None,
+        };
+        let w = self.loc[ws]?;
+        if self.shape(ws)? != [k] || self.shape(node.out)? != [n] {
+            return None;
+        }
+        let xt = transpose2(x);
+        let xt = self.buffer(n * k, Some(xt.data))?;
+        let (y, _) = self.output(node.out)?;
+        self.instrs.push(Instr::MatVec { xt, w, y, n, k });
         Some(())
     }
 
@@ -622,6 +655,11 @@ impl Plan {
                     *y = abs(*y);
                     *s = abs(*s);
                 }
+                Instr::MatVec { xt, w, y, .. } => {
+                    *xt = abs(*xt);
+                    *w = abs(*w);
+                    *y = abs(*y);
+                }
                 Instr::LseAdd { a, b, aux, y, .. } => {
                     *a = abs(*a);
                     *b = abs(*b);
@@ -857,6 +895,20 @@ impl Plan {
                 bin_forward(w, (*ma, ia, va), (*mb, ib, vb), |p, q| ca * p + cb * q);
                 lse_forward(w, out, *outer, *n, *inner);
             }
+            &Instr::MatVec { xt, w, y, n, k } => {
+                let (lo, out) = split(v, y, n);
+                let (xt, w) = (&lo[xt..xt + n * k], &lo[w..w + k]);
+                // Blocks of rows stay in cache while the k columns are added in.
+                const BLOCK: usize = 512;
+                for (b, ob) in out.chunks_mut(BLOCK).enumerate() {
+                    ob.fill(0.0);
+                    let start = b * BLOCK;
+                    for (j, &wj) in w.iter().enumerate() {
+                        let col = &xt[j * n + start..j * n + start + ob.len()];
+                        ob.iter_mut().zip(col).for_each(|(o, &x)| *o += wj * x);
+                    }
+                }
+            }
             &Instr::Fill { y, n, s } => {
                 let (lo, out) = split(v, y, n);
                 out.fill(lo[s]);
@@ -1042,6 +1094,13 @@ impl Plan {
                     send(*mb, ib, &mut glo[*b..*b + *nb], nx, |k| cb * gx[k]);
                 }
             }
+            &Instr::MatVec { xt, w, y, n, k } => {
+                let (glo, gy) = split(g, y, n);
+                let cols = v[xt..xt + n * k].chunks_exact(n.max(1));
+                for (gw, col) in glo[w..w + k].iter_mut().zip(cols) {
+                    *gw += dot(col, gy);
+                }
+            }
             &Instr::Fill { y, n, s } => {
                 let (glo, gy) = split(g, y, n);
                 glo[s] += gy.iter().sum::<f64>();
@@ -1124,6 +1183,7 @@ impl Instr {
                 inner,
                 ..
             } => a + na <= *aux && b + nb <= *aux && aux + outer * n * inner <= *y,
+            Instr::MatVec { xt, w, y, n, k } => xt + n * k <= *y && w + k <= *y,
             Instr::Fill { y, s, .. } => s < y,
             Instr::Gather { y, idx, .. } => idx.iter().all(|s| s < y),
             Instr::Generic { .. } => true,
@@ -1145,6 +1205,7 @@ fn fuse(instrs: &mut Vec<Instr>, generic_reads: &[usize], outputs: &[usize]) {
                 count(*b);
             }
             Instr::Fill { s, .. } => count(*s),
+            Instr::MatVec { w, .. } => count(*w),
             Instr::Gather { idx, .. } => {
                 let mut bufs: Vec<usize> = idx.iter().map(|i| i >> SHIFT).collect();
                 bufs.dedup();
@@ -1273,6 +1334,7 @@ fn compose_gathers(instrs: &mut Vec<Instr>, pinned: &[usize]) {
                 count(&gathers, *b, 1);
             }
             Instr::Fill { s, .. } => count(&gathers, *s, 1),
+            Instr::MatVec { w, .. } => count(&gathers, *w, 1),
             Instr::Gather { idx, .. } => {
                 let bufs: HashSet<usize> = idx.iter().filter_map(|&i| find(&gathers, i)).collect();
                 bufs.into_iter().for_each(|s| count(&gathers, s, 1));
@@ -1683,6 +1745,25 @@ mod tests {
                 .count()
         });
         assert_eq!(fused, 1);
+    }
+
+    /// A constant matrix times a vector, then a scaled residual: the regression mean.
+    #[test]
+    fn matrix_vector_product() {
+        let text = "I 0\nI 1\nC 2 t 2 4 3 0.125 0.25 0.375 -1 0.5 2 0.75 -0.5 1.5 0 0.25 -2\n\
+                    N aten::matmul 2 2 0 1 3\nC 4 i 1\nN aten::add 3 3 1 4 1 5\n\
+                    C 6 t 1 4 1 2 3 4\nN aten::sub 3 6 5 4 1 7\nN aten::square 1 7 1 8\n\
+                    C 9 n\nN aten::sum 2 8 9 1 10\nO 10\n";
+        let shapes = [vec![3], vec![]];
+        agrees(text, &shapes);
+        let p = Program::compile(text, &shapes).expect("compile");
+        let matvec = p.plan.as_ref().map_or(0, |pl| {
+            pl.instrs
+                .iter()
+                .filter(|i| matches!(i, Instr::MatVec { .. }))
+                .count()
+        });
+        assert_eq!(matvec, 1);
     }
 
     /// `cat` and `stack` with a constant, `detach`, `cumsum` (run on arrays), a transpose, a
