@@ -1747,6 +1747,35 @@ mod tests {
         assert_eq!(fused, 1);
     }
 
+    /// One program evaluated from several threads at once: each run takes its own workspace
+    /// from the pool, so the results are those of one thread alone.
+    #[test]
+    fn concurrent_runs_use_their_own_workspaces() {
+        let text = "I 0\nC 1 i 1\nN aten::exp 1 0 1 2\nN aten::mul 2 2 0 1 3\nC 4 n\n\
+                    N aten::sum 2 3 4 1 5\nO 5\n";
+        let p = Program::compile(text, &[vec![64]]).expect("compile");
+        let point =
+            |k: usize| -> Vec<f64> { (0..64).map(|j| ((j * k) as f64 * 0.01).sin()).collect() };
+        let alone: Vec<(f64, Vec<Vec<f64>>)> = (0..4)
+            .map(|k| p.value_and_grad(&[&point(k)]).expect("run"))
+            .collect();
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..4)
+                .map(|k| {
+                    let (p, x) = (&p, point(k));
+                    s.spawn(move || {
+                        (0..200)
+                            .map(|_| p.value_and_grad(&[&x]).expect("run"))
+                            .last()
+                    })
+                })
+                .collect();
+            for (k, h) in handles.into_iter().enumerate() {
+                assert_eq!(h.join().expect("thread"), Some(alone[k].clone()));
+            }
+        });
+    }
+
     /// A constant matrix times a vector, then a scaled residual: the regression mean.
     #[test]
     fn matrix_vector_product() {
