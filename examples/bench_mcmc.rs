@@ -2,7 +2,7 @@
 //! semi-supervised HMM: `hmm_forward_nuts`, `hmm_enum_nuts`, `hmm_dhmm_nuts`), with the settings
 //! of the Pyro and NumPyro scripts: NUTS defaults, one chain, seed 0; eight schools 1000 warmup +
 //! 1000 samples, logistic regression 500 + 500, HMM 1000 + 1000 (`--hmm-draws N` for N + N;
-//! eager runs take `--hmm-slow-draws`, 100 + 100 by default). Prints one JSON line per workload with the peers
+//! eager runs take `--hmm-slow-draws`, 100 + 100 by default). Prints one JSON line per workload with the peers'
 //! fields (total seconds, ms per leapfrog step, min ESS, min ESS/s, step size, divergences, mean
 //! acceptance probability).
 //!
