@@ -104,6 +104,111 @@ enum RedOp {
     Min,
 }
 
+/// The operands of a binary op: places, sizes, how each maps onto the output, and whether each
+/// takes a gradient.
+#[derive(Clone, Debug)]
+struct Pair {
+    a: usize,
+    b: usize,
+    na: usize,
+    nb: usize,
+    ma: Mode,
+    mb: Mode,
+    /// The index maps of `Idx` operands (empty otherwise).
+    ia: Box<[u32]>,
+    ib: Box<[u32]>,
+    wa: bool,
+    wb: bool,
+}
+
+/// An operand of a [`Pair`], mutably: place, size, mode, index map.
+type OperandMut<'a> = (
+    &'a mut usize,
+    &'a mut usize,
+    &'a mut Mode,
+    &'a mut Box<[u32]>,
+);
+
+impl Pair {
+    /// `out = op(a, b)`; `lo` is the arena below `out`.
+    fn forward(&self, op: BinOp, lo: &[f64], out: &mut [f64]) {
+        let (va, vb) = (&lo[self.a..self.a + self.na], &lo[self.b..self.b + self.nb]);
+        let (a, b) = ((self.ma, &self.ia[..], va), (self.mb, &self.ib[..], vb));
+        match op {
+            BinOp::Lin(ca, cb) => bin_forward(out, a, b, |p, q| ca * p + cb * q),
+            BinOp::Mul => bin_forward(out, a, b, |p, q| p * q),
+            // By a one-value divisor: one reciprocal, then products.
+            BinOp::Div if self.mb == Mode::Scalar => {
+                let r = [1.0 / vb[0]];
+                bin_forward(out, a, (Mode::Scalar, &[], &r), |p, q| p * q)
+            }
+            BinOp::Div => bin_forward(out, a, b, |p, q| p / q),
+        }
+    }
+
+    /// Adds the operands' gradients given the output's, `gy`; `glo` is the gradient arena
+    /// below the output.
+    fn backward(&self, op: BinOp, v: &[f64], glo: &mut [f64], gy: &[f64]) {
+        let (va, vb) = (&v[self.a..self.a + self.na], &v[self.b..self.b + self.nb]);
+        let (ma, mb, ia, ib) = (self.ma, self.mb, &self.ia[..], &self.ib[..]);
+        let n = gy.len();
+        // One operand at a time: `x * x` has both in one place. The common shapes (a one-value
+        // operand against a full one) are dot products and scalings.
+        if self.wa {
+            let ga = &mut glo[self.a..self.a + self.na];
+            match (op, ma, mb) {
+                (BinOp::Lin(ca, _), Mode::Scalar, _) => ga[0] += ca * sum4(gy),
+                (BinOp::Lin(ca, _), _, _) => send(ma, ia, ga, n, |i| ca * gy[i]),
+                (BinOp::Mul, Mode::Scalar, Mode::Same) => ga[0] += dot(gy, vb),
+                (BinOp::Mul, _, Mode::Scalar) => {
+                    let q = vb[0];
+                    send(ma, ia, ga, n, |i| gy[i] * q);
+                }
+                (BinOp::Mul, _, _) => send(ma, ia, ga, n, |i| gy[i] * vb[mb.at(ib, i)]),
+                (BinOp::Div, _, Mode::Scalar) => {
+                    let r = 1.0 / vb[0];
+                    send(ma, ia, ga, n, |i| gy[i] * r);
+                }
+                (BinOp::Div, _, _) => send(ma, ia, ga, n, |i| gy[i] / vb[mb.at(ib, i)]),
+            }
+        }
+        if self.wb {
+            let gb = &mut glo[self.b..self.b + self.nb];
+            match (op, ma, mb) {
+                (BinOp::Lin(_, cb), _, Mode::Scalar) => gb[0] += cb * sum4(gy),
+                (BinOp::Lin(_, cb), _, _) => send(mb, ib, gb, n, |i| cb * gy[i]),
+                (BinOp::Mul, Mode::Same, Mode::Scalar) => gb[0] += dot(gy, va),
+                (BinOp::Mul, Mode::Scalar, _) => {
+                    let p = va[0];
+                    send(mb, ib, gb, n, |i| gy[i] * p);
+                }
+                (BinOp::Mul, _, _) => send(mb, ib, gb, n, |i| gy[i] * va[ma.at(ia, i)]),
+                (BinOp::Div, Mode::Same, Mode::Scalar) => {
+                    let q = vb[0];
+                    gb[0] -= dot(gy, va) / (q * q);
+                }
+                (BinOp::Div, _, _) => send(mb, ib, gb, n, |i| {
+                    let q = vb[mb.at(ib, i)];
+                    -gy[i] * va[ma.at(ia, i)] / (q * q)
+                }),
+            }
+        }
+    }
+
+    /// Each operand's place, size, mode and index map, to rewrite.
+    fn operands(&mut self) -> [OperandMut<'_>; 2] {
+        [
+            (&mut self.a, &mut self.na, &mut self.ma, &mut self.ia),
+            (&mut self.b, &mut self.nb, &mut self.mb, &mut self.ib),
+        ]
+    }
+
+    /// Whether both operands lie below `y`.
+    fn below(&self, y: usize) -> bool {
+        self.a + self.na <= y && self.b + self.nb <= y
+    }
+}
+
 /// One step of a planned program. Offsets are absolute in the arena.
 #[derive(Clone, Debug)]
 enum Instr {
@@ -115,21 +220,9 @@ enum Instr {
     },
     Bin {
         op: BinOp,
-        a: usize,
-        b: usize,
+        p: Pair,
         y: usize,
         n: usize,
-        /// The operands' sizes.
-        na: usize,
-        nb: usize,
-        ma: Mode,
-        mb: Mode,
-        /// The index maps of `Idx` operands (empty otherwise).
-        ia: Box<[u32]>,
-        ib: Box<[u32]>,
-        /// Whether `a` and `b` take a gradient.
-        wa: bool,
-        wb: bool,
     },
     /// `y[o, i] = red_j x[o, j, i]`; `aux` holds `logsumexp`'s weights `exp(x - y)`.
     Reduce {
@@ -147,16 +240,7 @@ enum Instr {
     LseAdd {
         ca: f64,
         cb: f64,
-        a: usize,
-        b: usize,
-        na: usize,
-        nb: usize,
-        ma: Mode,
-        mb: Mode,
-        ia: Box<[u32]>,
-        ib: Box<[u32]>,
-        wa: bool,
-        wb: bool,
+        p: Pair,
         aux: usize,
         y: usize,
         outer: usize,
@@ -416,18 +500,20 @@ impl Lower<'_> {
         let (y, _) = self.output(node.out)?;
         self.instrs.push(Instr::Bin {
             op: bin,
-            a,
-            b,
+            p: Pair {
+                a,
+                b,
+                na: numel(&sa),
+                nb: numel(&sb),
+                ma,
+                mb,
+                ia,
+                ib,
+                wa,
+                wb,
+            },
             y,
             n,
-            na: numel(&sa),
-            nb: numel(&sb),
-            ma,
-            mb,
-            ia,
-            ib,
-            wa,
-            wb,
         });
         Some(())
     }
@@ -639,9 +725,8 @@ impl Plan {
                     *x = abs(*x);
                     *y = abs(*y);
                 }
-                Instr::Bin { a, b, y, .. } => {
-                    *a = abs(*a);
-                    *b = abs(*b);
+                Instr::Bin { p, y, .. } => {
+                    (p.a, p.b) = (abs(p.a), abs(p.b));
                     *y = abs(*y);
                 }
                 Instr::Reduce { op, x, y, aux, .. } => {
@@ -660,9 +745,8 @@ impl Plan {
                     *w = abs(*w);
                     *y = abs(*y);
                 }
-                Instr::LseAdd { a, b, aux, y, .. } => {
-                    *a = abs(*a);
-                    *b = abs(*b);
+                Instr::LseAdd { p, aux, y, .. } => {
+                    (p.a, p.b) = (abs(p.a), abs(p.b));
                     *aux = abs(*aux);
                     *y = abs(*y);
                 }
@@ -821,33 +905,9 @@ impl Plan {
                 let (lo, out) = split(v, y, n);
                 map_forward(f, &lo[x..x + n], out);
             }
-            Instr::Bin {
-                op,
-                a,
-                b,
-                y,
-                n,
-                na,
-                nb,
-                ma,
-                mb,
-                ia,
-                ib,
-                ..
-            } => {
+            Instr::Bin { op, p, y, n } => {
                 let (lo, out) = split(v, *y, *n);
-                let (va, vb) = (&lo[*a..*a + *na], &lo[*b..*b + *nb]);
-                let (a, b) = ((*ma, &ia[..], va), (*mb, &ib[..], vb));
-                match *op {
-                    BinOp::Lin(ca, cb) => bin_forward(out, a, b, |p, q| ca * p + cb * q),
-                    BinOp::Mul => bin_forward(out, a, b, |p, q| p * q),
-                    // By a one-value divisor: one reciprocal, then products.
-                    BinOp::Div if *mb == Mode::Scalar => {
-                        let r = [1.0 / vb[0]];
-                        bin_forward(out, a, (Mode::Scalar, &[], &r), |p, q| p * q)
-                    }
-                    BinOp::Div => bin_forward(out, a, b, |p, q| p / q),
-                }
+                p.forward(*op, lo, out);
             }
             &Instr::Reduce {
                 op,
@@ -872,27 +932,17 @@ impl Plan {
             Instr::LseAdd {
                 ca,
                 cb,
-                a,
-                b,
-                na,
-                nb,
-                ma,
-                mb,
-                ia,
-                ib,
+                p,
                 aux,
                 y,
                 outer,
                 n,
                 inner,
-                ..
             } => {
-                let (ca, cb) = (*ca, *cb);
                 let (lo, out) = split(v, *y, outer * inner);
                 let (lo, w) = lo.split_at_mut(*aux);
                 let w = &mut w[..outer * n * inner];
-                let (va, vb) = (&lo[*a..*a + *na], &lo[*b..*b + *nb]);
-                bin_forward(w, (*ma, ia, va), (*mb, ib, vb), |p, q| ca * p + cb * q);
+                p.forward(BinOp::Lin(*ca, *cb), lo, w);
                 lse_forward(w, out, *outer, *n, *inner);
             }
             &Instr::MatVec { xt, w, y, n, k } => {
@@ -979,66 +1029,9 @@ impl Plan {
                     map_backward(f, &v[x..x + n], &v[y..y + n], gy, &mut glo[x..x + n]);
                 }
             }
-            Instr::Bin {
-                op,
-                a,
-                b,
-                y,
-                n,
-                na,
-                nb,
-                ma,
-                mb,
-                ia,
-                ib,
-                wa,
-                wb,
-            } => {
+            Instr::Bin { op, p, y, n } => {
                 let (glo, gy) = split(g, *y, *n);
-                let (va, vb) = (&v[*a..*a + *na], &v[*b..*b + *nb]);
-                let (ma, mb, ia, ib) = (*ma, *mb, &ia[..], &ib[..]);
-                let n = gy.len();
-                // One operand at a time: `x * x` has both in one place. The common shapes
-                // (a one-value operand against a full one) are dot products and scalings.
-                if *wa {
-                    let ga = &mut glo[*a..*a + *na];
-                    match (*op, ma, mb) {
-                        (BinOp::Lin(ca, _), Mode::Scalar, _) => ga[0] += ca * sum4(gy),
-                        (BinOp::Lin(ca, _), _, _) => send(ma, ia, ga, n, |i| ca * gy[i]),
-                        (BinOp::Mul, Mode::Scalar, Mode::Same) => ga[0] += dot(gy, vb),
-                        (BinOp::Mul, _, Mode::Scalar) => {
-                            let q = vb[0];
-                            send(ma, ia, ga, n, |i| gy[i] * q);
-                        }
-                        (BinOp::Mul, _, _) => send(ma, ia, ga, n, |i| gy[i] * vb[mb.at(ib, i)]),
-                        (BinOp::Div, _, Mode::Scalar) => {
-                            let r = 1.0 / vb[0];
-                            send(ma, ia, ga, n, |i| gy[i] * r);
-                        }
-                        (BinOp::Div, _, _) => send(ma, ia, ga, n, |i| gy[i] / vb[mb.at(ib, i)]),
-                    }
-                }
-                if *wb {
-                    let gb = &mut glo[*b..*b + *nb];
-                    match (*op, ma, mb) {
-                        (BinOp::Lin(_, cb), _, Mode::Scalar) => gb[0] += cb * sum4(gy),
-                        (BinOp::Lin(_, cb), _, _) => send(mb, ib, gb, n, |i| cb * gy[i]),
-                        (BinOp::Mul, Mode::Same, Mode::Scalar) => gb[0] += dot(gy, va),
-                        (BinOp::Mul, Mode::Scalar, _) => {
-                            let p = va[0];
-                            send(mb, ib, gb, n, |i| gy[i] * p);
-                        }
-                        (BinOp::Mul, _, _) => send(mb, ib, gb, n, |i| gy[i] * va[ma.at(ia, i)]),
-                        (BinOp::Div, Mode::Same, Mode::Scalar) => {
-                            let q = vb[0];
-                            gb[0] -= dot(gy, va) / (q * q);
-                        }
-                        (BinOp::Div, _, _) => send(mb, ib, gb, n, |i| {
-                            let q = vb[mb.at(ib, i)];
-                            -gy[i] * va[ma.at(ia, i)] / (q * q)
-                        }),
-                    }
-                }
+                p.backward(*op, v, glo, gy);
             }
             &Instr::Reduce {
                 op,
@@ -1065,16 +1058,7 @@ impl Plan {
             Instr::LseAdd {
                 ca,
                 cb,
-                a,
-                b,
-                na,
-                nb,
-                ma,
-                mb,
-                ia,
-                ib,
-                wa,
-                wb,
+                p,
                 aux,
                 y,
                 outer,
@@ -1087,12 +1071,7 @@ impl Plan {
                 let gx = &mut gx[..nx];
                 let w = &v[*aux..*aux + nx];
                 reduce_backward(RedOp::Lse, &[], &[], w, gy, gx, *outer, *n, *inner);
-                if *wa {
-                    send(*ma, ia, &mut glo[*a..*a + *na], nx, |k| ca * gx[k]);
-                }
-                if *wb {
-                    send(*mb, ib, &mut glo[*b..*b + *nb], nx, |k| cb * gx[k]);
-                }
+                p.backward(BinOp::Lin(*ca, *cb), v, glo, gx);
             }
             &Instr::MatVec { xt, w, y, n, k } => {
                 let (glo, gy) = split(g, y, n);
@@ -1148,13 +1127,27 @@ impl Plan {
 }
 
 impl Instr {
+    /// Calls `f` with the start of each operand the instruction reads from the arena (each
+    /// entry of a gather; nothing for a generic node, whose reads are its `reads`).
+    fn for_each_read(&self, mut f: impl FnMut(usize)) {
+        match self {
+            Instr::Map { x, .. } | Instr::Reduce { x, .. } => f(*x),
+            Instr::Bin { p, .. } | Instr::LseAdd { p, .. } => {
+                f(p.a);
+                f(p.b);
+            }
+            Instr::Fill { s, .. } => f(*s),
+            Instr::MatVec { w, .. } => f(*w),
+            Instr::Gather { idx, .. } => idx.iter().for_each(|&i| f(i)),
+            Instr::Generic { .. } => {}
+        }
+    }
+
     /// Whether everything the instruction reads (and its weights) lies below its output.
     fn reads_below_output(&self) -> bool {
         match self {
             Instr::Map { x, y, n, .. } => x + n <= *y,
-            Instr::Bin {
-                a, b, y, na, nb, ..
-            } => a + na <= *y && b + nb <= *y,
+            Instr::Bin { p, y, .. } => p.below(*y),
             Instr::Reduce {
                 op,
                 x,
@@ -1172,17 +1165,14 @@ impl Instr {
                 }
             }
             Instr::LseAdd {
-                a,
-                b,
-                na,
-                nb,
+                p,
                 aux,
                 y,
                 outer,
                 n,
                 inner,
                 ..
-            } => a + na <= *aux && b + nb <= *aux && aux + outer * n * inner <= *y,
+            } => p.below(*aux) && aux + outer * n * inner <= *y,
             Instr::MatVec { xt, w, y, n, k } => xt + n * k <= *y && w + k <= *y,
             Instr::Fill { y, s, .. } => s < y,
             Instr::Gather { y, idx, .. } => idx.iter().all(|s| s < y),
@@ -1198,21 +1188,14 @@ fn fuse(instrs: &mut Vec<Instr>, generic_reads: &[usize], outputs: &[usize]) {
     let mut readers = HashMap::<usize, usize>::new();
     let mut count = |va: usize| *readers.entry(va >> SHIFT).or_insert(0) += 1;
     for ins in instrs.iter() {
-        match ins {
-            Instr::Map { x, .. } | Instr::Reduce { x, .. } => count(*x),
-            Instr::Bin { a, b, .. } | Instr::LseAdd { a, b, .. } => {
-                count(*a);
-                count(*b);
-            }
-            Instr::Fill { s, .. } => count(*s),
-            Instr::MatVec { w, .. } => count(*w),
-            Instr::Gather { idx, .. } => {
-                let mut bufs: Vec<usize> = idx.iter().map(|i| i >> SHIFT).collect();
-                bufs.dedup();
-                bufs.into_iter().for_each(|b| count(b << SHIFT));
-            }
-            Instr::Generic { .. } => {}
+        // A gather's entries count once per buffer.
+        let mut bufs = Vec::new();
+        ins.for_each_read(|va| bufs.push(va >> SHIFT));
+        if matches!(ins, Instr::Gather { .. }) {
+            bufs.sort_unstable();
+            bufs.dedup();
         }
+        bufs.into_iter().for_each(|b| count(b << SHIFT));
     }
     generic_reads
         .iter()
@@ -1245,16 +1228,7 @@ fn fuse(instrs: &mut Vec<Instr>, generic_reads: &[usize], outputs: &[usize]) {
             (
                 Instr::Bin {
                     op: BinOp::Lin(ca, cb),
-                    a,
-                    b,
-                    na,
-                    nb,
-                    ma,
-                    mb,
-                    ia,
-                    ib,
-                    wa,
-                    wb,
+                    p,
                     ..
                 },
                 Some(Instr::Reduce {
@@ -1268,16 +1242,7 @@ fn fuse(instrs: &mut Vec<Instr>, generic_reads: &[usize], outputs: &[usize]) {
             ) => instrs.push(Instr::LseAdd {
                 ca,
                 cb,
-                a,
-                b,
-                na,
-                nb,
-                ma,
-                mb,
-                ia,
-                ib,
-                wa,
-                wb,
+                p,
                 aux,
                 y,
                 outer,
@@ -1327,19 +1292,13 @@ fn compose_gathers(instrs: &mut Vec<Instr>, pinned: &[usize]) {
         count(&gathers, a, 2);
     }
     for ins in instrs.iter() {
-        match ins {
-            Instr::Map { x, .. } | Instr::Reduce { x, .. } => count(&gathers, *x, 1),
-            Instr::Bin { a, b, .. } | Instr::LseAdd { a, b, .. } => {
-                count(&gathers, *a, 1);
-                count(&gathers, *b, 1);
-            }
-            Instr::Fill { s, .. } => count(&gathers, *s, 1),
-            Instr::MatVec { w, .. } => count(&gathers, *w, 1),
-            Instr::Gather { idx, .. } => {
-                let bufs: HashSet<usize> = idx.iter().filter_map(|&i| find(&gathers, i)).collect();
-                bufs.into_iter().for_each(|s| count(&gathers, s, 1));
-            }
-            Instr::Generic { .. } => {}
+        if let Instr::Gather { idx, .. } = ins {
+            // A gather's entries count once per gather they read.
+            let bufs: HashSet<usize> = idx.iter().filter_map(|&i| find(&gathers, i)).collect();
+            bufs.into_iter().for_each(|s| count(&gathers, s, 1));
+        } else {
+            // Every other operand counts, even two of one op in one place.
+            ins.for_each_read(|a| count(&gathers, a, 1));
         }
     }
     let refs = refs;
@@ -1347,10 +1306,7 @@ fn compose_gathers(instrs: &mut Vec<Instr>, pinned: &[usize]) {
     let mut composed = Vec::new();
     // An operand `(at, len, mode, idx)` of an op with `n` outputs that may read below `split`.
     let mut through = |gathers: &BTreeMap<usize, Box<[usize]>>,
-                       at: &mut usize,
-                       len: &mut usize,
-                       mode: &mut Mode,
-                       idx: &mut Box<[u32]>,
+                       (at, len, mode, idx): OperandMut<'_>,
                        n: usize,
                        split: usize| {
         let Some(s) = find(gathers, *at) else {
@@ -1366,42 +1322,25 @@ fn compose_gathers(instrs: &mut Vec<Instr>, pinned: &[usize]) {
         *mode = Mode::Idx;
         dead.insert(s);
     };
+
     for ins in instrs.iter_mut() {
         match ins {
-            Instr::Bin {
-                a,
-                b,
-                y,
-                n,
-                na,
-                nb,
-                ma,
-                mb,
-                ia,
-                ib,
-                ..
-            } => {
-                through(&gathers, a, na, ma, ia, *n, *y);
-                through(&gathers, b, nb, mb, ib, *n, *y);
+            Instr::Bin { p, y, n, .. } => {
+                for o in p.operands() {
+                    through(&gathers, o, *n, *y);
+                }
             }
             Instr::LseAdd {
-                a,
-                b,
-                na,
-                nb,
-                ma,
-                mb,
-                ia,
-                ib,
+                p,
                 aux,
                 outer,
                 n,
                 inner,
                 ..
             } => {
-                let m = *outer * *n * *inner;
-                through(&gathers, a, na, ma, ia, m, *aux);
-                through(&gathers, b, nb, mb, ib, m, *aux);
+                for o in p.operands() {
+                    through(&gathers, o, *outer * *n * *inner, *aux);
+                }
             }
             Instr::Gather { y, idx, grad } => {
                 for i in idx.iter_mut() {
