@@ -13,8 +13,15 @@
 //!   constant index, ...): one gather with an index map. The map is found by running the op's own
 //!   forward pass once on inputs whose values are their arena addresses, so each such op's
 //!   semantics live in one place (`shape.rs`);
+//! - a constant matrix times a vector: one blocked product ([`Instr::MatVec`]);
 //! - anything else runs through the op family's own forward and backward pass on arrays
 //!   ([`Instr::Generic`]), copying its operands out of the arena and its result in.
+//!
+//! Two passes then cut instructions: [`fuse`] folds a broadcast add into the `logsumexp` that
+//! is its only reader ([`Instr::LseAdd`], the sum-product step of enumeration and of the forward
+//! algorithm), and [`compose_gathers`] lets a binary op or a gather read through a gather's
+//! index map instead of its copy. Common subexpressions were merged before lowering
+//! (`Program::merge_common`).
 //!
 //! Buffers are not reused between slots: every value stays in place for the backward pass, and
 //! the arena is reused between runs (one workspace per concurrent caller).
@@ -553,7 +560,7 @@ impl Lower<'_> {
             // Over no dims (a 0-d input).
             _ => (1, numel(&sx), 1),
         };
-        // The weights' buffer comes before the output's (see `Plan::build`'s order check).
+        // The weights' buffer comes before the output's (see `Instr::reads_below_output`).
         let aux = if red == RedOp::Lse {
             self.buffer(numel(&sx), None)?
         } else {
