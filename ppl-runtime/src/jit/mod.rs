@@ -6,7 +6,7 @@
 //! Like every tracing JIT (TorchScript's tracer, `jax.jit`), the program is only valid for the
 //! path the function took when traced: control flow that depends on the values of the inputs is
 //! baked in. Callers check the program against libtorch at a few points before trusting it
-//! (see [`crate::infer::mcmc::Potential::compile`]).
+//! (see [`crate::infer::mcmc::CompiledPotential::new`] and [`verify`]).
 //!
 //! Debugging: with the environment variable `PPL_JIT_DEBUG` set, every traced graph is printed to
 //! stderr (one op per line; format in `csrc/trace.cpp`), and the size of its plan. With
