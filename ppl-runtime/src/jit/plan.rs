@@ -1625,6 +1625,13 @@ fn reduce_backward(
 mod tests {
     use super::*;
 
+    /// How many of the plan's instructions satisfy `is`.
+    fn count(p: &Program, is: fn(&Instr) -> bool) -> usize {
+        p.plan
+            .as_ref()
+            .map_or(0, |pl| pl.instrs.iter().filter(|i| is(i)).count())
+    }
+
     /// The planned program against the array interpreter at a few points: values and gradients.
     pub(crate) fn agrees(text: &str, shapes: &[Vec<usize>]) {
         let p = Program::compile(text, shapes).expect("compile");
@@ -1684,12 +1691,7 @@ mod tests {
         let shapes = [vec![2, 3], vec![2]];
         agrees(text, &shapes);
         let p = Program::compile(text, &shapes).expect("compile");
-        let fused = p.plan.as_ref().map_or(0, |pl| {
-            pl.instrs
-                .iter()
-                .filter(|i| matches!(i, Instr::LseAdd { .. }))
-                .count()
-        });
+        let fused = count(&p, |i| matches!(i, Instr::LseAdd { .. }));
         assert_eq!(fused, 1);
     }
 
@@ -1732,12 +1734,7 @@ mod tests {
         let shapes = [vec![3], vec![]];
         agrees(text, &shapes);
         let p = Program::compile(text, &shapes).expect("compile");
-        let matvec = p.plan.as_ref().map_or(0, |pl| {
-            pl.instrs
-                .iter()
-                .filter(|i| matches!(i, Instr::MatVec { .. }))
-                .count()
-        });
+        let matvec = count(&p, |i| matches!(i, Instr::MatVec { .. }));
         assert_eq!(matvec, 1);
     }
 
