@@ -26,8 +26,10 @@ HMM = dict(warmup=1000, samples=1000)
 HMM_PYRO = dict(warmup=20, samples=20)
 HMM_ENUM_PYRO = dict(trajectories=6)
 GMM = dict(steps=500, lr=0.05, K=3)
+# Pyro's VAE tutorial on the binarized 8x8 digits: minibatches of a fixed shuffle, cycled.
+VAE = dict(steps=300, batch=128, lr=1e-3, z_dim=10, hidden=200)
 WORKLOADS = ["coin_svi", "linreg_svi", "linreg_svi_subsample", "eight_schools_nuts", "logreg_nuts",
-             "hmm_forward_nuts", "hmm_enum_nuts", "gmm_enum_svi"]
+             "hmm_forward_nuts", "hmm_enum_nuts", "gmm_enum_svi", "vae_svi"]
 
 
 def csv(name):
@@ -77,6 +79,20 @@ def hmm():
 
 def gmm():
     return csv("gmm.csv")[:, 0]
+
+
+def digits():
+    """(x float32 [1797, 64] of 0/1 pixels, labels int64 [1797]) from digits.csv."""
+    a = csv("digits.csv")
+    return a[:, 1:].astype(np.float32), a[:, 0].astype(np.int64)
+
+
+def vae_batches(x):
+    """The minibatches of a VAE run: one shuffle with RandomState(SEED) cut into VAE["batch"]-sized
+    batches, the last, incomplete one dropped. Step i uses batches[i % len(batches)]."""
+    b = VAE["batch"]
+    perm = np.random.RandomState(SEED).permutation(x.shape[0])
+    return [x[perm[i * b:(i + 1) * b]] for i in range(x.shape[0] // b)]
 
 
 def beta_mean_std(a, b):

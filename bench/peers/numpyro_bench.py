@@ -237,6 +237,67 @@ def gmm_enum_svi():
     return rec
 
 
+# --- VAE (Pyro's VAE tutorial / NumPyro's examples/vae.py, 64 pixels) -------------------------
+
+
+def vae_encoder(hidden_dim, z_dim):
+    from jax.example_libraries import stax
+
+    return stax.serial(
+        stax.Dense(hidden_dim, W_init=stax.randn()), stax.Softplus, stax.FanOut(2),
+        stax.parallel(stax.Dense(z_dim, W_init=stax.randn()),
+                      stax.serial(stax.Dense(z_dim, W_init=stax.randn()), stax.Exp)))
+
+
+def vae_decoder(hidden_dim, out_dim):
+    from jax.example_libraries import stax
+
+    return stax.serial(stax.Dense(hidden_dim, W_init=stax.randn()), stax.Softplus,
+                       stax.Dense(out_dim, W_init=stax.randn()), stax.Sigmoid)
+
+
+def vae_model(x, hidden_dim, z_dim):
+    decode = numpyro.module("decoder", vae_decoder(hidden_dim, x.shape[1]), (x.shape[0], z_dim))
+    with numpyro.plate("data", x.shape[0]):
+        z = numpyro.sample("latent", dist.Normal(0.0, 1.0).expand([z_dim]).to_event(1))
+        numpyro.sample("obs", dist.Bernoulli(decode(z)).to_event(1), obs=x)
+
+
+def vae_guide(x, hidden_dim, z_dim):
+    encode = numpyro.module("encoder", vae_encoder(hidden_dim, z_dim), x.shape)
+    z_loc, z_scale = encode(x)
+    with numpyro.plate("data", x.shape[0]):
+        numpyro.sample("latent", dist.Normal(z_loc, z_scale).to_event(1))
+
+
+def vae_svi():
+    x, _ = C.digits()
+    batches = [f32(b) for b in C.vae_batches(x)]
+    sizes = dict(hidden_dim=C.VAE["hidden"], z_dim=C.VAE["z_dim"])  # static under jax.jit
+    svi = SVI(functools.partial(vae_model, **sizes), functools.partial(vae_guide, **sizes),
+              numpyro.optim.Adam(C.VAE["lr"]), loss=Trace_ELBO())
+    state = svi.init(jax.random.PRNGKey(C.SEED), batches[0])
+    update = jax.jit(svi.update)
+    t0 = C.now()
+    _, loss = update(state, batches[0])  # compiles; its result is dropped
+    loss.block_until_ready()
+    compile_s = C.now() - t0
+    times, losses = [], []
+    for i in range(C.VAE["steps"]):
+        batch = batches[i % len(batches)]
+        t0 = C.now()
+        state, loss = update(state, batch)
+        loss.block_until_ready()
+        times.append(C.now() - t0)
+        losses.append(float(loss))
+    rec = C.step_stats(times)
+    rec.update(warmup_call_s=compile_s, batch=C.VAE["batch"], batches_per_epoch=len(batches),
+               first_loss_per_point=C.r(losses[0] / C.VAE["batch"], 4),
+               final_loss_per_point_mean_last50=C.r(np.mean(losses[-50:]) / C.VAE["batch"], 4),
+               note="warm-up (compiling) call excluded from the steps; its state is dropped")
+    return rec
+
+
 if __name__ == "__main__":
     C.main("numpyro", {"numpyro": numpyro.__version__, "jax": jax.__version__},
            os.cpu_count(),
@@ -244,4 +305,4 @@ if __name__ == "__main__":
             "linreg_svi_subsample": lambda: linreg(C.LINREG["subsample"]),
             "eight_schools_nuts": eight_schools_nuts, "logreg_nuts": logreg_nuts,
             "hmm_forward_nuts": hmm_forward_nuts, "hmm_enum_nuts": hmm_enum_nuts,
-            "gmm_enum_svi": gmm_enum_svi})
+            "gmm_enum_svi": gmm_enum_svi, "vae_svi": vae_svi})

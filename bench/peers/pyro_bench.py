@@ -248,6 +248,76 @@ def gmm_enum_svi():
     return rec
 
 
+# --- VAE (Pyro's VAE tutorial, 64 pixels instead of 784) ------------------------------------
+
+
+class Encoder(torch.nn.Module):
+    def __init__(self, z_dim, hidden_dim):
+        super().__init__()
+        self.fc1 = torch.nn.Linear(64, hidden_dim)
+        self.fc21 = torch.nn.Linear(hidden_dim, z_dim)
+        self.fc22 = torch.nn.Linear(hidden_dim, z_dim)
+        self.softplus = torch.nn.Softplus()
+
+    def forward(self, x):
+        hidden = self.softplus(self.fc1(x))
+        return self.fc21(hidden), torch.exp(self.fc22(hidden))
+
+
+class Decoder(torch.nn.Module):
+    def __init__(self, z_dim, hidden_dim):
+        super().__init__()
+        self.fc1 = torch.nn.Linear(z_dim, hidden_dim)
+        self.fc21 = torch.nn.Linear(hidden_dim, 64)
+        self.softplus = torch.nn.Softplus()
+        self.sigmoid = torch.nn.Sigmoid()
+
+    def forward(self, z):
+        return self.sigmoid(self.fc21(self.softplus(self.fc1(z))))
+
+
+def vae_model(decoder, z_dim):
+    def model(x):
+        pyro.module("decoder", decoder)
+        with pyro.plate("data", x.shape[0]):
+            z_loc = x.new_zeros(torch.Size((x.shape[0], z_dim)))
+            z_scale = x.new_ones(torch.Size((x.shape[0], z_dim)))
+            z = pyro.sample("latent", dist.Normal(z_loc, z_scale).to_event(1))
+            pyro.sample("obs", dist.Bernoulli(decoder(z)).to_event(1), obs=x)
+    return model
+
+
+def vae_guide(encoder):
+    def guide(x):
+        pyro.module("encoder", encoder)
+        with pyro.plate("data", x.shape[0]):
+            z_loc, z_scale = encoder(x)
+            pyro.sample("latent", dist.Normal(z_loc, z_scale).to_event(1))
+    return guide
+
+
+def vae_svi():
+    x, _ = C.digits()
+    batches = [t(b) for b in C.vae_batches(x)]
+    pyro.clear_param_store()
+    pyro.set_rng_seed(C.SEED)
+    z_dim, hidden = C.VAE["z_dim"], C.VAE["hidden"]
+    encoder, decoder = Encoder(z_dim, hidden), Decoder(z_dim, hidden)
+    svi = SVI(vae_model(decoder, z_dim), vae_guide(encoder), Adam({"lr": C.VAE["lr"]}),
+              loss=Trace_ELBO())
+    times, losses = [], []
+    for i in range(C.VAE["steps"]):
+        batch = batches[i % len(batches)]
+        t0 = C.now()
+        losses.append(svi.step(batch))
+        times.append(C.now() - t0)
+    rec = C.step_stats(times)
+    rec.update(batch=C.VAE["batch"], batches_per_epoch=len(batches),
+               first_loss_per_point=C.r(losses[0] / C.VAE["batch"], 4),
+               final_loss_per_point_mean_last50=C.r(np.mean(losses[-50:]) / C.VAE["batch"], 4))
+    return rec
+
+
 if __name__ == "__main__":
     C.main("pyro", {"pyro": pyro.__version__, "torch": torch.__version__},
            torch.get_num_threads(),
@@ -255,4 +325,4 @@ if __name__ == "__main__":
             "linreg_svi_subsample": lambda: linreg(C.LINREG["subsample"]),
             "eight_schools_nuts": eight_schools_nuts, "logreg_nuts": logreg_nuts,
             "hmm_forward_nuts": hmm_forward_nuts, "hmm_enum_nuts": hmm_enum_nuts,
-            "gmm_enum_svi": gmm_enum_svi})
+            "gmm_enum_svi": gmm_enum_svi, "vae_svi": vae_svi})

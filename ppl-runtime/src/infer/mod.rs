@@ -1,5 +1,6 @@
 //! Inference algorithms.
 
+mod args;
 pub mod autoguide;
 mod discrete;
 mod elbo;
@@ -13,6 +14,7 @@ mod search;
 mod svi;
 pub(crate) mod threads;
 
+pub use args::{arg_tensors, bind, ModelArgs, ModelFn};
 pub use autoguide::{
     AutoDelta, AutoDiagonalNormal, AutoGuide, AutoLaplaceApproximation,
     AutoLowRankMultivariateNormal, AutoMultivariateNormal, AutoNormal,

@@ -30,11 +30,17 @@ use crate::params::{with_param_store, zero_grads};
 /// A non-finite compiled loss falls back to an eager step, whose error names the sites. When the
 /// param store no longer holds the tensors the program was compiled with (a checkpoint loaded),
 /// the next step compiles again.
+///
+/// Data passed as arguments ([`Svi::step_with`](crate::infer::Svi::step_with)) are the program's
+/// inputs beside the params: a new minibatch of the same shapes runs the same program; new shapes
+/// compile again. Data captured by the closures are constants of the program.
 pub struct JitTraceElbo<L> {
     /// The wrapped loss.
     pub inner: L,
     mode: Mode,
     state: State,
+    /// The tensors among the model's arguments at the next step ([`Elbo::set_inputs`]).
+    inputs: Vec<Tensor>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -60,6 +66,9 @@ enum State {
 struct CompiledStep {
     program: Program,
     params: Vec<(String, Tensor)>,
+    /// The shapes of the data inputs the program was compiled for (after the params).
+    data_shapes: Vec<Vec<i64>>,
+    /// The values of the inputs: params, then data.
     values: Vec<Vec<f64>>,
     rng: StdRng,
 }
@@ -71,6 +80,7 @@ impl<L: Elbo> JitTraceElbo<L> {
             inner,
             mode: Mode::Required,
             state: State::Pending,
+            inputs: Vec::new(),
         }
     }
 
@@ -81,6 +91,7 @@ impl<L: Elbo> JitTraceElbo<L> {
             inner,
             mode: Mode::Auto,
             state: State::Pending,
+            inputs: Vec::new(),
         }
     }
 
@@ -90,6 +101,7 @@ impl<L: Elbo> JitTraceElbo<L> {
             inner,
             mode: Mode::Off,
             state: State::Eager,
+            inputs: Vec::new(),
         }
     }
 
@@ -119,7 +131,23 @@ impl<L: Elbo> JitTraceElbo<L> {
                 });
             }
         }
-        let leaves: Vec<Tensor> = params.iter().map(|(_, p)| p.shallow_clone()).collect();
+        for (i, t) in self.inputs.iter().enumerate() {
+            if t.device() != Device::Cpu || !matches!(t.kind(), Kind::Float | Kind::Double) {
+                return Err(Error::JitRefused {
+                    reason: format!(
+                        "the model's argument tensor {i} (of shape {:?}) is a {:?} tensor on \
+                         {:?}; compiled steps take float32 or float64 data on the CPU as \
+                         arguments (pass other data captured in the closures, or run without \
+                         jit_compile)",
+                        t.size(),
+                        t.kind(),
+                        t.device()
+                    ),
+                });
+            }
+        }
+        let mut leaves: Vec<Tensor> = params.iter().map(|(_, p)| p.shallow_clone()).collect();
+        leaves.extend(self.inputs.iter().map(|t| t.shallow_clone()));
         let inner = &self.inner;
         let (program, outputs) = compile_traced(&leaves, true, |_| {
             let out: ElboOutput = inner.loss_and_surrogate(model, guide)?;
@@ -141,11 +169,12 @@ impl<L: Elbo> JitTraceElbo<L> {
         }
         let mut compiled = CompiledStep {
             program,
-            values: params.iter().map(|(_, p)| vec![0.0; p.numel()]).collect(),
+            values: leaves.iter().map(|t| vec![0.0; t.numel()]).collect(),
+            data_shapes: self.inputs.iter().map(|t| t.size()).collect(),
             params,
             rng: StdRng::seed_from_u64(crate::primitives::with_rng(|r| r.random::<u64>())),
         };
-        let (outs, grads) = compiled.evaluate(true)?;
+        let (outs, grads) = compiled.evaluate(true, &self.inputs)?;
         let eager_values = [
             outputs[0].f_double_value(&[])?,
             outputs[1].f_double_value(&[])?,
@@ -164,7 +193,7 @@ impl<L: Elbo> JitTraceElbo<L> {
             },
             Evaluation {
                 values: &outs,
-                grad: &grads.concat(),
+                grad: &grads[..compiled.params.len()].concat(),
             },
             single,
             "do model or guide branch on sampled values (control flow)? Run without jit_compile",
@@ -197,16 +226,16 @@ impl<L: Elbo> Elbo for JitTraceElbo<L> {
         guide: &mut dyn FnMut() -> Result<R2>,
     ) -> Result<LossAndGrads> {
         if let State::Compiled(c) = &self.state {
-            if !c.params_current() {
+            if !c.params_current() || !c.fits(&self.inputs) {
                 // The param store changed under the program (a checkpoint loaded, params
-                // cleared or re-registered): compile again.
+                // cleared or re-registered), or the data arguments changed shape: compile again.
                 self.state = State::Pending;
             }
         }
         match &mut self.state {
             State::Eager => self.inner.loss_and_grads(model, guide),
             State::Compiled(c) => {
-                let (outs, grads) = c.evaluate(false)?;
+                let (outs, grads) = c.evaluate(false, &self.inputs)?;
                 if !outs[1].is_finite() {
                     // libtorch's step names the sites (or, by chance, succeeds).
                     return self.inner.loss_and_grads(model, guide);
@@ -255,13 +284,19 @@ impl<L: Elbo> Elbo for JitTraceElbo<L> {
         guide: &mut dyn FnMut() -> Result<R2>,
     ) -> Result<f64> {
         match &mut self.state {
-            State::Compiled(c) if c.params_current() => Ok(c.evaluate(false)?.0[1]),
+            State::Compiled(c) if c.params_current() && c.fits(&self.inputs) => {
+                Ok(c.evaluate(false, &self.inputs)?.0[1])
+            }
             _ => self.inner.loss(model, guide),
         }
     }
 
     fn is_compiled(&self) -> bool {
         matches!(self.state, State::Compiled(_))
+    }
+
+    fn set_inputs(&mut self, inputs: Vec<Tensor>) {
+        self.inputs = inputs;
     }
 }
 
@@ -276,11 +311,30 @@ impl CompiledStep {
         })
     }
 
-    /// The program's outputs (surrogate loss, loss) at the params' current values and the
-    /// surrogate's gradient; on the traced draws when `traced`, fresh ones otherwise.
-    fn evaluate(&mut self, traced: bool) -> Result<(Vec<f64>, Vec<Vec<f64>>)> {
-        for ((_, p), v) in self.params.iter().zip(self.values.iter_mut()) {
+    /// Whether the program was compiled for data arguments of these shapes.
+    fn fits(&self, inputs: &[Tensor]) -> bool {
+        self.data_shapes.len() == inputs.len()
+            && self
+                .data_shapes
+                .iter()
+                .zip(inputs)
+                .all(|(s, t)| *s == t.size())
+    }
+
+    /// The program's outputs (surrogate loss, loss) at the params' current values and the data
+    /// `inputs`, and the surrogate's gradient; on the traced draws when `traced`, fresh ones
+    /// otherwise.
+    fn evaluate(&mut self, traced: bool, inputs: &[Tensor]) -> Result<(Vec<f64>, Vec<Vec<f64>>)> {
+        let (pv, dv) = self.values.split_at_mut(self.params.len());
+        for ((_, p), v) in self.params.iter().zip(pv) {
             read_f64(p, v)?;
+        }
+        for (t, v) in inputs.iter().zip(dv) {
+            if t.is_contiguous() {
+                read_f64(t, v)?;
+            } else {
+                read_f64(&t.f_contiguous()?, v)?;
+            }
         }
         let inputs: Vec<&[f64]> = self.values.iter().map(|v| v.as_slice()).collect();
         let draws = if traced {

@@ -131,6 +131,11 @@ pub trait Elbo {
     fn is_compiled(&self) -> bool {
         false
     }
+
+    /// The tensors among the arguments of the model and guide the next steps run
+    /// ([`Svi::step_with`](crate::infer::Svi::step_with)): a compiled loss takes them as its
+    /// program's inputs. Eager losses read the arguments through the model and ignore this.
+    fn set_inputs(&mut self, _inputs: Vec<Tensor>) {}
 }
 
 /// Traces the guide, then the model replayed against it, and checks that they fit: every guide
