@@ -411,6 +411,79 @@ fn bench_gmm_enum_svi() -> ppl::Result<Vec<(String, J)>> {
     Ok(rec)
 }
 
+/// The VAE workload's settings (`bench/peers/common.py`'s `VAE`).
+const VAE_STEPS: usize = 300;
+const VAE_BATCH: i64 = 128;
+const VAE_LR: f64 = 1e-3;
+const VAE_Z_DIM: i64 = 10;
+const VAE_HIDDEN: i64 = 200;
+
+/// Pyro's VAE tutorial on the 8×8 digits (`examples/vae_models.rs`): SVI steps with a new
+/// minibatch passed at each (`Svi::step_with`). The batches are cut as the peers cut them (one
+/// shuffle, batches of 128, the incomplete one dropped, step i on batch i mod 14); the shuffle is
+/// ppl's own, not numpy's.
+fn bench_vae_svi() -> ppl::Result<Vec<(String, J)>> {
+    use rand::seq::SliceRandom;
+    use rand::SeedableRng;
+    let (x, _) = ppl_examples::vae::load_digits();
+    clear_param_store();
+    set_rng_seed(seed());
+    let mut order: Vec<i64> = (0..x.size()[0]).collect();
+    order.shuffle(&mut rand::rngs::StdRng::seed_from_u64(seed()));
+    let batches = ppl_examples::vae::batches(&x, &order, VAE_BATCH);
+    let vae = ppl_examples::vae::Vae::new(
+        ppl_examples::vae::DIGIT_PIXELS,
+        VAE_Z_DIM,
+        VAE_HIDDEN,
+        Device::Cpu,
+    );
+    let adam = Adam::new(AdamConfig {
+        lr: VAE_LR,
+        ..Default::default()
+    });
+    let mut svi = Svi::new(
+        |x: &Tensor| vae.model(x),
+        |x: &Tensor| vae.guide(x),
+        adam,
+        TraceElbo::default(),
+    )
+    .jit_compile(jit());
+    let (mut times, mut losses) = (Vec::with_capacity(VAE_STEPS), Vec::new());
+    for i in 0..VAE_STEPS {
+        let batch = &batches[i % batches.len()];
+        let t0 = Instant::now();
+        let loss = svi.step_with(batch)?;
+        times.push(t0.elapsed().as_secs_f64());
+        losses.push(loss);
+    }
+    let per_point = VAE_BATCH as f64;
+    let mut rec = step_stats(&times);
+    rec.extend([
+        (
+            "config".into(),
+            J::O(vec![
+                ("steps".into(), J::I(VAE_STEPS as i64)),
+                ("batch".into(), J::I(VAE_BATCH)),
+                ("z_dim".into(), J::I(VAE_Z_DIM)),
+                ("hidden".into(), J::I(VAE_HIDDEN)),
+                ("lr".into(), J::N(VAE_LR)),
+                ("jit_compile".into(), J::B(jit())),
+            ]),
+        ),
+        ("batch".into(), J::I(VAE_BATCH)),
+        ("batches_per_epoch".into(), J::I(batches.len() as i64)),
+        (
+            "first_loss_per_point".into(),
+            J::N(rnd(losses[0] / per_point, 4)),
+        ),
+        (
+            "final_loss_per_point_mean_last50".into(),
+            J::N(rnd(mean_last(&losses, 50) / per_point, 4)),
+        ),
+    ]);
+    Ok(rec)
+}
+
 type Bench = fn() -> ppl::Result<Vec<(String, J)>>;
 
 fn main() -> ppl::Result<()> {
@@ -438,11 +511,13 @@ fn main() -> ppl::Result<()> {
     all.insert("linreg_svi", bench_linreg_full);
     all.insert("linreg_svi_subsample", bench_linreg_subsample);
     all.insert("gmm_enum_svi", bench_gmm_enum_svi);
+    all.insert("vae_svi", bench_vae_svi);
     let order = [
         "coin_svi",
         "linreg_svi",
         "linreg_svi_subsample",
         "gmm_enum_svi",
+        "vae_svi",
     ];
     let only: Vec<String> = flag("--only")
         .map(|s| s.split(',').map(|x| x.trim().to_string()).collect())

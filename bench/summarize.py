@@ -30,6 +30,9 @@ METRICS.update({
     "hmm_forward_nuts": HMM, "hmm_enum_nuts": HMM, "hmm_dhmm_nuts": HMM,
     "gmm_enum_svi": [("ms / step (median step)", "sec_per_step_median", 1e3),
                      ("final loss", "final_loss", 1), ("scale", "scale", 1)],
+    "vae_svi": [("ms / step (median step)", "sec_per_step_median", 1e3),
+                ("first loss / image", "first_loss_per_point", 1),
+                ("loss / image (last 50 steps)", "final_loss_per_point_mean_last50", 1)],
 })
 PEERS = ["pyro", "numpyro"]
 # Other names of the same field in some producers' records.

@@ -39,6 +39,8 @@ pub mod air;
 pub mod gmm;
 #[path = "hmm_models.rs"]
 pub mod hmm;
+#[path = "vae_models.rs"]
+pub mod vae;
 
 /// Whether the bare flag `--jit` was given: examples then compile their inference
 /// (`Svi::jit_compile`, `Nuts::jit_compile`).

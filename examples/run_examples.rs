@@ -40,6 +40,15 @@ fn svi_examples() {
     run("bayesian_regression", &["--steps", "20"]);
     run("minipyro", &["--steps", "10"]);
     run("scale_svi", &["--steps", "20"]);
+    let png = std::env::temp_dir().join(format!("ppl-vae-{}.png", std::process::id()));
+    let png = png.to_str().expect("utf-8 temp path");
+    run("vae", &["--epochs", "1", "--out", png]);
+    run(
+        "vae",
+        &["--epochs", "1", "--z-dim", "10", "--jit", "--out", png],
+    );
+    assert!(std::fs::metadata(png).is_ok_and(|m| m.len() > 100));
+    let _ = std::fs::remove_file(png);
 }
 
 #[test]

@@ -253,14 +253,14 @@ def vae_decoder(hidden_dim, out_dim):
     from jax.example_libraries import stax
 
     return stax.serial(stax.Dense(hidden_dim, W_init=stax.randn()), stax.Softplus,
-                       stax.Dense(out_dim, W_init=stax.randn()), stax.Sigmoid)
+                       stax.Dense(out_dim, W_init=stax.randn()))  # logits, as ppl and Pyro
 
 
 def vae_model(x, hidden_dim, z_dim):
     decode = numpyro.module("decoder", vae_decoder(hidden_dim, x.shape[1]), (x.shape[0], z_dim))
     with numpyro.plate("data", x.shape[0]):
         z = numpyro.sample("latent", dist.Normal(0.0, 1.0).expand([z_dim]).to_event(1))
-        numpyro.sample("obs", dist.Bernoulli(decode(z)).to_event(1), obs=x)
+        numpyro.sample("obs", dist.Bernoulli(logits=decode(z)).to_event(1), obs=x)
 
 
 def vae_guide(x, hidden_dim, z_dim):

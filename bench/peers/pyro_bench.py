@@ -270,10 +270,10 @@ class Decoder(torch.nn.Module):
         self.fc1 = torch.nn.Linear(z_dim, hidden_dim)
         self.fc21 = torch.nn.Linear(hidden_dim, 64)
         self.softplus = torch.nn.Softplus()
-        self.sigmoid = torch.nn.Sigmoid()
 
     def forward(self, z):
-        return self.sigmoid(self.fc21(self.softplus(self.fc1(z))))
+        # Logits (the tutorial applies a sigmoid and passes probs); ppl's example does the same.
+        return self.fc21(self.softplus(self.fc1(z)))
 
 
 def vae_model(decoder, z_dim):
@@ -283,7 +283,7 @@ def vae_model(decoder, z_dim):
             z_loc = x.new_zeros(torch.Size((x.shape[0], z_dim)))
             z_scale = x.new_ones(torch.Size((x.shape[0], z_dim)))
             z = pyro.sample("latent", dist.Normal(z_loc, z_scale).to_event(1))
-            pyro.sample("obs", dist.Bernoulli(decoder(z)).to_event(1), obs=x)
+            pyro.sample("obs", dist.Bernoulli(logits=decoder(z)).to_event(1), obs=x)
     return model
 
 
