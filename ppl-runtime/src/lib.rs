@@ -44,6 +44,7 @@ mod error;
 pub mod infer;
 pub mod jit;
 pub mod naming;
+pub mod nn;
 pub mod ops;
 pub mod optim;
 pub mod params;

@@ -16,8 +16,8 @@ pub(crate) mod threads;
 
 pub use args::{arg_tensors, bind, ModelArgs, ModelFn};
 pub use autoguide::{
-    AutoDelta, AutoDiagonalNormal, AutoGuide, AutoLaplaceApproximation,
-    AutoLowRankMultivariateNormal, AutoMultivariateNormal, AutoNormal,
+    AutoDelta, AutoDiagonalNormal, AutoGuide, AutoIAFNormal, AutoLaplaceApproximation,
+    AutoLowRankMultivariateNormal, AutoMultivariateNormal, AutoNormal, AutoNormalizingFlow,
 };
 pub use discrete::infer_discrete;
 pub use elbo::{

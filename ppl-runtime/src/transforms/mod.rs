@@ -12,12 +12,17 @@ use crate::constraints::Constraint;
 use crate::error::{Error, Result};
 
 mod basic;
+mod flows;
 mod matrix;
 mod stick_breaking;
 
 pub use basic::{
     AffineTransform, ComposeTransform, ExpTransform, IdentityTransform, SigmoidTransform,
     SoftmaxTransform, SoftplusTransform,
+};
+pub use flows::{
+    AffineAutoregressive, AffineCoupling, Permute, Planar, Radial, Spline, SplineCoupling,
+    TransformModule, TransformModuleRef,
 };
 pub use matrix::{CorrCholeskyTransform, LowerCholeskyTransform, PositiveDefiniteTransform};
 pub use stick_breaking::StickBreakingTransform;

@@ -6,6 +6,9 @@
 //! A guide run samples the whole vector at an auxiliary site `_<Guide>_latent`, then records
 //! each latent site as a point mass at its slice pushed through `biject_to(support)`, with
 //! log-density `-log |det J|`.
+//!
+//! The flow guides ([`AutoNormalizingFlow`], [`AutoIAFNormal`]) push a standard normal over the
+//! flat vector through learnable transforms ([`crate::transforms::TransformModule`]).
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -19,12 +22,13 @@ use super::{
 use crate::constraints::Constraint;
 use crate::distributions::{
     Delta, DistRef, Distribution, DistributionExt, LowRankMultivariateNormal, MultivariateNormal,
-    Normal,
+    Normal, TransformedDistribution,
 };
 use crate::error::{Error, Result, ResultExt};
 use crate::params::with_param_store;
 use crate::poutine::{self, InferConfig};
 use crate::primitives::{param, sample, sample_with, SampleOpts};
+use crate::transforms::{AffineAutoregressive, TransformModuleRef};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Family {
@@ -32,7 +36,12 @@ enum Family {
     Mvn,
     LowRank(Option<i64>),
     Delta,
+    /// A standard normal pushed through the transforms of [`Continuous::flow`].
+    Flow,
 }
+
+/// Makes the transforms of a flow guide from its prefix and the latent dimension.
+pub type FlowFactory = Rc<dyn Fn(&str, i64) -> Result<Vec<TransformModuleRef>>>;
 
 /// The prototype with each site's slice of the flat vector.
 struct Flat {
@@ -50,6 +59,10 @@ struct Continuous<'a> {
     prefix: String,
     family: Family,
     flat: RefCell<Option<Rc<Flat>>>,
+    /// The transforms' maker (flow guides).
+    flow: Option<FlowFactory>,
+    /// The transforms, made at the first call.
+    modules: RefCell<Option<Rc<Vec<TransformModuleRef>>>>,
 }
 
 impl<'a> Continuous<'a> {
@@ -61,7 +74,30 @@ impl<'a> Continuous<'a> {
             prefix: prefix.into(),
             family,
             flat: RefCell::new(None),
+            flow: None,
+            modules: RefCell::new(None),
         }
+    }
+
+    /// The flow's transforms (made on first use).
+    fn modules(&self, flat: &Flat) -> Result<Rc<Vec<TransformModuleRef>>> {
+        if let Some(m) = self.modules.borrow().as_ref() {
+            return Ok(m.clone());
+        }
+        let make = self.flow.as_ref().ok_or_else(|| {
+            Error::Internal(format!("{}: a flow guide without transforms", self.prefix))
+        })?;
+        let m = Rc::new(make(&self.prefix, flat.latent_dim)?);
+        *self.modules.borrow_mut() = Some(m.clone());
+        Ok(m)
+    }
+
+    fn no_closed_form(&self, what: &str) -> Error {
+        Error::Unsupported(format!(
+            "{}: a normalizing flow has no closed-form {what}; draw from the guide (Predictive) \
+             and summarize the draws",
+            self.prefix
+        ))
     }
 
     fn flat(&self) -> Result<Rc<Flat>> {
@@ -155,6 +191,19 @@ impl<'a> Continuous<'a> {
 
     fn posterior(&self) -> Result<DistRef> {
         let flat = self.flat()?;
+        if self.family == Family::Flow {
+            let opts = (flat.init_loc.kind(), flat.init_loc.device());
+            let zeros = Tensor::f_zeros([flat.latent_dim], opts)?;
+            let base = Normal::new(&zeros, &zeros.f_ones_like()?)?
+                .to_event(1)?
+                .boxed();
+            let transforms = self
+                .modules(&flat)?
+                .iter()
+                .map(|m| m.bind(opts))
+                .collect::<Result<Vec<_>>>()?;
+            return Ok(TransformedDistribution::new(base, transforms)?.boxed());
+        }
         let loc = self.loc(&flat)?;
         Ok(match self.family {
             Family::Diagonal => {
@@ -169,6 +218,7 @@ impl<'a> Continuous<'a> {
                 LowRankMultivariateNormal::new(&loc, &w, &d)?.boxed()
             }
             Family::Delta => Delta::new(&loc, 1)?.boxed(),
+            Family::Flow => unreachable!("handled above"),
         })
     }
 
@@ -189,6 +239,7 @@ impl<'a> Continuous<'a> {
                     .f_sqrt()?
             }
             Family::Delta => flat.init_loc.f_zeros_like()?,
+            Family::Flow => return Err(self.no_closed_form("marginal scale")),
         })
     }
 
@@ -241,6 +292,9 @@ impl<'a> Continuous<'a> {
     }
 
     fn median(&self) -> Result<Samples> {
+        if self.family == Family::Flow {
+            return Err(self.no_closed_form("median"));
+        }
         let _ng = tch::no_grad_guard();
         let flat = self.flat()?;
         let loc = self.loc(&flat)?;
@@ -252,6 +306,9 @@ impl<'a> Continuous<'a> {
     }
 
     fn quantiles(&self, qs: &[f64]) -> Result<Samples> {
+        if self.family == Family::Flow {
+            return Err(self.no_closed_form("quantiles"));
+        }
         let _ng = tch::no_grad_guard();
         let flat = self.flat()?;
         let loc = self.loc(&flat)?;
@@ -281,7 +338,15 @@ macro_rules! flat_guide {
             pub fn new<R>(model: impl FnMut() -> Result<R> + 'a) -> Self {
                 $name(Continuous::new(model_fn(model), stringify!($name), $family))
             }
+        }
 
+        flat_guide_methods!($name);
+    };
+}
+
+macro_rules! flat_guide_methods {
+    ($name:ident) => {
+        impl<'a> $name<'a> {
             /// Uses `f` to initialize the loc (before the first call).
             pub fn init_loc_fn(mut self, f: InitLocFn) -> Self {
                 self.0.init_loc_fn = f;
@@ -391,6 +456,116 @@ flat_guide!(
     Family::Delta
 );
 
+/// A normalizing-flow guide (Pyro's `AutoNormalizingFlow`): a standard normal over the flat
+/// unconstrained latent vector pushed through learnable transforms
+/// ([`TransformModule`](crate::transforms::TransformModule)s, applied in order), which
+/// `init_transform_fn(prefix, latent_dim)` makes at the first call. Only global latents, or local
+/// latents in plates that do not subsample. `median` and `quantiles` have no closed form and are
+/// errors; draw from the guide instead.
+///
+/// ```
+/// use std::rc::Rc;
+/// use ppl::prelude::*;
+/// use ppl::infer::AutoNormalizingFlow;
+/// use ppl::transforms::{Spline, TransformModuleRef};
+///
+/// #[model]
+/// fn model() -> ppl::Result<()> {
+///     sample!("x", Normal::new(1.0, 0.5)?);
+///     Ok(())
+/// }
+///
+/// # fn main() -> ppl::Result<()> {
+/// clear_param_store();
+/// let guide = AutoNormalizingFlow::new(model, |prefix: &str, dim: i64| {
+///     let spline: TransformModuleRef = Rc::new(Spline::new(format!("{prefix}.0"), dim));
+///     Ok(vec![spline])
+/// });
+/// let adam = Adam::new(AdamConfig { lr: 0.01, ..Default::default() });
+/// let mut svi = Svi::new(model, || guide.call(), adam, TraceElbo::default());
+/// svi.run(10)?;
+/// # Ok(()) }
+/// ```
+pub struct AutoNormalizingFlow<'a>(Continuous<'a>);
+
+impl<'a> AutoNormalizingFlow<'a> {
+    /// The flow guide of `model` with the transforms `init_transform_fn(prefix, latent_dim)`
+    /// makes (name their params under `prefix`, the guide's, `AutoNormalizingFlow` by default).
+    pub fn new<R>(
+        model: impl FnMut() -> Result<R> + 'a,
+        init_transform_fn: impl Fn(&str, i64) -> Result<Vec<TransformModuleRef>> + 'static,
+    ) -> Self {
+        let mut c = Continuous::new(model_fn(model), "AutoNormalizingFlow", Family::Flow);
+        c.flow = Some(Rc::new(init_transform_fn));
+        AutoNormalizingFlow(c)
+    }
+}
+
+flat_guide_methods!(AutoNormalizingFlow);
+
+/// An inverse-autoregressive-flow guide (Pyro's `AutoIAFNormal`): a standard normal over the flat
+/// unconstrained latent vector pushed through `num_transforms` (default 1)
+/// [`AffineAutoregressive`] flows with one hidden layer of `hidden_dim` units (default
+/// `3 · latent_dim + 1`, as Pyro), each with its own random order. Params
+/// `AutoIAFNormal.transforms.{i}.arn.layers.{j}.{weight,bias}`. Only global latents, or local
+/// latents in plates that do not subsample.
+pub struct AutoIAFNormal<'a>(Continuous<'a>, IafConfig);
+
+/// The settings of [`AutoIAFNormal`]'s flows.
+#[derive(Clone, Debug, Default)]
+struct IafConfig {
+    hidden_dims: Option<Vec<i64>>,
+    num_transforms: usize,
+}
+
+impl IafConfig {
+    fn factory(&self) -> FlowFactory {
+        let config = self.clone();
+        Rc::new(move |prefix: &str, d: i64| {
+            let hidden = config
+                .hidden_dims
+                .clone()
+                .unwrap_or_else(|| vec![3 * d + 1]);
+            (0..config.num_transforms.max(1))
+                .map(|i| {
+                    let name = format!("{prefix}.transforms.{i}");
+                    let f = AffineAutoregressive::new(&name, d, &hidden)?;
+                    Ok(Rc::new(f) as TransformModuleRef)
+                })
+                .collect()
+        })
+    }
+}
+
+impl<'a> AutoIAFNormal<'a> {
+    /// The IAF guide of `model`.
+    pub fn new<R>(model: impl FnMut() -> Result<R> + 'a) -> Self {
+        let config = IafConfig {
+            hidden_dims: None,
+            num_transforms: 1,
+        };
+        let mut c = Continuous::new(model_fn(model), "AutoIAFNormal", Family::Flow);
+        c.flow = Some(config.factory());
+        AutoIAFNormal(c, config)
+    }
+
+    /// The hidden layer sizes of each flow's network (before the first call).
+    pub fn hidden_dims(mut self, dims: &[i64]) -> Self {
+        self.1.hidden_dims = Some(dims.to_vec());
+        self.0.flow = Some(self.1.factory());
+        self
+    }
+
+    /// The number of stacked flows (before the first call).
+    pub fn num_transforms(mut self, n: usize) -> Self {
+        self.1.num_transforms = n.max(1);
+        self.0.flow = Some(self.1.factory());
+        self
+    }
+}
+
+flat_guide_methods!(AutoIAFNormal);
+
 impl AutoLowRankMultivariateNormal<'_> {
     /// The rank of the covariance factor (before the first call).
     pub fn rank(mut self, rank: i64) -> Self {
@@ -485,6 +660,8 @@ impl<'a> AutoLaplaceApproximation<'a> {
             prefix: "AutoMultivariateNormal".into(),
             family: Family::Mvn,
             flat: RefCell::new(None),
+            flow: None,
+            modules: RefCell::new(None),
         });
         let share = Flat {
             proto: super::Prototype {

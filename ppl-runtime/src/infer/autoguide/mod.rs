@@ -16,6 +16,8 @@
 //! | [`AutoMultivariateNormal`] | full-covariance normal over the flat vector | no |
 //! | [`AutoLowRankMultivariateNormal`] | low-rank plus diagonal normal | no |
 //! | [`AutoLaplaceApproximation`] | MAP, then a normal from the Hessian | no |
+//! | [`AutoNormalizingFlow`] | a standard normal through learnable transforms (flows) | no |
+//! | [`AutoIAFNormal`] | a standard normal through inverse autoregressive flows | no |
 //!
 //! Every guide is used as the guide closure of [`crate::infer::Svi`]:
 //! `Svi::new(|| model(&x), || guide.call(), adam, TraceElbo::default())`.
@@ -26,8 +28,8 @@ mod init;
 mod normal;
 
 pub use continuous::{
-    AutoDiagonalNormal, AutoLaplaceApproximation, AutoLowRankMultivariateNormal,
-    AutoMultivariateNormal,
+    AutoDiagonalNormal, AutoIAFNormal, AutoLaplaceApproximation, AutoLowRankMultivariateNormal,
+    AutoMultivariateNormal, AutoNormalizingFlow, FlowFactory,
 };
 pub use delta::AutoDelta;
 pub use init::{
