@@ -91,3 +91,19 @@ pub fn read_numeric_csv(name: &str) -> (Vec<String>, Vec<Vec<f64>>) {
         .collect();
     (header, rows)
 }
+
+/// Writes an 8-bit grayscale image of `w × h` pixels (row-major) as a PNG.
+pub fn write_gray_png(path: &str, w: usize, h: usize, pixels: &[u8]) -> ppl::Result<()> {
+    let err = |e: String| ppl::Error::Invalid(format!("writing {path}: {e}"));
+    let file = std::fs::File::create(path).map_err(|source| ppl::Error::Io {
+        path: path.into(),
+        source,
+    })?;
+    let mut enc = png::Encoder::new(std::io::BufWriter::new(file), w as u32, h as u32);
+    enc.set_color(png::ColorType::Grayscale);
+    enc.set_depth(png::BitDepth::Eight);
+    let mut writer = enc.write_header().map_err(|e| err(e.to_string()))?;
+    writer
+        .write_image_data(pixels)
+        .map_err(|e| err(e.to_string()))
+}

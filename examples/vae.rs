@@ -160,19 +160,5 @@ fn write_png(path: &str, rows: &[Tensor], side: i64) -> ppl::Result<()> {
             }
         }
     }
-    let file = std::fs::File::create(path).map_err(|source| Error::Io {
-        path: path.into(),
-        source,
-    })?;
-    let file = std::io::BufWriter::new(file);
-    let mut enc = png::Encoder::new(file, w as u32, h as u32);
-    enc.set_color(png::ColorType::Grayscale);
-    enc.set_depth(png::BitDepth::Eight);
-    let mut writer = enc
-        .write_header()
-        .map_err(|e| Error::Invalid(format!("writing {path}: {e}")))?;
-    writer
-        .write_image_data(&img)
-        .map_err(|e| Error::Invalid(format!("writing {path}: {e}")))?;
-    Ok(())
+    ppl_examples::write_gray_png(path, w, h, &img)
 }
