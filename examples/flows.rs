@@ -47,7 +47,7 @@ fn two_moons(n: usize, rng: &mut rand::rngs::StdRng) -> Tensor {
 /// The flow: base N(0, I₂) pushed through `modules`, bound at the params' current values.
 fn flow(modules: &[TransformModuleRef]) -> ppl::Result<TransformedDistribution> {
     let opts = (Kind::Float, Device::Cpu);
-    let base = Normal::new(&Tensor::zeros([2], opts), &Tensor::ones([2], opts))?.to_event(1)?;
+    let base = Normal::new(Tensor::zeros([2], opts), Tensor::ones([2], opts))?.to_event(1)?;
     let transforms = modules
         .iter()
         .map(|m| m.bind(opts))

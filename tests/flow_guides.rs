@@ -21,15 +21,15 @@ fn correlated() -> ppl::Result<()> {
 #[model]
 fn banana() -> ppl::Result<()> {
     let a = sample!(Normal::new(0.0, 1.0)?);
-    sample!("b", Normal::new(&a.square(), 0.5)?);
+    sample!("b", Normal::new(a.square(), 0.5)?);
     Ok(())
 }
 
 /// x ~ ½ N(-1.2, 0.4) + ½ N(1.2, 0.4): two modes.
 #[model]
 fn bimodal() -> ppl::Result<()> {
-    let mix = Categorical::new(&Tensor::from_slice(&[0.5f32, 0.5]))?;
-    let comp = Normal::new(&Tensor::from_slice(&[-1.2f32, 1.2]), 0.4)?;
+    let mix = Categorical::new(Tensor::from_slice(&[0.5f32, 0.5]))?;
+    let comp = Normal::new(Tensor::from_slice(&[-1.2f32, 1.2]), 0.4)?;
     sample!("x", MixtureSameFamily::new(mix, comp.boxed())?);
     Ok(())
 }
