@@ -9,6 +9,7 @@ mod importance;
 mod marginal;
 pub mod mcmc;
 mod predictive;
+pub mod reparam;
 pub mod sbc;
 mod search;
 mod svi;

@@ -14,6 +14,7 @@ pub mod markov;
 pub mod mask;
 pub mod plate;
 pub mod queue;
+pub mod reparam;
 pub mod replay;
 pub mod runtime;
 pub mod scale;
@@ -35,6 +36,7 @@ pub use markov::{markov, markov_step, Markov, MarkovMessenger};
 pub use mask::{mask, MaskMessenger};
 pub use plate::{Plate, PlateGuard, PlateMessenger, SequentialPlate};
 pub use queue::{discrete_escape, enum_extend, queue};
+pub use reparam::{reparam, Reparam, ReparamConfig, ReparamMessenger, ReparamSite};
 pub use replay::{replay, ReplayMessenger};
 pub use runtime::{
     apply_stack, CondIndepFrame, Enumerate, Handler, HandlerGuard, InferConfig, MarkovScope,

@@ -40,6 +40,44 @@ enum Family {
     Flow,
 }
 
+/// What [`NeuTraReparam`](crate::infer::reparam::NeuTraReparam) needs of a trained flow guide.
+pub struct FlowParts {
+    /// The guide's prefix.
+    pub prefix: String,
+    /// The length of the flat unconstrained latent vector.
+    pub latent_dim: i64,
+    /// Its dtype.
+    pub kind: Kind,
+    /// Its device.
+    pub device: tch::Device,
+    /// The flow, bound at the params' current values, first applied first.
+    pub transforms: Vec<crate::transforms::TransformRef>,
+    /// The latent sites' slices of the flat vector.
+    pub sites: Vec<FlowSite>,
+}
+
+/// A latent site's slice of a flow guide's flat vector.
+pub struct FlowSite {
+    /// The site.
+    pub name: String,
+    /// Where its unconstrained values start.
+    pub offset: i64,
+    /// How many there are.
+    pub numel: i64,
+    /// Their shape.
+    pub shape: Vec<i64>,
+    /// `biject_to(support)`.
+    pub transform: crate::transforms::TransformRef,
+    /// Whether the support is the reals.
+    pub is_real: bool,
+}
+
+/// A flow guide ([`AutoNormalizingFlow`], [`AutoIAFNormal`]).
+pub trait FlowGuide {
+    /// The flow at the params' current values and the sites' slices.
+    fn flow_parts(&self) -> Result<FlowParts>;
+}
+
 /// Makes the transforms of a flow guide from its prefix and the latent dimension.
 pub type FlowFactory = Rc<dyn Fn(&str, i64) -> Result<Vec<TransformModuleRef>>>;
 
@@ -90,6 +128,38 @@ impl<'a> Continuous<'a> {
         let m = Rc::new(make(&self.prefix, flat.latent_dim)?);
         *self.modules.borrow_mut() = Some(m.clone());
         Ok(m)
+    }
+
+    fn flow_parts(&self) -> Result<FlowParts> {
+        let flat = self.flat()?;
+        let opts = (flat.init_loc.kind(), flat.init_loc.device());
+        let transforms = self
+            .modules(&flat)?
+            .iter()
+            .map(|m| m.bind(opts))
+            .collect::<Result<Vec<_>>>()?;
+        let sites = flat
+            .proto
+            .sites
+            .iter()
+            .zip(&flat.slices)
+            .map(|(s, (offset, numel, shape))| FlowSite {
+                name: s.name.clone(),
+                offset: *offset,
+                numel: *numel,
+                shape: shape.clone(),
+                transform: s.transform.clone(),
+                is_real: s.is_real,
+            })
+            .collect();
+        Ok(FlowParts {
+            prefix: self.prefix.clone(),
+            latent_dim: flat.latent_dim,
+            kind: opts.0,
+            device: opts.1,
+            transforms,
+            sites,
+        })
     }
 
     fn no_closed_form(&self, what: &str) -> Error {
@@ -503,6 +573,12 @@ impl<'a> AutoNormalizingFlow<'a> {
 
 flat_guide_methods!(AutoNormalizingFlow);
 
+impl FlowGuide for AutoNormalizingFlow<'_> {
+    fn flow_parts(&self) -> Result<FlowParts> {
+        self.0.flow_parts()
+    }
+}
+
 /// An inverse-autoregressive-flow guide (Pyro's `AutoIAFNormal`): a standard normal over the flat
 /// unconstrained latent vector pushed through `num_transforms` (default 1)
 /// [`AffineAutoregressive`] flows with one hidden layer of `hidden_dim` units (default
@@ -565,6 +641,12 @@ impl<'a> AutoIAFNormal<'a> {
 }
 
 flat_guide_methods!(AutoIAFNormal);
+
+impl FlowGuide for AutoIAFNormal<'_> {
+    fn flow_parts(&self) -> Result<FlowParts> {
+        self.0.flow_parts()
+    }
+}
 
 impl AutoLowRankMultivariateNormal<'_> {
     /// The rank of the covariance factor (before the first call).

@@ -29,7 +29,7 @@ mod normal;
 
 pub use continuous::{
     AutoDiagonalNormal, AutoIAFNormal, AutoLaplaceApproximation, AutoLowRankMultivariateNormal,
-    AutoMultivariateNormal, AutoNormalizingFlow, FlowFactory,
+    AutoMultivariateNormal, AutoNormalizingFlow, FlowFactory, FlowGuide, FlowParts, FlowSite,
 };
 pub use delta::AutoDelta;
 pub use init::{
