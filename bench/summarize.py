@@ -33,6 +33,13 @@ METRICS.update({
     "vae_svi": [("ms / step (median step)", "sec_per_step_median", 1e3),
                 ("first loss / image", "first_loss_per_point", 1),
                 ("loss / image (last 50 steps)", "final_loss_per_point_mean_last50", 1)],
+    # NeuTra: "total s" and "min ESS / s" count the guide's SVI fit and the NeuTra NUTS run.
+    "neutra_funnel": [("total s (SVI + NeuTra NUTS)", "total_s", 1),
+                      ("min ESS / s (SVI + NeuTra NUTS)", "min_ess_per_s", 1),
+                      ("divergences (NeuTra)", "neutra_divergences", 1),
+                      ("vanilla NUTS min ESS / s", "vanilla_min_ess_per_s", 1),
+                      ("vanilla NUTS divergences", "vanilla_divergences", 1),
+                      ("y sd (NeuTra; exact 3)", "y_sd", 1)],
 })
 PEERS = ["pyro", "numpyro"]
 # Other names of the same field in some producers' records.

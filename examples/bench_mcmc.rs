@@ -202,5 +202,65 @@ fn main() {
                 m.run(|| logreg(&x, &yt))
             });
         }
+        if only.is_empty() || only.contains("neutra_funnel") {
+            bench_neutra(jit).expect("neutra_funnel");
+        }
     }
+}
+
+/// NeuTra on Neal's funnel (`examples/neutra_models.rs`, `bench/peers/common.py`'s `NEUTRA`):
+/// NUTS on the funnel, the IAF guide's SVI fit, NUTS in the flow's base space. One record.
+fn bench_neutra(jit: bool) -> ppl::Result<()> {
+    use ppl_examples::neutra::{fit_guide, neutra, vanilla, Settings};
+    set_rng_seed(0);
+    clear_param_store();
+    let s = Settings {
+        jit,
+        ..Settings::default()
+    };
+    let plain = vanilla(&s)?;
+    let (guide, svi_s, loss) = fit_guide(&s)?;
+    let nt = neutra(&s, &guide)?;
+    let total = svi_s + nt.seconds;
+    let draws = (s.warmup + s.samples) as f64;
+    println!(
+        "{{\"workload\": \"neutra_funnel\", \"system\": \"{}\", \"jit_compile\": {jit}, \
+         \"config\": {{\"dim\": {}, \"warmup\": {}, \"samples\": {}, \"svi_steps\": {}, \
+         \"lr\": {}, \"particles\": {}, \"num_flows\": {}, \"hidden\": {:?}}}, \
+         \"vanilla_total_s\": {:.4}, \"vanilla_divergences\": {}, \"vanilla_min_ess\": {:.1}, \
+         \"vanilla_min_ess_per_s\": {:.3}, \"vanilla_ms_per_leapfrog\": {:.5}, \
+         \"vanilla_leapfrog_per_draw\": {:.2}, \"vanilla_y_sd\": {:.3}, \
+         \"svi_s\": {svi_s:.4}, \"svi_final_loss\": {loss:.4}, \
+         \"neutra_nuts_s\": {:.4}, \"neutra_divergences\": {}, \"neutra_min_ess\": {:.1}, \
+         \"ms_per_leapfrog\": {:.5}, \"leapfrog_per_draw\": {:.2}, \
+         \"total_s\": {total:.4}, \"min_ess_per_s\": {:.3}, \
+         \"neutra_min_ess_per_s_sampling_only\": {:.3}, \"y_mean\": {:.3}, \"y_sd\": {:.3}, \
+         \"status\": \"ok\"}}",
+        if jit { "ppl" } else { "ppl-eager" },
+        s.dim,
+        s.warmup,
+        s.samples,
+        s.svi_steps,
+        s.lr,
+        s.particles,
+        s.num_flows,
+        s.hidden,
+        plain.seconds,
+        plain.divergences,
+        plain.min_ess,
+        plain.min_ess / plain.seconds,
+        1000.0 * plain.seconds / plain.leapfrog.max(1) as f64,
+        plain.leapfrog as f64 / draws,
+        plain.y_sd,
+        nt.seconds,
+        nt.divergences,
+        nt.min_ess,
+        1000.0 * nt.seconds / nt.leapfrog.max(1) as f64,
+        nt.leapfrog as f64 / draws,
+        nt.min_ess / total,
+        nt.min_ess / nt.seconds,
+        nt.y_mean,
+        nt.y_sd,
+    );
+    Ok(())
 }

@@ -39,6 +39,8 @@ pub mod air;
 pub mod gmm;
 #[path = "hmm_models.rs"]
 pub mod hmm;
+#[path = "neutra_models.rs"]
+pub mod neutra;
 #[path = "vae_models.rs"]
 pub mod vae;
 

@@ -61,6 +61,9 @@ fn mcmc_examples() {
         "logistic_regression",
         &["--num-samples", "10", "--warmup", "10"],
     );
+    let tiny = ["--warmup", "20", "--samples", "20", "--svi-steps", "20"];
+    run("neutra", &tiny);
+    run("neutra", &[&tiny[..], &["--jit"]].concat());
 }
 
 #[test]

@@ -28,8 +28,17 @@ HMM_ENUM_PYRO = dict(trajectories=6)
 GMM = dict(steps=500, lr=0.05, K=3)
 # Pyro's VAE tutorial on the binarized 8x8 digits: minibatches of a fixed shuffle, cycled.
 VAE = dict(steps=300, batch=128, lr=1e-3, z_dim=10, hidden=200)
+# NeuTra HMC on Neal's funnel (y ~ N(0, 3), x ~ N(0, exp(y / 2)) of dim - 1 elements, one event):
+# vanilla NUTS, an AutoIAFNormal guide fitted by SVI (Adam, Trace_ELBO), then NUTS on the model
+# reparameterized by NeuTraReparam. ppl's examples/neutra_models.rs `Settings` match these.
+# `particles`: ELBO particles per SVI step (vectorized where more than one).
+NEUTRA = dict(dim=10, warmup=500, samples=1000, svi_steps=5000, lr=0.003, particles=1,
+              num_flows=2, hidden=[20, 20])
+# Pyro's overrides of NEUTRA: its full run (eager NUTS, ~15-50 ms per SVI step) takes 4-7 minutes
+# on 2 cores, so fewer draws and SVI steps; the record's `config` says which were used.
+NEUTRA_PYRO = dict(warmup=200, samples=200, svi_steps=2000)
 WORKLOADS = ["coin_svi", "linreg_svi", "linreg_svi_subsample", "eight_schools_nuts", "logreg_nuts",
-             "hmm_forward_nuts", "hmm_enum_nuts", "gmm_enum_svi", "vae_svi"]
+             "hmm_forward_nuts", "hmm_enum_nuts", "gmm_enum_svi", "vae_svi", "neutra_funnel"]
 
 
 def csv(name):

@@ -90,7 +90,9 @@ def linreg(subsample):
     return rec
 
 
-def nuts(model, args, warmup, samples):
+def nuts(model, args, warmup, samples, post=None):
+    """`post` maps the draws (grouped by chain) before the ESS and means: NeuTra's draws of the
+    shared latent back to the model's sites."""
     key = jax.random.PRNGKey(C.SEED)
     mcmc = MCMC(NUTS(model), num_warmup=warmup, num_samples=samples, num_chains=1,
                 progress_bar=False)
@@ -102,6 +104,7 @@ def nuts(model, args, warmup, samples):
     total = C.now() - t0
     divergences = int(np.sum(mcmc.get_extra_fields()["diverging"]))
     s = mcmc.get_samples(group_by_chain=True)
+    s = s if post is None else post(s)
     min_ess = min(float(np.min(effective_sample_size(np.asarray(v)))) for v in s.values())
     # Leapfrog steps (warmup included) from an untimed replay with the same key: the same
     # trajectory, split into warmup and sampling so that both phases' steps are collected.
@@ -298,6 +301,75 @@ def vae_svi():
     return rec
 
 
+# --- NeuTra HMC on Neal's funnel (Pyro's and NumPyro's examples/neutra.py) --------------------
+
+
+def funnel_model(dim):
+    """x: dim - 1 elements in one event; the scale is `[..., 1]`, so that vectorized ELBO
+    particles (a batch of y's) broadcast."""
+    y = numpyro.sample("y", dist.Normal(0.0, 3.0))
+    numpyro.sample("x", dist.Normal(jnp.zeros(dim - 1), jnp.exp(y / 2)[..., None]).to_event(1))
+
+
+def neutra_funnel():
+    from numpyro.infer.autoguide import AutoIAFNormal
+    from numpyro.infer.reparam import NeuTraReparam
+
+    s = C.NEUTRA
+    model = functools.partial(funnel_model, s["dim"])  # dim static under jax.jit
+    draws = {}  # the (mapped) draws of the last NUTS run, kept by `keep`
+
+    def keep(d):
+        draws.clear()
+        draws.update(d)
+        return d
+
+    plain = nuts(model, (), s["warmup"], s["samples"], post=keep)
+    plain_y = np.asarray(draws["y"])
+    guide = AutoIAFNormal(model, num_flows=s["num_flows"], hidden_dims=s["hidden"])
+    elbo = Trace_ELBO(num_particles=s["particles"])  # vectorized particles by default
+    svi = SVI(model, guide, numpyro.optim.Adam(s["lr"]), loss=elbo)
+    state = svi.init(jax.random.PRNGKey(C.SEED))
+    update = jax.jit(svi.update)
+    t0 = C.now()
+    _, loss = update(state)  # compiles; its result is dropped
+    loss.block_until_ready()
+    svi_compile_s = C.now() - t0
+    losses = []
+    t0 = C.now()
+    for _ in range(s["svi_steps"]):
+        state, loss = update(state)
+        losses.append(loss)
+    jax.block_until_ready(state)
+    svi_s = C.now() - t0
+    neutra = NeuTraReparam(guide, svi.get_params(state))
+    nt = nuts(neutra.reparam(model), (), s["warmup"], s["samples"],
+              post=lambda d: keep(neutra.transform_sample(d["auto_shared_latent"])))
+    y = np.asarray(draws["y"])
+    total = svi_s + nt["total_s"]
+    return {
+        "vanilla_total_s": plain["total_s"], "vanilla_first_run_s": plain["first_run_s"],
+        "vanilla_divergences": plain["num_divergences"], "vanilla_min_ess": plain["min_ess"],
+        "vanilla_min_ess_per_s": plain["min_ess_per_s"],
+        "vanilla_leapfrog_steps": plain["leapfrog_steps_total"],
+        "vanilla_ms_per_leapfrog": plain["ms_per_leapfrog"],
+        "vanilla_y_mean": C.r(plain_y.mean(), 3), "vanilla_y_sd": C.r(plain_y.std(), 3),
+        "svi_s": svi_s, "svi_ms_per_step": C.r(1e3 * svi_s / s["svi_steps"], 4),
+        "svi_compile_s": svi_compile_s,
+        "svi_final_loss": C.r(np.mean(np.asarray(losses[-100:])), 4),
+        "neutra_nuts_s": nt["total_s"], "neutra_first_run_s": nt["first_run_s"],
+        "neutra_divergences": nt["num_divergences"], "neutra_min_ess": nt["min_ess"],
+        "neutra_leapfrog_steps": nt["leapfrog_steps_total"],
+        "neutra_ms_per_leapfrog": nt["ms_per_leapfrog"],
+        "total_s": total, "min_ess_per_s": C.r(nt["min_ess"] / total, 2),
+        "neutra_min_ess_per_s_sampling_only": C.r(nt["min_ess"] / nt["total_s"], 2),
+        "y_mean": C.r(y.mean(), 3), "y_sd": C.r(y.std(), 3), "config": dict(s),
+        "note": "x ~ Normal(zeros(dim-1), exp(y/2)[..., None]).to_event(1); NUTS timed on its second"
+                " (compiled) run, SVI after one compiling update (dropped); total_s = svi_s +"
+                " neutra_nuts_s",
+    }
+
+
 if __name__ == "__main__":
     C.main("numpyro", {"numpyro": numpyro.__version__, "jax": jax.__version__},
            os.cpu_count(),
@@ -305,4 +377,4 @@ if __name__ == "__main__":
             "linreg_svi_subsample": lambda: linreg(C.LINREG["subsample"]),
             "eight_schools_nuts": eight_schools_nuts, "logreg_nuts": logreg_nuts,
             "hmm_forward_nuts": hmm_forward_nuts, "hmm_enum_nuts": hmm_enum_nuts,
-            "gmm_enum_svi": gmm_enum_svi, "vae_svi": vae_svi})
+            "gmm_enum_svi": gmm_enum_svi, "vae_svi": vae_svi, "neutra_funnel": neutra_funnel})

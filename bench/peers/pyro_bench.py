@@ -101,7 +101,9 @@ def _counting_vv(*a, **k):
 nuts_mod.velocity_verlet = _counting_vv
 
 
-def nuts(model, args, warmup, samples, **kernel):
+def nuts(model, args, warmup, samples, post=None, **kernel):
+    """`post` maps the draws (grouped by chain) before the ESS and means: NeuTra's draws of the
+    shared latent back to the model's sites."""
     pyro.clear_param_store()
     pyro.set_rng_seed(C.SEED)
     LEAPFROG[0] = 0
@@ -110,7 +112,9 @@ def nuts(model, args, warmup, samples, **kernel):
     t0 = C.now()
     mcmc.run(*args)
     total = C.now() - t0
-    ess = diagnostics(mcmc.get_samples(group_by_chain=True))
+    s = mcmc.get_samples(group_by_chain=True)
+    s = s if post is None else post(s)
+    ess = diagnostics(s)
     divergences = sum(len(v) for v in mcmc.diagnostics()["divergences"].values())
     min_ess = min(float(v["n_eff"].min()) for v in ess.values())
     return {"total_s": total, "min_ess": C.r(min_ess, 1), "min_ess_per_s": C.r(min_ess / total, 2),
@@ -119,7 +123,7 @@ def nuts(model, args, warmup, samples, **kernel):
             "iterations": warmup + samples,
             "leapfrog_per_draw": C.r(LEAPFROG[0] / (warmup + samples), 2),
             "num_divergences": divergences,
-            "means": {k: C.r(v.mean(0).numpy(), 3) for k, v in mcmc.get_samples().items()}}
+            "means": {k: C.r(v.flatten(0, 1).mean(0).numpy(), 3) for k, v in s.items()}}
 
 
 def eight_schools_model(sigma, y):
@@ -318,6 +322,69 @@ def vae_svi():
     return rec
 
 
+# --- NeuTra HMC on Neal's funnel (Pyro's and NumPyro's examples/neutra.py) --------------------
+
+
+def funnel_model(dim):
+    """x: dim - 1 elements in one event; the scale is `[..., 1]`, so that vectorized ELBO
+    particles (a batch of y's) broadcast."""
+    y = pyro.sample("y", dist.Normal(0.0, 3.0))
+    pyro.sample("x", dist.Normal(torch.zeros(dim - 1), torch.exp(y / 2)[..., None]).to_event(1))
+
+
+def neutra_funnel():
+    from pyro import poutine
+    from pyro.infer.autoguide import AutoIAFNormal
+    from pyro.infer.reparam import NeuTraReparam
+
+    s = dict(C.NEUTRA, **C.NEUTRA_PYRO)
+    draws = {}  # the (mapped) draws of the last NUTS run, kept by `keep`
+
+    def keep(d):
+        draws.clear()
+        draws.update(d)
+        return d
+
+    plain = nuts(funnel_model, (s["dim"],), s["warmup"], s["samples"], post=keep)
+    plain_y = draws["y"].numpy()
+    pyro.clear_param_store()
+    pyro.set_rng_seed(C.SEED)
+    guide = AutoIAFNormal(funnel_model, hidden_dim=s["hidden"], num_transforms=s["num_flows"])
+    elbo = Trace_ELBO(num_particles=s["particles"], vectorize_particles=s["particles"] > 1)
+    svi = SVI(funnel_model, guide, Adam({"lr": s["lr"]}), loss=elbo)
+    times, losses = svi_loop(svi, s["svi_steps"], s["dim"])
+    svi_s = sum(times)
+    neutra = NeuTraReparam(guide.requires_grad_(False))
+
+    def unwarp(d):
+        with torch.no_grad():
+            return keep(neutra.transform_sample(d["y_shared_latent"]))
+
+    nt = nuts(poutine.reparam(funnel_model, config=lambda _: neutra), (s["dim"],),
+              s["warmup"], s["samples"], post=unwarp)
+    y = draws["y"].numpy()
+    total = svi_s + nt["total_s"]
+    return {
+        "vanilla_total_s": plain["total_s"], "vanilla_divergences": plain["num_divergences"],
+        "vanilla_min_ess": plain["min_ess"], "vanilla_min_ess_per_s": plain["min_ess_per_s"],
+        "vanilla_leapfrog_steps": plain["leapfrog_steps_total"],
+        "vanilla_ms_per_leapfrog": plain["ms_per_leapfrog"],
+        "vanilla_y_mean": C.r(plain_y.mean(), 3), "vanilla_y_sd": C.r(plain_y.std(), 3),
+        "svi_s": svi_s, "svi_ms_per_step": C.r(1e3 * svi_s / s["svi_steps"], 4),
+        "svi_final_loss": C.r(np.mean(losses[-100:]), 4),
+        "neutra_nuts_s": nt["total_s"], "neutra_divergences": nt["num_divergences"],
+        "neutra_min_ess": nt["min_ess"], "neutra_leapfrog_steps": nt["leapfrog_steps_total"],
+        "neutra_ms_per_leapfrog": nt["ms_per_leapfrog"],
+        "total_s": total, "min_ess_per_s": C.r(nt["min_ess"] / total, 2),
+        "neutra_min_ess_per_s_sampling_only": C.r(nt["min_ess"] / nt["total_s"], 2),
+        "y_mean": C.r(y.mean(), 3), "y_sd": C.r(y.std(), 3), "config": s,
+        "note": "x ~ Normal(zeros(dim-1), exp(y/2)[..., None]).to_event(1); eager (jit_compile=False);"
+                " total_s = svi_s + neutra_nuts_s"
+                + ("; fewer draws / SVI steps than C.NEUTRA (see config): compare per-step costs"
+                   if C.NEUTRA_PYRO else ""),
+    }
+
+
 if __name__ == "__main__":
     C.main("pyro", {"pyro": pyro.__version__, "torch": torch.__version__},
            torch.get_num_threads(),
@@ -325,4 +392,4 @@ if __name__ == "__main__":
             "linreg_svi_subsample": lambda: linreg(C.LINREG["subsample"]),
             "eight_schools_nuts": eight_schools_nuts, "logreg_nuts": logreg_nuts,
             "hmm_forward_nuts": hmm_forward_nuts, "hmm_enum_nuts": hmm_enum_nuts,
-            "gmm_enum_svi": gmm_enum_svi, "vae_svi": vae_svi})
+            "gmm_enum_svi": gmm_enum_svi, "vae_svi": vae_svi, "neutra_funnel": neutra_funnel})

@@ -28,6 +28,16 @@ pub trait TransformModule: fmt::Debug {
     /// The transform at the params' current values; params are created in `opts` (dtype and
     /// device of the values it will transform) on first use.
     fn bind(&self, opts: Options) -> Result<TransformRef>;
+
+    /// The transform at the params' current values, for sampling with gradients (HMC through
+    /// [`NeuTraReparam`](crate::infer::reparam::NeuTraReparam)): where [`bind`](Self::bind)
+    /// clamps a log-scale in value only and keeps the unclamped gradient (Pyro's
+    /// `clamp_preserve_gradients`, which helps training), this clamps both, so the gradient is
+    /// the gradient of the value. HMC needs that: with the training form its step size collapses
+    /// wherever a trajectory reaches the clamp.
+    fn bind_exact(&self, opts: Options) -> Result<TransformRef> {
+        self.bind(opts)
+    }
 }
 
 /// A fixed transform is a module without params.
@@ -74,10 +84,14 @@ impl Cache {
     }
 }
 
-/// `x` clamped to `[lo, hi]` in value, with the gradient of `x` (Pyro's
-/// `clamp_preserve_gradients`).
-fn clamp_preserve_gradients(x: &Tensor, lo: f64, hi: f64) -> Result<Tensor> {
-    let c = x.f_clamp(lo, hi)?;
+/// A log-scale clamped to `[-5, 3]`: in value only, keeping the gradient of `x` (Pyro's
+/// `clamp_preserve_gradients`, for training), or in both when `exact`
+/// ([`TransformModule::bind_exact`]).
+fn clamp_log_scale(x: &Tensor, exact: bool) -> Result<Tensor> {
+    let c = x.f_clamp(-5.0, 3.0)?;
+    if exact {
+        return Ok(c);
+    }
     Ok(x.f_add(&c.f_sub(x)?.f_detach()?)?)
 }
 
@@ -141,14 +155,24 @@ impl AffineAutoregressive {
     }
 }
 
-impl TransformModule for AffineAutoregressive {
-    fn bind(&self, opts: Options) -> Result<TransformRef> {
+impl AffineAutoregressive {
+    fn bound(&self, opts: Options, exact: bool) -> Result<TransformRef> {
         Ok(Rc::new(BoundAffineAutoregressive {
             net: self.arn.bind(opts)?,
             permutation: self.arn.permutation().to_vec(),
             input_dim: self.arn.input_dim(),
+            exact,
             cache: Cache::default(),
         }))
+    }
+}
+
+impl TransformModule for AffineAutoregressive {
+    fn bind(&self, opts: Options) -> Result<TransformRef> {
+        self.bound(opts, false)
+    }
+    fn bind_exact(&self, opts: Options) -> Result<TransformRef> {
+        self.bound(opts, true)
     }
 }
 
@@ -157,6 +181,7 @@ struct BoundAffineAutoregressive {
     net: Mlp,
     permutation: Vec<i64>,
     input_dim: i64,
+    exact: bool,
     cache: Cache,
 }
 
@@ -165,7 +190,7 @@ impl BoundAffineAutoregressive {
         let out = self.net.forward(x)?;
         Ok((
             out[0].shallow_clone(),
-            clamp_preserve_gradients(&out[1], -5.0, 3.0)?,
+            clamp_log_scale(&out[1], self.exact)?,
         ))
     }
 }
@@ -252,14 +277,24 @@ impl AffineCoupling {
     }
 }
 
-impl TransformModule for AffineCoupling {
-    fn bind(&self, opts: Options) -> Result<TransformRef> {
+impl AffineCoupling {
+    fn bound(&self, opts: Options, exact: bool) -> Result<TransformRef> {
         Ok(Rc::new(BoundAffineCoupling {
             net: self.hypernet.bind(opts)?,
             split_dim: self.split_dim,
             input_dim: self.input_dim,
+            exact,
             cache: Cache::default(),
         }))
+    }
+}
+
+impl TransformModule for AffineCoupling {
+    fn bind(&self, opts: Options) -> Result<TransformRef> {
+        self.bound(opts, false)
+    }
+    fn bind_exact(&self, opts: Options) -> Result<TransformRef> {
+        self.bound(opts, true)
     }
 }
 
@@ -268,6 +303,7 @@ struct BoundAffineCoupling {
     net: Mlp,
     split_dim: i64,
     input_dim: i64,
+    exact: bool,
     cache: Cache,
 }
 
@@ -277,7 +313,7 @@ impl BoundAffineCoupling {
         let a = v.f_narrow(-1, 0, self.split_dim)?;
         let b = v.f_narrow(-1, self.split_dim, self.input_dim - self.split_dim)?;
         let out = self.net.forward(&a)?;
-        let log_scale = clamp_preserve_gradients(&out[1], -5.0, 3.0)?;
+        let log_scale = clamp_log_scale(&out[1], self.exact)?;
         Ok((a, b, out[0].shallow_clone(), log_scale))
     }
 }

@@ -26,7 +26,7 @@ use crate::distributions::{
 };
 use crate::error::{Error, Result, ResultExt};
 use crate::params::with_param_store;
-use crate::poutine::{self, InferConfig};
+use crate::poutine::{self, Handler, InferConfig};
 use crate::primitives::{param, sample, sample_with, SampleOpts};
 use crate::transforms::{AffineAutoregressive, TransformModuleRef};
 
@@ -40,6 +40,20 @@ enum Family {
     Flow,
 }
 
+/// Detaches the values of param sites (a flow bound for sampling with fixed weights).
+struct DetachParams;
+
+impl poutine::Messenger for DetachParams {
+    fn postprocess(&mut self, msg: &mut poutine::Msg) -> Result<()> {
+        if msg.kind == poutine::SiteKind::Param {
+            if let Some(v) = &msg.value {
+                msg.value = Some(v.f_detach()?);
+            }
+        }
+        Ok(())
+    }
+}
+
 /// What [`NeuTraReparam`](crate::infer::reparam::NeuTraReparam) needs of a trained flow guide.
 pub struct FlowParts {
     /// The guide's prefix.
@@ -50,7 +64,10 @@ pub struct FlowParts {
     pub kind: Kind,
     /// Its device.
     pub device: tch::Device,
-    /// The flow, bound at the params' current values, first applied first.
+    /// The flow, bound at the params' current values ([`TransformModule::bind_exact`]), first
+    /// applied first.
+    ///
+    /// [`TransformModule::bind_exact`]: crate::transforms::TransformModule::bind_exact
     pub transforms: Vec<crate::transforms::TransformRef>,
     /// The latent sites' slices of the flat vector.
     pub sites: Vec<FlowSite>,
@@ -133,11 +150,14 @@ impl<'a> Continuous<'a> {
     fn flow_parts(&self) -> Result<FlowParts> {
         let flat = self.flat()?;
         let opts = (flat.init_loc.kind(), flat.init_loc.device());
-        let transforms = self
-            .modules(&flat)?
-            .iter()
-            .map(|m| m.bind(opts))
-            .collect::<Result<Vec<_>>>()?;
+        // Fixed weights (detached), so a compiled potential may hold them as constants.
+        let modules = self.modules(&flat)?;
+        let transforms = DetachParams.run(|| {
+            modules
+                .iter()
+                .map(|m| m.bind_exact(opts))
+                .collect::<Result<Vec<_>>>()
+        })?;
         let sites = flat
             .proto
             .sites
