@@ -296,6 +296,14 @@ def main():
                    "q": {"family": fq, "params": {k: enc(v) for k, v in pq.items()}},
                    "kl": enc(D.kl_divergence(p, q))})
 
+    # Added after the KL cases so that the draws above stay as they were.
+    add("RelaxedBernoulli", {"temperature": 0.5, "probs": [0.1, 0.5, 0.9]})
+    add("RelaxedBernoulli", {"temperature": [[0.2], [2.0]], "logits": [-1.0, 0.0, 3.0]},
+        [0.01, 0.5, 0.99])
+    add("RelaxedOneHotCategorical", {"temperature": 0.7, "probs": [[0.2, 0.3, 0.5], [0.9, 0.05, 0.05]]})
+    add("RelaxedOneHotCategorical", {"temperature": 3.0, "logits": [[-1.0, 0.0, 3.0]]},
+        [[0.2, 0.3, 0.5], [0.01, 0.01, 0.98]])
+
     with open(OUT, "w") as f:
         json.dump({"torch_version": torch.__version__, "cases": CASES, "kl": kl}, f)
     print(f"wrote {len(CASES)} cases and {len(kl)} KL pairs to {os.path.normpath(OUT)}")

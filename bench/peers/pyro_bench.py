@@ -378,8 +378,8 @@ def neutra_funnel():
         "total_s": total, "min_ess_per_s": C.r(nt["min_ess"] / total, 2),
         "neutra_min_ess_per_s_sampling_only": C.r(nt["min_ess"] / nt["total_s"], 2),
         "y_mean": C.r(y.mean(), 3), "y_sd": C.r(y.std(), 3), "config": s,
-        "note": "x ~ Normal(zeros(dim-1), exp(y/2)[..., None]).to_event(1); eager (jit_compile=False);"
-                " total_s = svi_s + neutra_nuts_s"
+        "note": "x ~ Normal(zeros(dim-1), exp(y/2)[..., None]).to_event(1); eager"
+                " (jit_compile=False); total_s = svi_s + neutra_nuts_s"
                 + ("; fewer draws / SVI steps than C.NEUTRA (see config): compare per-step costs"
                    if C.NEUTRA_PYRO else ""),
     }

@@ -120,6 +120,17 @@ fn build(family: &str, p: &Params) -> Option<ppl::Result<DistRef>> {
         }
         "Multinomial" => rc(Multinomial::new(int(p, "total_count"), g("probs"))),
         "VonMises" => rc(VonMises::new(g("loc"), g("concentration"))),
+        "RelaxedBernoulli" if has("logits") => {
+            rc(RelaxedBernoulli::from_logits(g("temperature"), g("logits")))
+        }
+        "RelaxedBernoulli" => rc(RelaxedBernoulli::new(g("temperature"), g("probs"))),
+        "RelaxedOneHotCategorical" if has("logits") => rc(RelaxedOneHotCategorical::from_logits(
+            g("temperature"),
+            g("logits"),
+        )),
+        "RelaxedOneHotCategorical" => {
+            rc(RelaxedOneHotCategorical::new(g("temperature"), g("probs")))
+        }
         "LKJCholesky" => rc(LKJCholesky::new(int(p, "dim"), g("concentration"))),
         "MixtureSameFamily" => {
             let mix = Categorical::from_logits(g("mixture_logits")).expect("mixture");

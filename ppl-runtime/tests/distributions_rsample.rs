@@ -99,3 +99,67 @@ fn rsample_gradients_match_closed_forms() {
         check_grad("MVN d/dL", &g.select(-2, i).select(-1, j), e);
     }
 }
+
+/// The straight-through relaxed distributions draw hard values (`{0, 1}`, one-hot) whose
+/// gradient is the relaxed draw's, and score a draw by its relaxed value (Pyro's
+/// `_unquantize`); the plain forms draw inside the open interval / simplex.
+#[test]
+fn straight_through_relaxed_draws() {
+    tch::manual_seed(0);
+    let logits = Tensor::from_slice(&[-1.0f64, 0.5, 2.0]).set_requires_grad(true);
+    let plain = RelaxedBernoulli::from_logits(0.5, &logits).expect("relaxed");
+    let soft = plain.rsample(&[5]).expect("draw");
+    assert!(soft.gt(0.0).all().int64_value(&[]) == 1 && soft.lt(1.0).all().int64_value(&[]) == 1);
+
+    tch::manual_seed(1);
+    let st = RelaxedBernoulli::from_logits(0.5, &logits)
+        .expect("relaxed")
+        .straight_through();
+    let hard = st.rsample(&[5]).expect("draw");
+    let rounded = hard.round();
+    assert!(
+        hard.equal(&rounded),
+        "straight-through draws are 0 or 1: {hard:?}"
+    );
+    // Same seed, same relaxed draw: log_prob of the hard draw is that of the relaxed one.
+    tch::manual_seed(1);
+    let soft = plain.rsample(&[5]).expect("draw");
+    let lp_hard = st.log_prob(&hard).expect("lp");
+    let lp_soft = plain.log_prob(&soft).expect("lp");
+    assert!(lp_hard.allclose(&lp_soft, 1e-12, 1e-12, false));
+    // The gradient is the relaxed draw's.
+    let g_hard = Tensor::run_backward(&[hard.sum(Kind::Double)], &[&logits], false, false);
+    let g_soft = Tensor::run_backward(&[soft.sum(Kind::Double)], &[&logits], false, false);
+    assert!(g_hard[0].allclose(&g_soft[0], 1e-12, 1e-12, false));
+    assert!(g_hard[0].abs().sum(Kind::Double).double_value(&[]) > 0.0);
+
+    let probs = Tensor::from_slice(&[0.2f64, 0.3, 0.5]);
+    let cat = RelaxedOneHotCategorical::new(0.3, &probs)
+        .expect("relaxed")
+        .straight_through();
+    let one_hot = cat.rsample(&[4]).expect("draw");
+    assert_eq!(one_hot.size(), [4, 3]);
+    let sums = one_hot.sum_dim_intlist([-1i64].as_slice(), false, Kind::Double);
+    assert!(sums.allclose(
+        &Tensor::ones([4], (Kind::Double, Device::Cpu)),
+        1e-12,
+        1e-12,
+        false
+    ));
+    assert!(
+        one_hot
+            .eq(0.0)
+            .logical_or(&one_hot.eq(1.0))
+            .all()
+            .int64_value(&[])
+            == 1
+    );
+    assert!(
+        cat.log_prob(&one_hot)
+            .expect("lp")
+            .isfinite()
+            .all()
+            .int64_value(&[])
+            == 1
+    );
+}

@@ -46,6 +46,7 @@ mod negative_binomial;
 mod normal;
 mod one_hot_categorical;
 mod poisson;
+mod relaxed;
 mod student_t;
 mod subsample;
 mod transformed_distribution;
@@ -93,6 +94,9 @@ pub use negative_binomial::NegativeBinomial;
 pub use normal::Normal;
 pub use one_hot_categorical::OneHotCategorical;
 pub use poisson::Poisson;
+pub use relaxed::{
+    ExpRelaxedCategorical, LogitRelaxedBernoulli, RelaxedBernoulli, RelaxedOneHotCategorical,
+};
 pub use student_t::StudentT;
 pub use subsample::Subsample;
 pub use transformed_distribution::TransformedDistribution;
