@@ -32,7 +32,7 @@ VAE = dict(steps=300, batch=128, lr=1e-3, z_dim=10, hidden=200)
 # vanilla NUTS, an AutoIAFNormal guide fitted by SVI (Adam, Trace_ELBO), then NUTS on the model
 # reparameterized by NeuTraReparam. ppl's examples/neutra_models.rs `Settings` match these.
 # `particles`: ELBO particles per SVI step (vectorized where more than one).
-NEUTRA = dict(dim=10, warmup=500, samples=1000, svi_steps=5000, lr=0.003, particles=1,
+NEUTRA = dict(dim=10, warmup=500, samples=1000, svi_steps=5000, lr=0.003, particles=16,
               num_flows=2, hidden=[20, 20])
 # Pyro's overrides of NEUTRA: its full run (eager NUTS, ~15-50 ms per SVI step) takes 4-7 minutes
 # on 2 cores, so fewer draws and SVI steps; the record's `config` says which were used.
