@@ -7,6 +7,7 @@
 use proc_macro::TokenStream;
 
 mod args;
+mod derive;
 mod expand;
 mod krate;
 mod rewrite;
@@ -48,4 +49,13 @@ pub fn param(input: TokenStream) -> TokenStream {
 #[proc_macro]
 pub fn plate(input: TokenStream) -> TokenStream {
     expand::plate(input.into()).into()
+}
+
+/// Implements `ppl::nn::Parametrized` for a struct of network parts (`tch::nn` layers, tensors,
+/// other `Parametrized` structs, `Vec`s and `Option`s of them): each field's tensors under the
+/// field's name, so `PyroModule` names a `Linear` field `fc1`'s weight `"fc1.weight"`.
+/// `#[pyro(skip)]` leaves a field out (an activation choice, a size).
+#[proc_macro_derive(Parametrized, attributes(pyro))]
+pub fn derive_parametrized(input: TokenStream) -> TokenStream {
+    derive::parametrized(input.into()).into()
 }

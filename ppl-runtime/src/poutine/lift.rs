@@ -41,13 +41,34 @@ impl Messenger for LiftMessenger {
         }
         let prior = self.priors.get(&msg.name).or(self.all.as_ref());
         if let Some(prior) = prior {
+            let prior = fit_to_param(prior, msg)?;
             msg.kind = SiteKind::Sample;
-            msg.dist = Some(prior.clone());
+            msg.dist = Some(prior);
             msg.param = None;
             msg.is_observed = false;
             msg.infer = Default::default();
         }
         Ok(())
+    }
+}
+
+/// A prior of one value (no batch or event dims) expanded to the param's shape, every dim an
+/// event dim (so a `Normal(0, 1)` prior lifts a `[50, 1]` weight as one site of that shape);
+/// other priors as they are.
+fn fit_to_param(prior: &DistRef, msg: &Msg) -> Result<DistRef> {
+    if !prior.batch_shape().is_empty() || !prior.event_shape().is_empty() {
+        return Ok(prior.clone());
+    }
+    let shape = match msg.param.as_ref().and_then(|p| p.init.as_ref()) {
+        Some(init) => Some(init.size()),
+        None => crate::params::with_param_store(|ps| ps.get(&msg.name).ok().map(|t| t.size())),
+    };
+    match shape {
+        Some(shape) if !shape.is_empty() => Ok(Rc::new(crate::distributions::Independent::new(
+            prior.expand(&shape)?,
+            shape.len(),
+        )?)),
+        _ => Ok(prior.clone()),
     }
 }
 

@@ -1,6 +1,7 @@
-//! Networks whose weights are params in the param store (Pyro's `pyro.nn`): [`DenseNN`] and the
-//! masked autoregressive [`AutoRegressiveNN`] (MADE, Germain et al. 2015), the conditioners of
-//! the learnable flows in [`crate::transforms`].
+//! Neural networks in models (Pyro's `pyro.nn`): Bayesian modules ([`PyroModule`], over any
+//! [`Parametrized`] struct of `tch::nn` layers), and networks whose weights are params in the
+//! param store: [`DenseNN`] and the masked autoregressive [`AutoRegressiveNN`] (MADE, Germain et
+//! al. 2015), the conditioners of the learnable flows in [`crate::transforms`].
 //!
 //! A network is a description (name, sizes, masks); [`DenseNN::bind`] reads its weights through
 //! [`param`](crate::primitives::param), so that SVI sees and trains them like any other param,
@@ -10,6 +11,12 @@
 //! `{name}.layers.{i}.weight` and `{name}.layers.{i}.bias`.
 
 use tch::{Device, Kind, Tensor};
+
+mod module;
+
+pub use module::{join, Parametrized, PyroModule, PyroSite};
+/// `#[derive(Parametrized)]` (see the trait).
+pub use ppl_macros::Parametrized;
 
 use crate::constraints::Constraint;
 use crate::error::{Error, Result};
