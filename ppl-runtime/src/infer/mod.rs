@@ -17,8 +17,9 @@ pub(crate) mod threads;
 
 pub use args::{arg_tensors, bind, ModelArgs, ModelFn};
 pub use autoguide::{
-    AutoDelta, AutoDiagonalNormal, AutoGuide, AutoIAFNormal, AutoLaplaceApproximation,
-    AutoLowRankMultivariateNormal, AutoMultivariateNormal, AutoNormal, AutoNormalizingFlow,
+    AutoDelta, AutoDiagonalNormal, AutoGuide, AutoGuideList, AutoIAFNormal,
+    AutoLaplaceApproximation, AutoLowRankMultivariateNormal, AutoMultivariateNormal, AutoNormal,
+    AutoNormalizingFlow,
 };
 pub use discrete::infer_discrete;
 pub use elbo::{

@@ -18,6 +18,7 @@
 //! | [`AutoLaplaceApproximation`] | MAP, then a normal from the Hessian | no |
 //! | [`AutoNormalizingFlow`] | a standard normal through learnable transforms (flows) | no |
 //! | [`AutoIAFNormal`] | a standard normal through inverse autoregressive flows | no |
+//! | [`AutoGuideList`] | autoguides over disjoint parts of the model, run together | per part |
 //!
 //! Every guide is used as the guide closure of [`crate::infer::Svi`]:
 //! `Svi::new(|| model(&x), || guide.call(), adam, TraceElbo::default())`.
@@ -25,6 +26,7 @@
 mod continuous;
 mod delta;
 mod init;
+mod list;
 mod normal;
 
 pub use continuous::{
@@ -37,6 +39,7 @@ pub use init::{
     init_to_uniform, init_to_uniform_radius, init_to_value, init_to_value_or, InitLocFn,
     InitMessenger,
 };
+pub use list::AutoGuideList;
 pub use normal::AutoNormal;
 
 use std::cell::RefCell;
