@@ -160,8 +160,12 @@ fn auto_guide_list_fits_parts_of_a_model() {
     // banana: a ~ N(0, 1), b ~ N(a², 0.5). MAP of a is 0 (with b free, p(a) alone peaks there);
     // b | a = 0 is N(0, 0.5).
     let guide = AutoGuideList::new()
-        .add(AutoDelta::new(|| BlockMessenger::expose(&["a"]).run(banana)))
-        .add(AutoNormal::new(|| BlockMessenger::expose(&["b"]).run(banana)));
+        .append(AutoDelta::new(|| {
+            BlockMessenger::expose(&["a"]).run(banana)
+        }))
+        .append(AutoNormal::new(|| {
+            BlockMessenger::expose(&["b"]).run(banana)
+        }));
     let adam = Adam::new(AdamConfig {
         lr: 0.02,
         ..Default::default()
@@ -170,14 +174,30 @@ fn auto_guide_list_fits_parts_of_a_model() {
     svi.run(2000).expect("svi");
     let names: Vec<String> = with_param_store(|ps| ps.names().map(String::from).collect());
     assert!(names.contains(&"AutoDelta.a".to_string()), "{names:?}");
-    assert!(names.contains(&"AutoNormal.locs.b".to_string()), "{names:?}");
+    assert!(
+        names.contains(&"AutoNormal.locs.b".to_string()),
+        "{names:?}"
+    );
     let med = guide.median().expect("median");
-    assert!(med["a"].double_value(&[]).abs() < 0.15, "a {}", med["a"].double_value(&[]));
-    assert!(med["b"].double_value(&[]).abs() < 0.2, "b {}", med["b"].double_value(&[]));
+    assert!(
+        med["a"].double_value(&[]).abs() < 0.15,
+        "a {}",
+        med["a"].double_value(&[])
+    );
+    assert!(
+        med["b"].double_value(&[]).abs() < 0.2,
+        "b {}",
+        med["b"].double_value(&[])
+    );
 
     let twice = AutoGuideList::new()
-        .add(AutoNormal::new(banana))
-        .add(AutoDelta::new(|| BlockMessenger::expose(&["a"]).run(banana)));
+        .append(AutoNormal::new(banana))
+        .append(AutoDelta::new(|| {
+            BlockMessenger::expose(&["a"]).run(banana)
+        }));
     let err = twice.call().expect_err("a is covered twice").to_string();
-    assert!(err.contains("`a`") && err.contains("parts 0 and 1"), "{err}");
+    assert!(
+        err.contains("`a`") && err.contains("parts 0 and 1"),
+        "{err}"
+    );
 }

@@ -23,8 +23,8 @@ use crate::error::{Error, Result};
 /// # fn main() -> ppl::Result<()> {
 /// clear_param_store();
 /// let guide = AutoGuideList::new()
-///     .add(AutoDelta::new(|| BlockMessenger::expose(&["a"]).run(model)))
-///     .add(AutoNormal::new(|| BlockMessenger::expose(&["b"]).run(model)));
+///     .append(AutoDelta::new(|| BlockMessenger::expose(&["a"]).run(model)))
+///     .append(AutoNormal::new(|| BlockMessenger::expose(&["b"]).run(model)));
 /// let draw = guide.call()?;
 /// assert!(draw.contains_key("a") && draw.contains_key("b"));
 /// # Ok(()) }
@@ -40,8 +40,8 @@ impl<'a> AutoGuideList<'a> {
         AutoGuideList { parts: Vec::new() }
     }
 
-    /// Adds a part.
-    pub fn add(mut self, guide: impl AutoGuide + 'a) -> Self {
+    /// Adds a part (Pyro's `append`).
+    pub fn append(mut self, guide: impl AutoGuide + 'a) -> Self {
         self.parts.push(Box::new(guide));
         self
     }
