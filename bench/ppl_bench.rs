@@ -524,8 +524,8 @@ fn main() -> ppl::Result<()> {
         .unwrap_or_else(|| order.iter().map(|s| s.to_string()).collect());
     for name in &only {
         let Some(f) = all.get(name.as_str()) else {
-            // The NUTS workloads are run by `examples/bench_mcmc.rs`.
-            if !name.ends_with("_nuts") {
+            // The NUTS workloads (and NeuTra's) are run by `examples/bench_mcmc.rs`.
+            if !(name.ends_with("_nuts") || name == "neutra_funnel") {
                 eprintln!("unknown workload {name:?}; choose from {order:?}");
                 std::process::exit(2);
             }
