@@ -223,3 +223,57 @@ fn flow_params_live_in_the_param_store() {
         "{err}"
     );
 }
+
+/// BatchNorm: in training mode the inverse normalizes the batch (mean β = 0, variance
+/// var/(var + ε) ≈ 1) and moves the running averages by the momentum (0.1); in evaluation mode
+/// both directions use the running averages, invert each other, and the log-det-Jacobian is
+/// autograd's.
+#[test]
+fn batch_norm_normalizes_and_keeps_running_averages() {
+    use ppl::transforms::BatchNorm;
+    clear_param_store();
+    set_rng_seed(5);
+    let bn = BatchNorm::new("bn", 2);
+    let y = Tensor::randn([500, 2], OPTS) * Tensor::from_slice(&[3.0, 0.5])
+        + Tensor::from_slice(&[1.0, -2.0]);
+    let t = bn.bind(OPTS).expect("bind");
+    let x = t.inverse(&y).expect("normalize");
+    let m = x.mean_dim([0i64].as_slice(), false, Kind::Double);
+    let v = x.var_dim([0i64].as_slice(), true, false);
+    let (bm, bv) = (
+        y.mean_dim([0i64].as_slice(), false, Kind::Double),
+        y.var_dim([0i64].as_slice(), true, false),
+    );
+    assert!(m.abs().max().double_value(&[]) < 1e-9, "mean {m:?}");
+    // γ = relu(1) + 1e-6 at the start.
+    let g2 = (1.0f64 + 1e-6).powi(2);
+    assert!(
+        v.allclose(&(&bv / (&bv + 1e-5) * g2), 1e-9, 1e-12, false),
+        "variance {v:?}"
+    );
+    let (mm, mv) = bn.moving_stats(OPTS).expect("stats");
+    assert!(mm.allclose(&(&bm * 0.1), 1e-12, 1e-12, false));
+    assert!(mv.allclose(&(&bv * 0.1 + 0.9), 1e-12, 1e-12, false));
+    // A training batch of one row is an error saying what to do.
+    let err = t
+        .inverse(&y.narrow(0, 0, 1))
+        .expect_err("one row")
+        .to_string();
+    assert!(err.contains("train(false)"), "{err}");
+
+    bn.train(false);
+    let t = bn.bind(OPTS).expect("bind");
+    let back = t
+        .forward(&t.inverse(&y).expect("inverse"))
+        .expect("forward");
+    assert!(back.allclose(&y, 1e-10, 1e-10, false));
+    let x0 = Tensor::from_slice(&[0.3, -1.0]);
+    let j = jacobian(&|x: &Tensor| t.forward(x).expect("forward"), &x0);
+    let want = j.det().abs().log().double_value(&[]);
+    let got = t
+        .log_abs_det_jacobian(&x0, &t.forward(&x0).expect("forward"))
+        .expect("ladj")
+        .sum(Kind::Double)
+        .double_value(&[]);
+    assert!((got - want).abs() < 1e-9, "{got} vs {want}");
+}

@@ -913,3 +913,170 @@ impl Transform for BoundSplineCoupling {
         Ok(self.apply(x, false)?.1)
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// BatchNorm
+
+/// Running statistics of a [`BatchNorm`] flow (Pyro keeps them as module buffers).
+#[derive(Debug)]
+struct Moving {
+    mean: Option<Tensor>,
+    var: Option<Tensor>,
+}
+
+/// Batch normalization as a flow (Pyro's `BatchNorm`, Dinh et al. 2017), for density
+/// estimation with stacked flows. The normalizing direction is the inverse: in training mode
+/// (the default) `x = (y - mean(y)) · γ / sqrt(var(y) + ε) + β` with the batch's own mean and
+/// variance (over dim 0), which also update running averages (momentum 0.1); in evaluation mode
+/// ([`BatchNorm::train`]`(false)`) the running averages are used both ways. The forward
+/// (sampling) direction always uses the running averages. `γ = relu(gamma) + 1e-6`. Params
+/// `{name}.gamma` (ones) and `{name}.beta` (zeros); the running averages live in the module (not
+/// in the param store or checkpoints).
+#[derive(Clone, Debug)]
+pub struct BatchNorm {
+    name: String,
+    input_dim: i64,
+    momentum: f64,
+    epsilon: f64,
+    training: Rc<std::cell::Cell<bool>>,
+    moving: Rc<RefCell<Moving>>,
+}
+
+impl BatchNorm {
+    /// The flow `name` on vectors of `input_dim` values, in training mode.
+    pub fn new(name: impl Into<String>, input_dim: i64) -> BatchNorm {
+        BatchNorm {
+            name: name.into(),
+            input_dim,
+            momentum: 0.1,
+            epsilon: 1e-5,
+            training: Rc::new(std::cell::Cell::new(true)),
+            moving: Rc::new(RefCell::new(Moving {
+                mean: None,
+                var: None,
+            })),
+        }
+    }
+
+    /// Training mode (batch statistics in the inverse) or evaluation mode (running averages).
+    /// Clones share the mode and the running averages.
+    pub fn train(&self, on: bool) {
+        self.training.set(on);
+    }
+
+    /// The running mean and variance (zeros and ones before any training batch).
+    pub fn moving_stats(&self, opts: Options) -> Result<(Tensor, Tensor)> {
+        let m = self.moving.borrow();
+        let mean = match &m.mean {
+            Some(t) => t.shallow_clone(),
+            None => Tensor::f_zeros([self.input_dim], opts)?,
+        };
+        let var = match &m.var {
+            Some(t) => t.shallow_clone(),
+            None => Tensor::f_ones([self.input_dim], opts)?,
+        };
+        Ok((mean, var))
+    }
+}
+
+impl TransformModule for BatchNorm {
+    fn bind(&self, opts: Options) -> Result<TransformRef> {
+        let d = self.input_dim;
+        let gamma = param(
+            format!("{}.gamma", self.name),
+            Some(|| Ok(Tensor::f_ones([d], opts)?)),
+            Constraint::Real,
+            None,
+        )?;
+        let beta = param(
+            format!("{}.beta", self.name),
+            Some(|| Ok(Tensor::f_zeros([d], opts)?)),
+            Constraint::Real,
+            None,
+        )?;
+        Ok(Rc::new(BoundBatchNorm {
+            gamma: gamma.f_relu()?.f_add_scalar(1e-6)?,
+            beta,
+            module: self.clone(),
+            opts,
+        }))
+    }
+}
+
+#[derive(Debug)]
+struct BoundBatchNorm {
+    gamma: Tensor,
+    beta: Tensor,
+    module: BatchNorm,
+    opts: Options,
+}
+
+impl BoundBatchNorm {
+    fn batch_stats(y: &Tensor) -> Result<(Tensor, Tensor)> {
+        if y.dim() < 2 || y.size()[0] < 2 {
+            return Err(Error::Shape(format!(
+                "BatchNorm in training mode normalizes a batch (dim 0, at least 2 rows), got \
+                 shape {:?}; call train(false) to use the running averages",
+                y.size()
+            )));
+        }
+        let mean = y.f_mean_dim([0i64].as_slice(), false, None::<Kind>)?;
+        let var = y.f_var_dim([0i64].as_slice(), true, false)?;
+        Ok((mean, var))
+    }
+}
+
+impl Transform for BoundBatchNorm {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        check_width("BatchNorm", x, self.module.input_dim)?;
+        let (mean, var) = self.module.moving_stats(self.opts)?;
+        Ok(x.f_sub(&self.beta)?
+            .f_div(&self.gamma)?
+            .f_mul(&var.f_add_scalar(self.module.epsilon)?.f_sqrt()?)?
+            .f_add(&mean)?)
+    }
+    fn inverse(&self, y: &Tensor) -> Result<Tensor> {
+        check_width("BatchNorm", y, self.module.input_dim)?;
+        let (mean, var) = if self.module.training.get() {
+            let (mean, var) = Self::batch_stats(y)?;
+            let (old_mean, old_var) = self.module.moving_stats(self.opts)?;
+            let m = self.module.momentum;
+            tch::no_grad(|| -> Result<()> {
+                let mut mv = self.module.moving.borrow_mut();
+                mv.mean = Some(
+                    old_mean
+                        .f_mul_scalar(1.0 - m)?
+                        .f_add(&mean.f_mul_scalar(m)?)?
+                        .f_detach()?,
+                );
+                mv.var = Some(
+                    old_var
+                        .f_mul_scalar(1.0 - m)?
+                        .f_add(&var.f_mul_scalar(m)?)?
+                        .f_detach()?,
+                );
+                Ok(())
+            })?;
+            (mean, var)
+        } else {
+            self.module.moving_stats(self.opts)?
+        };
+        Ok(y.f_sub(&mean)?
+            .f_mul(&self.gamma)?
+            .f_div(&var.f_add_scalar(self.module.epsilon)?.f_sqrt()?)?
+            .f_add(&self.beta)?)
+    }
+    fn log_abs_det_jacobian(&self, x: &Tensor, y: &Tensor) -> Result<Tensor> {
+        let var = if self.module.training.get() {
+            Self::batch_stats(y)?.1
+        } else {
+            self.module.moving_stats(self.opts)?.1
+        };
+        let l = var
+            .f_add_scalar(self.module.epsilon)?
+            .f_log()?
+            .f_mul_scalar(0.5)?
+            .f_sub(&self.gamma.f_log()?)?;
+        Ok(l.f_expand(x.size().as_slice(), false)?)
+    }
+}

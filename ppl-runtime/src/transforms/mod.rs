@@ -21,8 +21,8 @@ pub use basic::{
     SoftmaxTransform, SoftplusTransform,
 };
 pub use flows::{
-    AffineAutoregressive, AffineCoupling, Permute, Planar, Radial, Spline, SplineCoupling,
-    TransformModule, TransformModuleRef,
+    AffineAutoregressive, AffineCoupling, BatchNorm, Permute, Planar, Radial, Spline,
+    SplineCoupling, TransformModule, TransformModuleRef,
 };
 pub use matrix::{CorrCholeskyTransform, LowerCholeskyTransform, PositiveDefiniteTransform};
 pub use stick_breaking::StickBreakingTransform;
