@@ -2,7 +2,8 @@
 //! minibatch passed to every step (`svi.step_with(&batch)`, Pyro's `svi.step(x)`).
 //!
 //!     cargo run --release --example vae -- [--epochs 30] [--z-dim 2] [--hidden 200]
-//!         [--batch 128] [--lr 0.001] [--out vae.png] [--mnist-dir DIR] [--jit] [--device cuda]
+//!         [--batch 128] [--lr 0.001] [--threads N] [--out vae.png] [--mnist-dir DIR] [--jit]
+//!         [--device cuda]
 //!
 //! Data: `data/digits.csv` (scikit-learn's 8×8 digits, binarized; the first 1500 images train,
 //! the other 297 test), or with `--mnist-dir` the MNIST IDX files in DIR
@@ -24,6 +25,8 @@ fn main() -> ppl::Result<()> {
     let hidden: i64 = ppl_examples::arg("hidden", 200);
     let batch: i64 = ppl_examples::arg("batch", 128);
     let lr: f64 = ppl_examples::arg("lr", 1e-3);
+    // torch's intra-op threads: 0 lets SVI pick by the work (one thread for these batches).
+    let threads: usize = ppl_examples::arg("threads", 0);
     let out: String = ppl_examples::arg("out", "vae.png".to_string());
     let mnist = Some(ppl_examples::arg("mnist-dir", String::new())).filter(|d| !d.is_empty());
     set_rng_seed(0);
@@ -54,6 +57,7 @@ fn main() -> ppl::Result<()> {
         adam,
         TraceElbo::default(),
     )
+    .num_threads((threads > 0).then_some(threads))
     .jit_compile(ppl_examples::jit_from_args());
 
     let n_train = train.size()[0];

@@ -496,3 +496,33 @@ fn svi_picks_torch_threads_by_the_work_and_restores_them() {
     }
     tch::set_num_threads(before);
 }
+
+/// Predictive and Importance pick torch's threads by the work of their first run, as SVI does:
+/// a small model runs its later draws single-threaded, and the setting is restored afterwards.
+#[test]
+fn predictive_and_importance_pick_threads_by_the_work() {
+    use std::cell::Cell;
+    clear_param_store();
+    let x = flips();
+    let seen = Cell::new(0);
+    let model = || -> ppl::Result<()> {
+        seen.set(tch::get_num_threads());
+        coin(&x)
+    };
+    let before = tch::get_num_threads();
+    tch::set_num_threads(2);
+    ppl::infer::Predictive::with_guide(model, || coin_guide(&x), 3)
+        .run()
+        .expect("predictive");
+    assert_eq!(
+        seen.get(),
+        1,
+        "later draws of a small model run single-threaded"
+    );
+    assert_eq!(tch::get_num_threads(), 2, "restored");
+    seen.set(0);
+    Importance::new(model, 3).run().expect("importance");
+    assert_eq!(seen.get(), 1);
+    assert_eq!(tch::get_num_threads(), 2, "restored");
+    tch::set_num_threads(before);
+}

@@ -81,6 +81,8 @@ impl<'a, R> Importance<'a, R> {
                 Vec::with_capacity(n),
                 Vec::with_capacity(n),
             );
+            // torch's threads by the work of the first sample (one thread for small models).
+            let mut threads = crate::infer::threads::ByWork::default();
             for _ in 0..n {
                 let (value, mut trace, lw) = match &self.guide {
                     Some(guide) => {
@@ -98,6 +100,7 @@ impl<'a, R> Importance<'a, R> {
                     }
                 };
                 crate::infer::enumerate::check_not_marked(&trace, "Importance")?;
+                threads.observe(&trace);
                 trace.compute_log_prob()?;
                 values.push(value);
                 traces.push(trace);

@@ -244,6 +244,8 @@ impl<'a> Predictive<'a> {
             return self.run_parallel();
         }
         let mut collected: IndexMap<String, Vec<Tensor>> = IndexMap::new();
+        // torch's threads by the work of the first draw (one thread for small models).
+        let mut threads = crate::infer::threads::ByWork::default();
         for i in 0..self.num_samples {
             let data = match &mut self.guide {
                 Some(g) => Self::guide_draw(g)?,
@@ -254,6 +256,7 @@ impl<'a> Predictive<'a> {
                 .map(|(k, v)| (k.clone(), v.shallow_clone()))
                 .collect();
             let tr = self.run_model(data)?;
+            threads.observe(&tr);
             if i == 0 {
                 self.check_return_sites(&tr)?;
                 for name in self.wanted(&tr, &keys) {

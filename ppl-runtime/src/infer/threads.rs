@@ -32,3 +32,22 @@ impl Drop for ThreadsGuard {
         }
     }
 }
+
+/// Picks torch's intra-op threads by the work of the first run, for algorithms that run a model
+/// many times (`Predictive`, `Importance`): one thread when every site value of the first run has
+/// fewer elements than libtorch splits across threads, torch's setting otherwise. The choice
+/// holds until this is dropped, which restores the previous setting.
+#[derive(Default)]
+pub(crate) struct ByWork {
+    guard: Option<ThreadsGuard>,
+}
+
+impl ByWork {
+    /// Decides, once, from a run's trace.
+    pub(crate) fn observe(&mut self, trace: &crate::poutine::Trace) {
+        if self.guard.is_none() {
+            let largest = trace.iter().map(|s| s.value.numel()).max().unwrap_or(0);
+            self.guard = Some(ThreadsGuard::set((largest < GRAIN_SIZE).then_some(1)));
+        }
+    }
+}
