@@ -270,13 +270,14 @@ fn compiled_steps_follow_a_loaded_checkpoint() {
     svi.step().expect("step");
     ppl::optim::save_checkpoint(&path, &svi.optim).expect("save");
     let saved = get_param("a").expect("a").double_value(&[]);
-    for _ in 0..100 {
+    for _ in 0..400 {
         svi.step().expect("step");
     }
     assert!(svi.is_compiled());
     let moved = get_param("a").expect("a").double_value(&[]);
     assert!(
-        (moved.ln() - saved.ln()).abs() > 0.05,
+        // Farther than the bound on one step checked below (0.035), so the two cases differ.
+        (moved.ln() - saved.ln()).abs() > 0.04,
         "{saved} -> {moved}: too close to tell"
     );
     ppl::optim::load_checkpoint(&path, &mut svi.optim).expect("load");

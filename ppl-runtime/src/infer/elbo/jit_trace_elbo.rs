@@ -31,6 +31,11 @@ use crate::params::{with_param_store, zero_grads};
 /// param store no longer holds the tensors the program was compiled with (a checkpoint loaded),
 /// the next step compiles again.
 ///
+/// Randomness: compiling leaves torch's and ppl's generators as it found them, and every
+/// compiled step, the first included, draws from a generator seeded by one number from ppl's
+/// generator ([`crate::get_rng_state`]). So a compiled run resumed from a checkpoint (which holds
+/// that state) makes the same draws as the run that never stopped, although it compiles again.
+///
 /// Data passed as arguments ([`Svi::step_with`](crate::infer::Svi::step_with)) are the program's
 /// inputs beside the params: a new minibatch of the same shapes runs the same program; new shapes
 /// compile again. Data captured by the closures are constants of the program.
@@ -61,8 +66,7 @@ enum State {
     Compiled(Box<CompiledStep>),
 }
 
-/// The program, the params it reads (unconstrained leaves, in input order) and the generator of
-/// its random draws.
+/// The program and the params it reads (unconstrained leaves, in input order).
 struct CompiledStep {
     program: Program,
     params: Vec<(String, Tensor)>,
@@ -70,7 +74,6 @@ struct CompiledStep {
     data_shapes: Vec<Vec<i64>>,
     /// The values of the inputs: params, then data.
     values: Vec<Vec<f64>>,
-    rng: StdRng,
 }
 
 impl<L: Elbo> JitTraceElbo<L> {
@@ -106,8 +109,8 @@ impl<L: Elbo> JitTraceElbo<L> {
     }
 
     /// Traces and compiles the loss, and checks the program against libtorch on the traced
-    /// run's draws. On success the params' `.grad` hold libtorch's gradient of that run, which
-    /// is this step's.
+    /// run's draws. On success the params' `.grad` hold libtorch's gradient of that run (the
+    /// caller zeroes them and runs the program).
     fn compile<R1, R2>(
         &mut self,
         model: &mut dyn FnMut() -> Result<R1>,
@@ -172,7 +175,6 @@ impl<L: Elbo> JitTraceElbo<L> {
             values: leaves.iter().map(|t| vec![0.0; t.numel()]).collect(),
             data_shapes: self.inputs.iter().map(|t| t.size()).collect(),
             params,
-            rng: StdRng::seed_from_u64(crate::primitives::with_rng(|r| r.random::<u64>())),
         };
         let (outs, grads) = compiled.evaluate(true, &self.inputs)?;
         let eager_values = [
@@ -251,7 +253,11 @@ impl<L: Elbo> Elbo for JitTraceElbo<L> {
             }
             State::Pending => {
                 let compiled = if self.inner.supports_jit() {
-                    self.compile(model, guide)
+                    // Compiling draws nothing that later steps see.
+                    let saved = crate::primitives::get_rng_state()?;
+                    let c = self.compile(model, guide);
+                    crate::primitives::set_rng_state(&saved)?;
+                    c
                 } else {
                     Err(Error::JitRefused {
                         reason: "this loss keeps state between steps or weighs particles on the \
@@ -261,9 +267,12 @@ impl<L: Elbo> Elbo for JitTraceElbo<L> {
                     })
                 };
                 match compiled {
-                    Ok((c, step)) => {
+                    Ok((c, _traced_step)) => {
+                        // This step runs the program too, on fresh draws (as a resumed run's
+                        // first step after compiling again does).
+                        zero_grads(&c.params)?;
                         self.state = State::Compiled(Box::new(c));
-                        Ok(step)
+                        self.loss_and_grads(model, guide)
                     }
                     Err(e) if self.mode == Mode::Auto && e.is_jit_refusal() => {
                         eprintln!("ppl: running eagerly: {e}");
@@ -337,10 +346,12 @@ impl CompiledStep {
             }
         }
         let inputs: Vec<&[f64]> = self.values.iter().map(|v| v.as_slice()).collect();
+        // A generator per step, seeded from ppl's (which checkpoints hold).
+        let mut rng = StdRng::seed_from_u64(crate::primitives::with_rng(|r| r.random::<u64>()));
         let draws = if traced {
             Draws::Traced
         } else {
-            Draws::Fresh(&mut self.rng)
+            Draws::Fresh(&mut rng)
         };
         self.program.evaluate(&inputs, &[0], draws)
     }
