@@ -2,7 +2,8 @@
 //! 4 tails, a Beta guide with positive-constrained params, Adam (lr 0.0005, betas 0.90, 0.999),
 //! 2000 steps. The exact posterior is Beta(16, 14): mean 0.5333, std 0.0896.
 //!
-//!     cargo run --example coin_fairness [-- --device cuda --steps 2000 --jit --threads N]
+//!     cargo run --example coin_fairness [-- --device cuda --steps 2000 --jit --threads N
+//!         --save-params PATH.safetensors --load-params PATH.safetensors]
 //!
 //! `--jit` compiles the SVI step (`Svi::jit_compile`): same model, several times faster steps,
 //! different random draws (the compiled program has its own generator).
@@ -34,8 +35,20 @@ fn main() -> ppl::Result<()> {
     let steps: usize = ppl_examples::arg("steps", 2000);
     // torch's intra-op threads: 0 lets SVI pick by the work (one thread for this small model).
     let threads: usize = ppl_examples::arg("threads", 0);
+    // A param store as safetensors to start from (`--load-params`, e.g. written by Pyro through
+    // scripts/pyro_param_store.py) and to write at the end (`--save-params`).
+    let load: String = ppl_examples::arg("load-params", String::new());
+    let save: String = ppl_examples::arg("save-params", String::new());
     set_rng_seed(0);
     clear_param_store();
+    if !load.is_empty() {
+        with_param_store(|ps| ps.load_safetensors(&load, None))?;
+        println!(
+            "loaded {load}: alpha_q {:.6}  beta_q {:.6}",
+            get_param("alpha_q")?.double_value(&[]),
+            get_param("beta_q")?.double_value(&[])
+        );
+    }
     let data = Tensor::from_slice(&[1.0f32, 1., 1., 1., 1., 1., 0., 0., 0., 0.]).to_device(device);
     let adam = Adam::new(AdamConfig {
         lr: 0.0005,
@@ -62,6 +75,10 @@ fn main() -> ppl::Result<()> {
     let mean = a / (a + b);
     let std = (a * b / ((a + b).powi(2) * (a + b + 1.0))).sqrt();
     println!("alpha_q {a:.3}  beta_q {b:.3}");
+    if !save.is_empty() {
+        with_param_store(|ps| ps.save_safetensors(&save))?;
+        println!("wrote {save}: alpha_q {a:.6}  beta_q {b:.6}");
+    }
     println!("inferred fairness {mean:.4} ± {std:.4}   (exact posterior 0.5333 ± 0.0896)");
     println!(
         "{steps} steps in {:.3} s ({:.3} ms/step, debug or release as built)",

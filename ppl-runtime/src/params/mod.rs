@@ -220,6 +220,147 @@ impl ParamStore {
         })
     }
 
+    /// Saves every param as safetensors: one tensor per param under its own name (the
+    /// unconstrained value, as Pyro's param store keeps it), with the constraints and event dims
+    /// in the file's metadata (`constraint.NAME`, `event_dim.NAME`; `format` is
+    /// `ppl-param-store`). Loading it ([`ParamStore::load_safetensors`]) gives back bit-identical
+    /// tensors; `scripts/pyro_param_store.py` turns it into a Pyro param-store file and back.
+    pub fn save_safetensors(&self, path: impl AsRef<Path>) -> Result<()> {
+        use safetensors::tensor::{Dtype, TensorView};
+        let p = path.as_ref();
+        let mut meta = std::collections::HashMap::new();
+        meta.insert("format".to_string(), "ppl-param-store".to_string());
+        let mut bytes: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
+        for (name, e) in &self.entries {
+            meta.insert(format!("constraint.{name}"), e.constraint.to_string());
+            if let Some(d) = e.event_dim {
+                meta.insert(format!("event_dim.{name}"), d.to_string());
+            }
+            let t = e
+                .unconstrained
+                .f_detach()?
+                .f_to_device(tch::Device::Cpu)?
+                .f_contiguous()?;
+            let (dtype, data) = match t.kind() {
+                Kind::Float => (
+                    Dtype::F32,
+                    Vec::<f32>::try_from(t.f_reshape([-1])?)?
+                        .iter()
+                        .flat_map(|v| v.to_le_bytes())
+                        .collect(),
+                ),
+                Kind::Double => (
+                    Dtype::F64,
+                    Vec::<f64>::try_from(t.f_reshape([-1])?)?
+                        .iter()
+                        .flat_map(|v| v.to_le_bytes())
+                        .collect(),
+                ),
+                other => {
+                    return Err(Error::Checkpoint(format!(
+                        "param `{name}` is a {other:?} tensor; safetensors export takes float32 \
+                         and float64 params"
+                    )))
+                }
+            };
+            let shape = t.size().iter().map(|&d| d as usize).collect();
+            bytes.push((name.clone(), dtype, shape, data));
+        }
+        let views = bytes
+            .iter()
+            .map(|(n, dt, shape, data)| {
+                TensorView::new(*dt, shape.clone(), data)
+                    .map(|v| (n.as_str(), v))
+                    .map_err(|e| Error::Checkpoint(format!("param `{n}`: {e:?}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        safetensors::tensor::serialize_to_file(views, &Some(meta), p).map_err(|e| Error::Io {
+            path: p.display().to_string(),
+            source: std::io::Error::other(format!("{e:?}")),
+        })
+    }
+
+    /// Loads params saved by [`ParamStore::save_safetensors`] (or written by
+    /// `scripts/pyro_param_store.py` from a Pyro param store), replacing those of the same name.
+    /// Tensors go to `device` when given, else to the CPU.
+    pub fn load_safetensors(
+        &mut self,
+        path: impl AsRef<Path>,
+        device: Option<tch::Device>,
+    ) -> Result<()> {
+        use safetensors::tensor::{Dtype, SafeTensors};
+        let p = path.as_ref();
+        let buffer = std::fs::read(p).map_err(|source| Error::Io {
+            path: p.display().to_string(),
+            source,
+        })?;
+        let bad = |what: String| Error::Checkpoint(format!("{}: {what}", p.display()));
+        let (_, header) = SafeTensors::read_metadata(&buffer).map_err(|e| bad(format!("{e:?}")))?;
+        let meta = header.metadata().clone().unwrap_or_default();
+        if meta.get("format").map(String::as_str) != Some("ppl-param-store") {
+            return Err(bad(
+                "not a ppl param store (metadata `format` is not `ppl-param-store`)".into(),
+            ));
+        }
+        let st = SafeTensors::deserialize(&buffer).map_err(|e| bad(format!("{e:?}")))?;
+        for (name, view) in st.tensors() {
+            let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
+            let data = view.data();
+            let t = match view.dtype() {
+                Dtype::F32 => {
+                    let v: Vec<f32> = data
+                        .chunks_exact(4)
+                        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                        .collect();
+                    Tensor::f_from_slice(&v)?
+                }
+                Dtype::F64 => {
+                    let v: Vec<f64> = data
+                        .chunks_exact(8)
+                        .map(|c| {
+                            f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])
+                        })
+                        .collect();
+                    Tensor::f_from_slice(&v)?
+                }
+                other => {
+                    return Err(bad(format!(
+                        "param `{name}` has dtype {other:?}; float32 or float64 expected"
+                    )))
+                }
+            };
+            let t = t.f_reshape(shape.as_slice())?;
+            let t = match device {
+                Some(d) => t.f_to_device(d)?,
+                None => t,
+            };
+            let constraint: Constraint = match meta.get(&format!("constraint.{name}")) {
+                Some(c) => c.parse()?,
+                None => {
+                    return Err(bad(format!(
+                        "no constraint for param `{name}` in the metadata"
+                    )))
+                }
+            };
+            let event_dim = match meta.get(&format!("event_dim.{name}")) {
+                Some(d) => Some(
+                    d.parse()
+                        .map_err(|_| bad(format!("bad event_dim {d:?} of `{name}`")))?,
+                ),
+                None => None,
+            };
+            self.entries.insert(
+                name.to_string(),
+                ParamEntry {
+                    unconstrained: t.set_requires_grad(true),
+                    constraint,
+                    event_dim,
+                },
+            );
+        }
+        Ok(())
+    }
+
     /// Loads params saved by [`ParamStore::save`], replacing those of the same name. Tensors go to
     /// `device` when given, else where they were saved from.
     pub fn load(&mut self, path: impl AsRef<Path>, device: Option<tch::Device>) -> Result<()> {
