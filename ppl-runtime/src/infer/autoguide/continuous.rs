@@ -428,6 +428,13 @@ macro_rules! flat_guide {
             pub fn new<R>(model: impl FnMut() -> Result<R> + 'a) -> Self {
                 $name(Continuous::new(model_fn(model), stringify!($name), $family))
             }
+
+            /// The initial scale (default 0.1). (The flow guides have none: they start from
+            /// their transforms' initialization.)
+            pub fn init_scale(mut self, scale: f64) -> Self {
+                self.0.init_scale = scale;
+                self
+            }
         }
 
         flat_guide_methods!($name);
@@ -437,15 +444,11 @@ macro_rules! flat_guide {
 macro_rules! flat_guide_methods {
     ($name:ident) => {
         impl<'a> $name<'a> {
-            /// Uses `f` to initialize the loc (before the first call).
+            /// Uses `f` to initialize the loc (before the first call). For the flow guides, which
+            /// have no loc, it only gives the values the model runs with while the guide finds its
+            /// latent sites (as in Pyro).
             pub fn init_loc_fn(mut self, f: InitLocFn) -> Self {
                 self.0.init_loc_fn = f;
-                self
-            }
-
-            /// The initial scale (default 0.1).
-            pub fn init_scale(mut self, scale: f64) -> Self {
-                self.0.init_scale = scale;
                 self
             }
 
