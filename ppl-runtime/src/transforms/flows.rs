@@ -82,6 +82,20 @@ impl Cache {
             .filter(|(cx, _, _)| same(cx, x))
             .and_then(|(_, _, e)| e.as_ref().map(Tensor::shallow_clone))
     }
+
+    /// `log |det J|` of an affine flow at `x`: its log-scales summed over the last dim, the ones
+    /// cached with `x` when it is the last input, else `recompute()`'s.
+    fn sum_log_scale(
+        &self,
+        x: &Tensor,
+        recompute: impl FnOnce() -> Result<Tensor>,
+    ) -> Result<Tensor> {
+        let log_scale = match self.extra_of(x) {
+            Some(l) => l,
+            None => recompute()?,
+        };
+        Ok(log_scale.f_sum_dim_intlist([-1i64].as_slice(), false, None::<Kind>)?)
+    }
 }
 
 /// A log-scale clamped to `[-5, 3]`: in value only, keeping the gradient of `x` (Pyro's
@@ -231,11 +245,7 @@ impl Transform for BoundAffineAutoregressive {
         Ok(x)
     }
     fn log_abs_det_jacobian(&self, x: &Tensor, _y: &Tensor) -> Result<Tensor> {
-        let log_scale = match self.cache.extra_of(x) {
-            Some(l) => l,
-            None => self.loc_log_scale(x)?.1,
-        };
-        Ok(log_scale.f_sum_dim_intlist([-1i64].as_slice(), false, None::<Kind>)?)
+        self.cache.sum_log_scale(x, || Ok(self.loc_log_scale(x)?.1))
     }
 }
 
@@ -340,11 +350,7 @@ impl Transform for BoundAffineCoupling {
         Ok(x)
     }
     fn log_abs_det_jacobian(&self, x: &Tensor, _y: &Tensor) -> Result<Tensor> {
-        let log_scale = match self.cache.extra_of(x) {
-            Some(l) => l,
-            None => self.parts(x)?.3,
-        };
-        Ok(log_scale.f_sum_dim_intlist([-1i64].as_slice(), false, None::<Kind>)?)
+        self.cache.sum_log_scale(x, || Ok(self.parts(x)?.3))
     }
 }
 
