@@ -211,7 +211,23 @@ impl Unquantize {
 }
 
 macro_rules! relaxed_wrapper {
-    ($name:ident, $label:literal, $support:expr) => {
+    ($name:ident, $label:literal, $support:expr, $hard:literal) => {
+        impl $name {
+            fn wrap(inner: TransformedDistribution) -> Self {
+                $name {
+                    inner: Rc::new(inner),
+                    straight_through: false,
+                    unquantize: Unquantize::default(),
+                }
+            }
+
+            #[doc = concat!("The straight-through form: ", $hard, " draws with the relaxed gradient.")]
+            pub fn straight_through(mut self) -> Self {
+                self.straight_through = true;
+                self
+            }
+        }
+
         impl Distribution for $name {
             fn name(&self) -> &'static str {
                 $label
@@ -299,17 +315,7 @@ impl RelaxedBernoulli {
     pub fn from_logits(temperature: impl Into<Arg>, logits: impl Into<Arg>) -> Result<Self> {
         let base = LogitRelaxedBernoulli::new(temperature, logits)?;
         let inner = TransformedDistribution::new(Rc::new(base), vec![Rc::new(SigmoidTransform)])?;
-        Ok(RelaxedBernoulli {
-            inner: Rc::new(inner),
-            straight_through: false,
-            unquantize: Unquantize::default(),
-        })
-    }
-
-    /// The straight-through form: hard `{0, 1}` draws with the relaxed gradient.
-    pub fn straight_through(mut self) -> Self {
-        self.straight_through = true;
-        self
+        Ok(Self::wrap(inner))
     }
 
     fn quantize(soft: &Tensor) -> Result<Tensor> {
@@ -320,7 +326,8 @@ impl RelaxedBernoulli {
 relaxed_wrapper!(
     RelaxedBernoulli,
     "RelaxedBernoulli",
-    Constraint::UnitInterval
+    Constraint::UnitInterval,
+    "hard `{0, 1}`"
 );
 
 /// The relaxed one-hot categorical (Concrete / Gumbel-softmax) distribution on the simplex:
@@ -346,17 +353,7 @@ impl RelaxedOneHotCategorical {
     pub fn from_logits(temperature: impl Into<Arg>, logits: impl Into<Arg>) -> Result<Self> {
         let base = ExpRelaxedCategorical::new(temperature, logits)?;
         let inner = TransformedDistribution::new(Rc::new(base), vec![Rc::new(ExpTransform)])?;
-        Ok(RelaxedOneHotCategorical {
-            inner: Rc::new(inner),
-            straight_through: false,
-            unquantize: Unquantize::default(),
-        })
-    }
-
-    /// The straight-through form: one-hot draws with the relaxed gradient.
-    pub fn straight_through(mut self) -> Self {
-        self.straight_through = true;
-        self
+        Ok(Self::wrap(inner))
     }
 
     fn quantize(soft: &Tensor) -> Result<Tensor> {
@@ -369,5 +366,6 @@ impl RelaxedOneHotCategorical {
 relaxed_wrapper!(
     RelaxedOneHotCategorical,
     "RelaxedOneHotCategorical",
-    Constraint::Simplex
+    Constraint::Simplex,
+    "one-hot"
 );

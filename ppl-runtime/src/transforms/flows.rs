@@ -134,6 +134,21 @@ fn no_inverse(what: &str) -> Error {
     ))
 }
 
+/// `TransformModule` for an affine flow with a clamped log-scale and a
+/// `bound(opts, exact)` method: `bind` clamps in value only, `bind_exact` in value and gradient.
+macro_rules! clamped_log_scale_module {
+    ($t:ty) => {
+        impl TransformModule for $t {
+            fn bind(&self, opts: Options) -> Result<TransformRef> {
+                self.bound(opts, false)
+            }
+            fn bind_exact(&self, opts: Options) -> Result<TransformRef> {
+                self.bound(opts, true)
+            }
+        }
+    };
+}
+
 // ---------------------------------------------------------------------------------------------
 // AffineAutoregressive (IAF)
 
@@ -181,14 +196,7 @@ impl AffineAutoregressive {
     }
 }
 
-impl TransformModule for AffineAutoregressive {
-    fn bind(&self, opts: Options) -> Result<TransformRef> {
-        self.bound(opts, false)
-    }
-    fn bind_exact(&self, opts: Options) -> Result<TransformRef> {
-        self.bound(opts, true)
-    }
-}
+clamped_log_scale_module!(AffineAutoregressive);
 
 #[derive(Debug)]
 struct BoundAffineAutoregressive {
@@ -299,14 +307,7 @@ impl AffineCoupling {
     }
 }
 
-impl TransformModule for AffineCoupling {
-    fn bind(&self, opts: Options) -> Result<TransformRef> {
-        self.bound(opts, false)
-    }
-    fn bind_exact(&self, opts: Options) -> Result<TransformRef> {
-        self.bound(opts, true)
-    }
-}
+clamped_log_scale_module!(AffineCoupling);
 
 #[derive(Debug)]
 struct BoundAffineCoupling {
