@@ -146,6 +146,16 @@ fn a_prior_of_the_wrong_shape_names_the_site() {
     );
     // The network still has its own tensors.
     assert_eq!(net.module().fc1.ws.size(), [3, 1]);
+
+    // A misspelt path is an error listing the network's paths, not a setting quietly ignored.
+    clear_param_store();
+    let net = PyroModule::new("", Mlp::new(&vs, 3)).param("fc1.wieght", Constraint::Positive);
+    let err = net.call(|m| m.forward(&x())).expect_err("typo").to_string();
+    assert!(
+        err.contains("fc1.wieght") && err.contains("fc1.weight"),
+        "{err}"
+    );
+    assert_eq!(net.module().fc1.ws.size(), [3, 1]);
 }
 
 /// `lift` turns the module's param sites into sample sites; a one-value prior is expanded to

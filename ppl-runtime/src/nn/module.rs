@@ -258,7 +258,24 @@ impl<M: Parametrized> PyroModule<M> {
             own.push((path.to_string(), std::mem::replace(t, value)));
             Ok(())
         };
-        let visited = module.visit_params("", &mut swap);
+        let visited = module.visit_params("", &mut swap).and_then(|()| {
+            // A configured path the network does not have (a typo) is an error, not ignored.
+            match self
+                .sites
+                .keys()
+                .find(|p| !own.iter().any(|(q, _)| q == *p))
+            {
+                None => Ok(()),
+                Some(p) => Err(Error::Config(format!(
+                    "PyroModule `{}`: no tensor at `{p}`; the network has {}",
+                    self.name,
+                    own.iter()
+                        .map(|(q, _)| q.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))),
+            }
+        });
         let out = visited.map(|()| f(&module));
         // Give the network its tensors back, whatever happened.
         let mut back = own.into_iter();
