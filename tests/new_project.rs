@@ -61,6 +61,9 @@ fn a_new_project_builds_and_runs_under_a_renamed_dependency() {
         .args(["build", "--offline", "--quiet"])
         .current_dir(&dir)
         .env("CARGO_TARGET_DIR", &target)
+        // No debug info: the nested build holds its own copy of every dependency, and disk on a
+        // clean CI machine is finite (the workspace's profile says the same for itself).
+        .env("CARGO_PROFILE_DEV_DEBUG", "false")
         .output()
         .expect("run cargo build");
     assert!(
