@@ -61,6 +61,30 @@ fn mcmc_examples() {
         "logistic_regression",
         &["--num-samples", "10", "--warmup", "10"],
     );
+    let npz = std::env::temp_dir().join(format!("ppl-mc-{}", std::process::id()));
+    let npz = npz.to_str().expect("utf-8 temp path");
+    run(
+        "model_comparison",
+        &[
+            "--num-samples",
+            "20",
+            "--warmup",
+            "20",
+            "--chains",
+            "2",
+            "--npz",
+            npz,
+        ],
+    );
+    for model in ["pooled", "hierarchical"] {
+        let path = format!("{npz}_{model}.npz");
+        assert!(
+            std::fs::metadata(&path).is_ok_and(|m| m.len() > 1000),
+            "{path}"
+        );
+        let _ = std::fs::remove_file(&path);
+        let _ = std::fs::remove_file(format!("{npz}_{model}.ppl.json"));
+    }
     let tiny = ["--warmup", "20", "--samples", "20", "--svi-steps", "20"];
     run("neutra", &tiny);
     run("neutra", &[&tiny[..], &["--jit"]].concat());

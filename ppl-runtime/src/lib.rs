@@ -53,6 +53,9 @@ pub mod primitives;
 pub mod transforms;
 
 pub use error::{Error, Result, ResultExt};
+/// The ordered map ppl returns sites in (draws by site, log-likelihoods by site), re-exported so
+/// that users need no dependency of their own.
+pub use indexmap::IndexMap;
 pub use ppl_macros::{guide, model, param, plate, sample};
 pub use primitives::{
     clear_param_store, deterministic, factor, get_rng_state, module, param, sample, sample_with,

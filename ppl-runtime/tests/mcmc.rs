@@ -519,3 +519,45 @@ fn nan_in_observed_data_is_named() {
     assert!(msg.contains("`x`") && msg.contains("NaN"), "{msg}");
     assert!(!msg.contains("100 tries"), "{msg}");
 }
+
+/// theta ~ Uniform([0, 10], [1, 20]) (batched bounds), no data: each element's posterior is its
+/// own uniform (mean (a+b)/2, sd (b-a)/√12). Before the support held tensor bounds, both elements
+/// were mapped onto the hull [0, 20] and the first one's draws fell outside [0, 1).
+#[test]
+fn uniform_with_batched_bounds_recovers_each_element() {
+    uniform_with_batched_bounds_with(false);
+}
+
+/// The same on a compiled potential (the bounds are constants of the traced program).
+#[test]
+fn uniform_with_batched_bounds_recovers_each_element_compiled() {
+    uniform_with_batched_bounds_with(true);
+}
+
+fn uniform_with_batched_bounds_with(jit: bool) {
+    set_rng_seed(0);
+    let low = Tensor::from_slice(&[0f32, 10.]);
+    let high = Tensor::from_slice(&[1f32, 20.]);
+    let model = || -> ppl::Result<()> {
+        let _ = ppl::sample("theta", Uniform::new(&low, &high)?.to_event(1)?, None)?;
+        Ok(())
+    };
+    let mut mcmc = Mcmc::new(Nuts::new().jit_compile(jit))
+        .num_samples(600)
+        .warmup_steps(300)
+        .seed(2);
+    mcmc.run(model).expect("run");
+    for (i, (a, b)) in [(0.0f64, 1.0f64), (10.0, 20.0)].into_iter().enumerate() {
+        let x = draws(&mcmc, "theta", i);
+        assert!(
+            x.iter().flatten().all(|&v| v >= a && v <= b),
+            "theta[{i}] left [{a}, {b}]"
+        );
+        check_moments(
+            &format!("theta[{i}]"),
+            &x,
+            (a + b) / 2.0,
+            (b - a) / 12f64.sqrt(),
+        );
+    }
+}

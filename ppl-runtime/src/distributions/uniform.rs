@@ -12,8 +12,9 @@ use crate::error::{Error, Result};
 /// The continuous uniform distribution on `[low, high)`.
 ///
 /// Density: `p(x) = 1 / (high - low)` for `low <= x < high`. Parameters: `low < high`.
-/// Support: `[low, high)`; [`Distribution::support`] reports `interval(low, high)` when all
-/// batch members share their bounds, else the hull of all the intervals. Reparameterized.
+/// Support: `[low, high)`, per element: [`Distribution::support`] is `interval(low, high)` with
+/// tensor bounds when the bounds are batched (so HMC and the autoguides map each element onto its
+/// own interval), with numbers when they are single CPU values. Reparameterized.
 ///
 /// ```
 /// use ppl::prelude::*;
@@ -28,7 +29,7 @@ pub struct Uniform {
     low: Tensor,
     high: Tensor,
     batch_shape: Vec<i64>,
-    hull: (f64, f64),
+    support: Constraint,
 }
 
 impl Uniform {
@@ -38,20 +39,13 @@ impl Uniform {
         check("Uniform", "high", "> low", || {
             high.f_gt_tensor(&low)?.f_all()
         })?;
-        let hull = if low.numel() == 0 {
-            (0.0, 1.0)
-        } else {
-            (
-                low.f_min()?.f_double_value(&[])?,
-                high.f_max()?.f_double_value(&[])?,
-            )
-        };
+        let support = interval_of(&low, &high)?;
         let batch_shape = low.size();
         Ok(Uniform {
             low,
             high,
             batch_shape,
-            hull,
+            support,
         })
     }
     /// The lower bound.
@@ -62,6 +56,20 @@ impl Uniform {
     pub fn high(&self) -> &Tensor {
         &self.high
     }
+}
+
+/// `interval(low, high)`: with numbers for single CPU values (no tensor op to check a value),
+/// else with the tensors (one interval per element).
+fn interval_of(low: &Tensor, high: &Tensor) -> Result<Constraint> {
+    let cpu = low.device() == tch::Device::Cpu && high.device() == tch::Device::Cpu;
+    Ok(if cpu && low.numel() == 1 && high.numel() == 1 {
+        crate::constraints::interval(
+            low.f_reshape([-1])?.f_double_value(&[0])?,
+            high.f_reshape([-1])?.f_double_value(&[0])?,
+        )
+    } else {
+        crate::constraints::interval(low, high)
+    })
 }
 
 impl Distribution for Uniform {
@@ -78,7 +86,7 @@ impl Distribution for Uniform {
         Some(self)
     }
     fn support(&self) -> Constraint {
-        Constraint::Interval(self.hull.0, self.hull.1)
+        self.support.clone()
     }
     fn sample(&self, sample_shape: &[i64]) -> Result<Tensor> {
         tch::no_grad(|| self.rsample(sample_shape))
@@ -110,7 +118,7 @@ impl Distribution for Uniform {
             low: expand_param(&self.low, batch_shape, &[])?,
             high: expand_param(&self.high, batch_shape, &[])?,
             batch_shape: batch_shape.to_vec(),
-            hull: self.hull,
+            support: self.support.clone(),
         }))
     }
     fn mean(&self) -> Result<Tensor> {

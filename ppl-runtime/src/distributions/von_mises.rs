@@ -71,7 +71,7 @@ impl VonMises {
 impl Distribution for VonMises {
     scalar_family!("VonMises"; loc, concentration);
     fn support(&self) -> Constraint {
-        Constraint::Interval(-PI, PI)
+        Constraint::Interval((-PI).into(), PI.into())
     }
     fn sample(&self, sample_shape: &[i64]) -> Result<Tensor> {
         let shape = extended_shape(self, sample_shape);

@@ -2,6 +2,7 @@
 
 mod args;
 pub mod autoguide;
+pub mod criticism;
 mod discrete;
 mod elbo;
 pub(crate) mod enumerate;

@@ -1,7 +1,7 @@
 use tch::Tensor;
 
 use super::{Transform, TransformRef};
-use crate::constraints::Constraint;
+use crate::constraints::{Bound, Constraint};
 use crate::error::Result;
 
 /// `y = x`.
@@ -72,32 +72,178 @@ impl Transform for SigmoidTransform {
     }
 }
 
-/// `y = loc + scale * x` (elementwise, scalar `loc` and `scale`).
-#[derive(Debug, Clone, Copy)]
+/// `y = loc + scale * x`, elementwise; `loc` and `scale` are numbers or tensors that broadcast
+/// against `x` (torch's `AffineTransform(loc, scale, event_dim)`). With `event_dim` `n`, the
+/// log-Jacobian is summed over the `n` rightmost dims.
+#[derive(Debug, Clone)]
 pub struct AffineTransform {
-    loc: f64,
-    scale: f64,
+    loc: Bound,
+    scale: Bound,
+    event_dim: usize,
 }
 
 impl AffineTransform {
-    /// `y = loc + scale * x`.
-    pub fn new(loc: f64, scale: f64) -> Self {
-        AffineTransform { loc, scale }
+    /// `y = loc + scale * x`, elementwise (event dim 0).
+    pub fn new(loc: impl Into<Bound>, scale: impl Into<Bound>) -> Self {
+        AffineTransform {
+            loc: loc.into(),
+            scale: scale.into(),
+            event_dim: 0,
+        }
+    }
+
+    /// The same map on events of `event_dim` dims (the log-Jacobian summed over them).
+    pub fn with_event_dim(mut self, event_dim: usize) -> Self {
+        self.event_dim = event_dim;
+        self
     }
 }
 
 impl Transform for AffineTransform {
     fn sign(&self) -> Option<f64> {
-        Some(self.scale.signum())
+        match &self.scale {
+            Bound::Scalar(s) => Some(s.signum()),
+            Bound::Tensor(t) => {
+                let v = t.values().ok()?;
+                let first = v.first()?.signum();
+                v.iter().all(|x| x.signum() == first).then_some(first)
+            }
+        }
     }
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(x.f_mul_scalar(self.scale)?.f_add_scalar(self.loc)?)
+        let y = match &self.scale {
+            Bound::Scalar(s) => x.f_mul_scalar(*s)?,
+            Bound::Tensor(s) => x.f_mul(&s.like(x)?)?,
+        };
+        Ok(match &self.loc {
+            Bound::Scalar(l) => y.f_add_scalar(*l)?,
+            Bound::Tensor(l) => y.f_add(&l.like(x)?)?,
+        })
     }
     fn inverse(&self, y: &Tensor) -> Result<Tensor> {
-        Ok(y.f_sub_scalar(self.loc)?.f_div_scalar(self.scale)?)
+        let d = match &self.loc {
+            Bound::Scalar(l) => y.f_sub_scalar(*l)?,
+            Bound::Tensor(l) => y.f_sub(&l.like(y)?)?,
+        };
+        Ok(match &self.scale {
+            Bound::Scalar(s) => d.f_div_scalar(*s)?,
+            Bound::Tensor(s) => d.f_div(&s.like(y)?)?,
+        })
     }
     fn log_abs_det_jacobian(&self, x: &Tensor, _y: &Tensor) -> Result<Tensor> {
-        Ok(x.f_full_like(self.scale.abs().ln())?)
+        let l = match &self.scale {
+            Bound::Scalar(s) => x.f_full_like(s.abs().ln())?,
+            Bound::Tensor(s) => x.f_zeros_like()?.f_add(&s.like(x)?.f_abs()?.f_log()?)?,
+        };
+        sum_rightmost(&l, self.event_dim)
+    }
+    fn domain_event_dim(&self) -> usize {
+        self.event_dim
+    }
+}
+
+/// Sums the `n` rightmost dims.
+pub(crate) fn sum_rightmost(t: &Tensor, n: usize) -> Result<Tensor> {
+    if n == 0 {
+        return Ok(t.shallow_clone());
+    }
+    let dims: Vec<i64> = (1..=n as i64).map(|i| -i).collect();
+    Ok(t.f_sum_dim_intlist(dims.as_slice(), false, None::<tch::Kind>)?)
+}
+
+/// `y = tanh(x)`, onto `(-1, 1)`.
+#[derive(Debug, Clone, Copy)]
+pub struct TanhTransform;
+
+impl Transform for TanhTransform {
+    fn sign(&self) -> Option<f64> {
+        Some(1.0)
+    }
+    fn codomain(&self) -> Constraint {
+        Constraint::Interval((-1.0).into(), 1.0.into())
+    }
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(x.f_tanh()?)
+    }
+    fn inverse(&self, y: &Tensor) -> Result<Tensor> {
+        // Clamped like torch's: atanh(±1) is infinite.
+        let eps = crate::distributions::finfo_eps(y.kind());
+        Ok(y.f_clamp(-1.0 + eps, 1.0 - eps)?.f_atanh()?)
+    }
+    fn log_abs_det_jacobian(&self, x: &Tensor, _y: &Tensor) -> Result<Tensor> {
+        // log(1 - tanh²x) = 2 (log 2 - x - softplus(-2x)), stable for large |x|.
+        let t = x
+            .f_mul_scalar(-2.0)?
+            .f_softplus()?
+            .f_add(x)?
+            .f_neg()?
+            .f_add_scalar(std::f64::consts::LN_2)?;
+        Ok(t.f_mul_scalar(2.0)?)
+    }
+}
+
+/// `y = x^exponent` on the positive reals.
+#[derive(Debug, Clone)]
+pub struct PowerTransform {
+    exponent: Bound,
+}
+
+impl PowerTransform {
+    /// `y = x^exponent` (a number or a tensor of exponents).
+    pub fn new(exponent: impl Into<Bound>) -> Self {
+        PowerTransform {
+            exponent: exponent.into(),
+        }
+    }
+}
+
+impl Transform for PowerTransform {
+    fn sign(&self) -> Option<f64> {
+        match &self.exponent {
+            Bound::Scalar(p) => Some(p.signum()),
+            Bound::Tensor(_) => None,
+        }
+    }
+    fn codomain(&self) -> Constraint {
+        Constraint::Positive
+    }
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(x.f_pow(&self.exponent.like(x)?)?)
+    }
+    fn inverse(&self, y: &Tensor) -> Result<Tensor> {
+        Ok(y.f_pow(&self.exponent.like(y)?.f_reciprocal()?)?)
+    }
+    fn log_abs_det_jacobian(&self, x: &Tensor, y: &Tensor) -> Result<Tensor> {
+        // |p x^(p-1)| = |p y / x|
+        Ok(self
+            .exponent
+            .like(x)?
+            .f_mul(y)?
+            .f_div(x)?
+            .f_abs()?
+            .f_log()?)
+    }
+}
+
+/// `y = |x|`. Not bijective (torch's `AbsTransform`): `inverse` returns `y`, one preimage, and
+/// there is no log-Jacobian.
+#[derive(Debug, Clone, Copy)]
+pub struct AbsTransform;
+
+impl Transform for AbsTransform {
+    fn codomain(&self) -> Constraint {
+        Constraint::Nonnegative
+    }
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(x.f_abs()?)
+    }
+    fn inverse(&self, y: &Tensor) -> Result<Tensor> {
+        Ok(y.shallow_clone())
+    }
+    fn log_abs_det_jacobian(&self, _x: &Tensor, _y: &Tensor) -> Result<Tensor> {
+        Err(crate::error::Error::Unsupported(
+            "AbsTransform is not bijective and has no log-Jacobian".into(),
+        ))
     }
 }
 

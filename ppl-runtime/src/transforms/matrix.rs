@@ -222,3 +222,186 @@ impl Transform for CorrCholeskyTransform {
         Constraint::CorrCholesky
     }
 }
+
+/// From `R^(n(n+1)/2)` onto lower-Cholesky factors with the diagonal through softplus instead of
+/// exp (Pyro's `SoftplusLowerCholeskyTransform`, as a vector-to-matrix bijection like
+/// [`LowerCholeskyTransform`]).
+#[derive(Debug, Clone, Copy)]
+pub struct SoftplusLowerCholeskyTransform;
+
+impl Transform for SoftplusLowerCholeskyTransform {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let m = vec_to_tril(x, 0)?;
+        Ok(m.f_tril(-1)?
+            .f_add(&diag(&m)?.f_softplus()?.f_diag_embed(0, -2, -1)?)?)
+    }
+    fn inverse(&self, y: &Tensor) -> Result<Tensor> {
+        let d = super::SoftplusTransform.inverse(&diag(y)?)?;
+        tril_to_vec(&y.f_tril(-1)?.f_add(&d.f_diag_embed(0, -2, -1)?)?, 0)
+    }
+    fn log_abs_det_jacobian(&self, x: &Tensor, _y: &Tensor) -> Result<Tensor> {
+        let d = diag(&vec_to_tril(x, 0)?)?;
+        // log softplus'(d) = -softplus(-d)
+        sum_last(&d.f_neg()?.f_softplus()?.f_neg()?)
+    }
+    fn domain_event_dim(&self) -> usize {
+        1
+    }
+    fn codomain_event_dim(&self) -> usize {
+        2
+    }
+    fn forward_shape(&self, shape: &[i64]) -> Vec<i64> {
+        shape_to_matrix(shape, 0)
+    }
+    fn inverse_shape(&self, shape: &[i64]) -> Vec<i64> {
+        shape_to_vec(shape, 0)
+    }
+    fn codomain(&self) -> Constraint {
+        Constraint::SoftplusLowerCholesky
+    }
+}
+
+/// From `R^(n(n-1)/2)` onto lower-triangular matrices with a unit diagonal: the vector fills the
+/// strictly lower triangle (Pyro's `UnitLowerCholeskyTransform`, as a vector-to-matrix
+/// bijection). Volume-preserving.
+#[derive(Debug, Clone, Copy)]
+pub struct UnitLowerCholeskyTransform;
+
+impl Transform for UnitLowerCholeskyTransform {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let m = vec_to_tril(x, -1)?;
+        let n = *m.size().last().unwrap_or(&0);
+        Ok(m.f_add(&Tensor::f_eye(n, (m.kind(), m.device()))?)?)
+    }
+    fn inverse(&self, y: &Tensor) -> Result<Tensor> {
+        tril_to_vec(y, -1)
+    }
+    fn log_abs_det_jacobian(&self, x: &Tensor, _y: &Tensor) -> Result<Tensor> {
+        sum_last(&x.f_zeros_like()?)
+    }
+    fn domain_event_dim(&self) -> usize {
+        1
+    }
+    fn codomain_event_dim(&self) -> usize {
+        2
+    }
+    fn forward_shape(&self, shape: &[i64]) -> Vec<i64> {
+        shape_to_matrix(shape, -1)
+    }
+    fn inverse_shape(&self, shape: &[i64]) -> Vec<i64> {
+        shape_to_vec(shape, -1)
+    }
+    fn codomain(&self) -> Constraint {
+        Constraint::UnitLowerCholesky
+    }
+}
+
+/// From correlation matrices to their Cholesky factors (Pyro's `CorrMatrixCholeskyTransform`;
+/// its inverse, `L Lᵀ`, completes [`CorrCholeskyTransform`] to `biject_to(corr_matrix)`). The
+/// log-Jacobian counts the strictly lower entries of both: `-Σ_j (n-1-j) log L_jj`.
+#[derive(Debug, Clone, Copy)]
+pub struct CorrMatrixCholeskyTransform;
+
+impl Transform for CorrMatrixCholeskyTransform {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(x.f_linalg_cholesky(false)?)
+    }
+    fn inverse(&self, y: &Tensor) -> Result<Tensor> {
+        Ok(y.f_matmul(&y.f_transpose(-2, -1)?)?)
+    }
+    fn log_abs_det_jacobian(&self, _x: &Tensor, y: &Tensor) -> Result<Tensor> {
+        let n = *y.size().last().unwrap_or(&0);
+        let log_d = diag(y)?.f_log()?;
+        let w = Tensor::f_arange_start_step(n - 1, -1, -1, (log_d.kind(), log_d.device()))?;
+        Ok(sum_last(&log_d.f_mul(&w)?)?.f_neg()?)
+    }
+    fn domain_event_dim(&self) -> usize {
+        2
+    }
+    fn codomain(&self) -> Constraint {
+        Constraint::CorrCholesky
+    }
+}
+
+/// `y = loc + scale_tril @ x` on vectors (Pyro's `LowerCholeskyAffine`); `scale_tril` a
+/// lower-triangular matrix with positive diagonal, both broadcast against `x`'s batch dims.
+#[derive(Debug)]
+pub struct LowerCholeskyAffine {
+    loc: Tensor,
+    scale_tril: Tensor,
+}
+
+impl Clone for LowerCholeskyAffine {
+    fn clone(&self) -> Self {
+        LowerCholeskyAffine {
+            loc: self.loc.shallow_clone(),
+            scale_tril: self.scale_tril.shallow_clone(),
+        }
+    }
+}
+
+impl LowerCholeskyAffine {
+    /// `y = loc + scale_tril @ x`; `loc` `[.., n]`, `scale_tril` `[.., n, n]`.
+    pub fn new(loc: &Tensor, scale_tril: &Tensor) -> Result<Self> {
+        let (l, s) = (loc.size(), scale_tril.size());
+        let n = *l.last().unwrap_or(&0);
+        if s.len() < 2 || s[s.len() - 1] != n || s[s.len() - 2] != n {
+            return Err(Error::Shape(format!(
+                "LowerCholeskyAffine: scale_tril of shape {s:?} is not [.., {n}, {n}] for a loc \
+                 of shape {l:?}"
+            )));
+        }
+        Ok(LowerCholeskyAffine {
+            loc: loc.shallow_clone(),
+            scale_tril: scale_tril.shallow_clone(),
+        })
+    }
+}
+
+impl Transform for LowerCholeskyAffine {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(self
+            .scale_tril
+            .f_matmul(&x.f_unsqueeze(-1)?)?
+            .f_squeeze_dim(-1)?
+            .f_add(&self.loc)?)
+    }
+    fn inverse(&self, y: &Tensor) -> Result<Tensor> {
+        let d = y.f_sub(&self.loc)?.f_unsqueeze(-1)?;
+        let shape = d.size();
+        let mut s = self.scale_tril.size();
+        // Broadcast the factor against the batch dims for the triangular solve.
+        let nb = shape.len().max(s.len());
+        let mut batch = vec![1i64; nb - 2];
+        for (i, b) in batch.iter_mut().enumerate() {
+            let a = shape.len() as i64 - nb as i64 + i as i64;
+            let c = s.len() as i64 - nb as i64 + i as i64;
+            let da = if a >= 0 { shape[a as usize] } else { 1 };
+            let dc = if c >= 0 { s[c as usize] } else { 1 };
+            *b = da.max(dc);
+        }
+        let n = *s.last().unwrap_or(&0);
+        s = batch.clone();
+        s.extend([n, n]);
+        let mut dshape = batch;
+        dshape.extend([n, 1]);
+        let x = self
+            .scale_tril
+            .f_expand(s.as_slice(), false)?
+            .f_linalg_solve_triangular(
+                &d.f_expand(dshape.as_slice(), false)?,
+                false,
+                true,
+                false,
+            )?;
+        Ok(x.f_squeeze_dim(-1)?)
+    }
+    fn log_abs_det_jacobian(&self, x: &Tensor, _y: &Tensor) -> Result<Tensor> {
+        let l = sum_last(&diag(&self.scale_tril)?.f_abs()?.f_log()?)?;
+        // Broadcast to x's batch shape.
+        Ok(x.f_select(-1, 0)?.f_zeros_like()?.f_add(&l)?)
+    }
+    fn domain_event_dim(&self) -> usize {
+        1
+    }
+}

@@ -15,17 +15,27 @@ mod basic;
 mod flows;
 mod matrix;
 mod stick_breaking;
+mod structural;
 
 pub use basic::{
-    AffineTransform, ComposeTransform, ExpTransform, IdentityTransform, SigmoidTransform,
-    SoftmaxTransform, SoftplusTransform,
+    AbsTransform, AffineTransform, ComposeTransform, ExpTransform, IdentityTransform,
+    PowerTransform, SigmoidTransform, SoftmaxTransform, SoftplusTransform, TanhTransform,
 };
 pub use flows::{
     AffineAutoregressive, AffineCoupling, BatchNorm, Permute, Planar, Radial, Spline,
     SplineCoupling, TransformModule, TransformModuleRef,
 };
-pub use matrix::{CorrCholeskyTransform, LowerCholeskyTransform, PositiveDefiniteTransform};
+pub use matrix::{
+    CorrCholeskyTransform, CorrMatrixCholeskyTransform, LowerCholeskyAffine,
+    LowerCholeskyTransform, PositiveDefiniteTransform, SoftplusLowerCholeskyTransform,
+    UnitLowerCholeskyTransform,
+};
 pub use stick_breaking::StickBreakingTransform;
+pub use structural::{
+    CatTransform, CumulativeDistributionTransform, DiscreteCosineTransform, HaarTransform,
+    IndependentTransform, InverseTransform, NormalizeTransform, OrderedTransform, ReshapeTransform,
+    SimplexToOrderedTransform, StackTransform,
+};
 
 /// A bijection `y = f(x)` with its inverse and log-Jacobian.
 pub trait Transform: fmt::Debug {
@@ -76,34 +86,72 @@ pub fn transform_to(c: &Constraint) -> Result<TransformRef> {
 }
 
 fn registry(c: &Constraint, bijective: bool) -> Result<TransformRef> {
+    let compose =
+        |parts: Vec<TransformRef>| -> TransformRef { Rc::new(ComposeTransform::new(parts)) };
     Ok(match c {
         Constraint::Real | Constraint::RealVector => Rc::new(IdentityTransform),
         Constraint::Positive | Constraint::Nonnegative => Rc::new(ExpTransform),
-        Constraint::GreaterThan(a) | Constraint::GreaterThanEq(a) => {
-            Rc::new(ComposeTransform::new(vec![
-                Rc::new(ExpTransform),
-                Rc::new(AffineTransform::new(*a, 1.0)),
-            ]))
-        }
-        Constraint::LessThan(b) => Rc::new(ComposeTransform::new(vec![
+        Constraint::SoftplusPositive => Rc::new(SoftplusTransform),
+        Constraint::GreaterThan(a) | Constraint::GreaterThanEq(a) => compose(vec![
             Rc::new(ExpTransform),
-            Rc::new(AffineTransform::new(*b, -1.0)),
-        ])),
+            Rc::new(AffineTransform::new(a.clone(), 1.0)),
+        ]),
+        Constraint::LessThan(b) => compose(vec![
+            Rc::new(ExpTransform),
+            Rc::new(AffineTransform::new(b.clone(), -1.0)),
+        ]),
         Constraint::UnitInterval => Rc::new(SigmoidTransform),
-        Constraint::Interval(a, b) => Rc::new(ComposeTransform::new(vec![
+        Constraint::Interval(a, b) | Constraint::HalfOpenInterval(a, b) => compose(vec![
             Rc::new(SigmoidTransform),
-            Rc::new(AffineTransform::new(*a, b - a)),
-        ])),
+            Rc::new(AffineTransform::new(a.clone(), b.sub(a)?)),
+        ]),
         Constraint::Simplex if bijective => Rc::new(StickBreakingTransform),
         Constraint::Simplex => Rc::new(SoftmaxTransform),
         Constraint::LowerCholesky => Rc::new(LowerCholeskyTransform),
-        Constraint::PositiveDefinite => Rc::new(PositiveDefiniteTransform),
+        Constraint::SoftplusLowerCholesky => Rc::new(SoftplusLowerCholeskyTransform),
+        Constraint::UnitLowerCholesky => Rc::new(UnitLowerCholeskyTransform),
+        Constraint::PositiveDefinite | Constraint::PositiveSemidefinite => {
+            Rc::new(PositiveDefiniteTransform)
+        }
         Constraint::CorrCholesky => Rc::new(CorrCholeskyTransform),
+        Constraint::CorrMatrix => compose(vec![
+            Rc::new(CorrCholeskyTransform),
+            Rc::new(InverseTransform::new(Rc::new(CorrMatrixCholeskyTransform))),
+        ]),
+        Constraint::OrderedVector => Rc::new(OrderedTransform),
+        Constraint::PositiveOrderedVector => {
+            compose(vec![Rc::new(OrderedTransform), Rc::new(ExpTransform)])
+        }
+        Constraint::Sphere if !bijective => Rc::new(NormalizeTransform::default()),
         Constraint::Independent(base, _) => registry(base, bijective)?,
+        Constraint::Cat(parts, dim, lengths) => Rc::new(CatTransform::new(
+            parts
+                .iter()
+                .map(|p| registry(p, bijective))
+                .collect::<Result<Vec<_>>>()?,
+            *dim,
+            lengths.clone(),
+        )?),
+        Constraint::Stack(parts, dim) => Rc::new(StackTransform::new(
+            parts
+                .iter()
+                .map(|p| registry(p, bijective))
+                .collect::<Result<Vec<_>>>()?,
+            *dim,
+        )),
         other => {
+            let what = if bijective { "bijection" } else { "transform" };
             return Err(Error::Unsupported(format!(
-                "no transform onto the constraint `{other}` is registered"
-            )))
+                "no {what} onto the constraint `{other}` is registered{}",
+                if matches!(other, Constraint::Sphere) {
+                    " (the sphere has transform_to, the non-bijective Normalize, but no \
+                     bijection from the reals)"
+                } else if other.is_discrete() {
+                    " (a discrete set has none: enumerate or observe the site)"
+                } else {
+                    ""
+                }
+            )));
         }
     })
 }

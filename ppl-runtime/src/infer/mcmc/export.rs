@@ -7,6 +7,9 @@
 use std::io::Write;
 use std::path::Path;
 
+use indexmap::IndexMap;
+use tch::{Device, Kind, Tensor};
+
 use super::kernel::TransitionStats;
 use super::results::unravel;
 use crate::error::{Error, Result};
@@ -198,6 +201,31 @@ pub fn write_npz(path: impl AsRef<Path>, arrays: &[(String, NpyArray)]) -> Resul
     write_file(path.as_ref(), &npz_bytes(arrays)?)
 }
 
+/// The optional groups of [`super::Mcmc::write_inference_data_npz`], each a map from a site's
+/// name to its array.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct InferenceGroups<'a> {
+    /// Pointwise log-likelihoods, `[chains, draws] + site batch shape`.
+    pub log_likelihood: Option<&'a IndexMap<String, Tensor>>,
+    /// Posterior predictive draws, `[chains, draws] + site shape`.
+    pub posterior_predictive: Option<&'a IndexMap<String, Tensor>>,
+    /// The observed data.
+    pub observed_data: Option<&'a IndexMap<String, Tensor>>,
+}
+
+/// A tensor as a float64 `.npy` array.
+fn tensor_array(t: &Tensor) -> Result<NpyArray> {
+    let d = t
+        .f_to_kind(Kind::Double)?
+        .f_to_device(Device::Cpu)?
+        .f_reshape([-1])?
+        .f_contiguous()?;
+    Ok(NpyArray {
+        shape: t.size().iter().map(|&d| d as usize).collect(),
+        data: NpyData::F64(Vec::<f64>::try_from(&d)?),
+    })
+}
+
 /// Writes a CSV file with a header row; numbers are written with full precision.
 pub fn write_csv(path: impl AsRef<Path>, header: &[String], rows: &[Vec<f64>]) -> Result<()> {
     let mut s = String::new();
@@ -216,6 +244,10 @@ impl super::Mcmc {
     /// `[num_chains, num_samples] + site shape`, float64 (`az.from_dict(posterior=dict(np.load(path)))`
     /// reads it in ArviZ).
     pub fn write_npz(&self, path: impl AsRef<Path>) -> Result<()> {
+        write_npz(path, &self.posterior_arrays()?)
+    }
+
+    fn posterior_arrays(&self) -> Result<Vec<(String, NpyArray)>> {
         let spec = self.spec_or_err()?;
         let mut arrays = Vec::new();
         for (k, s) in spec.sites.iter().enumerate() {
@@ -233,13 +265,17 @@ impl super::Mcmc {
                 },
             ));
         }
-        write_npz(path, &arrays)
+        Ok(arrays)
     }
 
     /// Writes the sampler statistics to an `.npz` archive with ArviZ's names: `diverging`,
     /// `acceptance_rate`, `n_steps`, `tree_depth`, `energy` (each `[num_chains, num_samples]`)
     /// and `step_size` (`[num_chains]`).
     pub fn write_sample_stats_npz(&self, path: impl AsRef<Path>) -> Result<()> {
+        write_npz(path, &self.sample_stats_arrays())
+    }
+
+    fn sample_stats_arrays(&self) -> Vec<(String, NpyArray)> {
         let shape = vec![self.chains.len(), self.num_samples];
         let all = |f: &dyn Fn(&TransitionStats) -> f64| -> Vec<f64> {
             self.chains
@@ -306,6 +342,65 @@ impl super::Mcmc {
                 },
             ),
         ];
+        arrays
+    }
+
+    /// Writes an ArviZ `InferenceData` as one `.npz`: arrays named `group/variable`, for the
+    /// groups `posterior` (every latent site, `[chains, draws] + site shape`), `sample_stats`
+    /// (ArviZ's names; `step_size` repeated per draw) and those of `groups` that are given:
+    /// `log_likelihood` (from [`crate::infer::criticism::log_likelihood`]),
+    /// `posterior_predictive` (`[chains, draws, ...]`) and `observed_data` (the data as is).
+    /// `scripts/arviz_from_npz.py` reads it back with `az.from_dict(**groups)`, and then
+    /// `az.loo` and `az.compare` accept it.
+    pub fn write_inference_data_npz(
+        &self,
+        path: impl AsRef<Path>,
+        groups: &InferenceGroups<'_>,
+    ) -> Result<()> {
+        let mut arrays: Vec<(String, NpyArray)> = Vec::new();
+        for (k, a) in self.posterior_arrays()? {
+            arrays.push((format!("posterior/{k}"), a));
+        }
+        let draws = self.num_samples;
+        for (k, mut a) in self.sample_stats_arrays() {
+            if k == "step_size" {
+                if let NpyData::F64(v) = &a.data {
+                    let per_draw: Vec<f64> = v
+                        .iter()
+                        .flat_map(|s| std::iter::repeat_n(*s, draws))
+                        .collect();
+                    a = NpyArray {
+                        shape: vec![v.len(), draws],
+                        data: NpyData::F64(per_draw),
+                    };
+                }
+            }
+            arrays.push((format!("sample_stats/{k}"), a));
+        }
+        for (group, sites, leading) in [
+            ("log_likelihood", groups.log_likelihood, true),
+            ("posterior_predictive", groups.posterior_predictive, true),
+            ("observed_data", groups.observed_data, false),
+        ] {
+            let Some(sites) = sites else { continue };
+            for (name, t) in sites {
+                let a = tensor_array(t).map_err(|e| Error::AtSite {
+                    site: name.clone(),
+                    source: Box::new(e),
+                })?;
+                if leading && (a.shape.len() < 2 || a.shape[..2] != [self.chains.len(), draws]) {
+                    return Err(Error::AtSite {
+                        site: name.clone(),
+                        source: Box::new(Error::Shape(format!(
+                            "{group}: an array of shape {:?} where the posterior has [{}, {draws},                              ...] (chains, draws)",
+                            a.shape,
+                            self.chains.len()
+                        ))),
+                    });
+                }
+                arrays.push((format!("{group}/{name}"), a));
+            }
+        }
         write_npz(path, &arrays)
     }
 
