@@ -249,3 +249,29 @@ fn bad_input_is_named() {
         .to_string();
     assert!(e.contains("NaN"), "{e}");
 }
+
+/// y_i ~ N(mu, 1): the log-likelihood of draw (c, d) at point i is exactly
+/// log N(y_i; mu_cd, 1), and the latent site is not counted as data.
+#[test]
+fn log_likelihood_evaluates_each_draw() {
+    use ppl::prelude::*;
+    let y = Tensor::from_slice(&[0.5f64, -1.0, 2.0]);
+    let model = || -> ppl::Result<()> {
+        let mu = ppl::sample("mu", Normal::new(0.0, 10.0)?, None)?;
+        let _p = Plate::new("data", 3).enter()?;
+        let _ = ppl::sample("obs", Normal::new(&mu, 1.0)?, Some(y.shallow_clone()))?;
+        Ok(())
+    };
+    let mu = Tensor::from_slice(&[0.0f64, 1.0, -2.0, 3.0, 0.25, 7.0]).reshape([2, 3]);
+    let samples: IndexMap<String, Tensor> = [("mu".to_string(), mu.shallow_clone())].into();
+    let ll = criticism::log_likelihood(model, &samples).expect("ll");
+    assert_eq!(ll.keys().collect::<Vec<_>>(), ["obs"]);
+    let got = &ll["obs"];
+    assert_eq!(got.size(), vec![2, 3, 3]);
+    let want = (y.view([1, 1, 3]) - mu.unsqueeze(-1)).square() * -0.5
+        - 0.5 * (2.0 * std::f64::consts::PI).ln();
+    let d = (got - want).abs().max().double_value(&[]);
+    assert!(d < 1e-12, "max diff {d}");
+    let p = criticism::pointwise(&ll).expect("pointwise");
+    assert_eq!(p.shape(), (2, 3, 3));
+}

@@ -134,9 +134,15 @@ pub fn log_likelihood<R>(
                         .map(|(k, t)| Ok((k.clone(), t.f_get(c)?.f_get(d)?)))
                         .collect::<Result<Vec<(String, Tensor)>>>()?,
                 );
-                let (_, tr) = poutine::trace(|| poutine::substitute(values, &model))?;
+                // Conditioning gives the latent sites their draws; the sites named in `samples`
+                // are then observed too, so only the others are the data.
+                let (_, tr) = poutine::trace(|| poutine::condition(values, &model))?;
                 for s in tr.iter() {
-                    if s.kind != SiteKind::Sample || !s.is_observed || !s.is_scored() {
+                    if s.kind != SiteKind::Sample
+                        || !s.is_observed
+                        || !s.is_scored()
+                        || samples.contains_key(&s.name)
+                    {
                         continue;
                     }
                     let lp = s.dist()?.log_prob(&s.value).at_site(&s.name)?;
