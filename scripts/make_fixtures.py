@@ -304,6 +304,15 @@ def main():
     add("RelaxedOneHotCategorical", {"temperature": 3.0, "logits": [[-1.0, 0.0, 3.0]]},
         [[0.2, 0.3, 0.5], [0.01, 0.01, 0.98]])
 
+    # Issue 17's families that torch has (appended, so the draws above stay as they were).
+    add("Pareto", {"scale": [1.0, 0.5, 2.0], "alpha": [0.5, 2.5, 5.0]})
+    add("Pareto", {"scale": [[1.0], [3.0]], "alpha": [1.5, 3.0]}, [3.0, 5.0, 1e6])
+    add("Kumaraswamy", {"concentration1": [0.5, 1.0, 3.0], "concentration0": [0.7, 2.0, 5.0]})
+    add("Kumaraswamy", {"concentration1": [[2.0], [0.5]], "concentration0": [1.5, 4.0]},
+        [1e-6, 0.5, 1 - 1e-6])
+    add("FisherSnedecor", {"df1": [1.0, 4.0, 10.0], "df2": [1.5, 5.0, 30.0]})
+    add("FisherSnedecor", {"df1": [[2.0], [7.0]], "df2": [3.0, 9.0]}, [1e-4, 1.0, 50.0])
+
     with open(OUT, "w") as f:
         json.dump({"torch_version": torch.__version__, "cases": CASES, "kl": kl}, f)
     print(f"wrote {len(CASES)} cases and {len(kl)} KL pairs to {os.path.normpath(OUT)}")

@@ -119,6 +119,59 @@ fn continuous_moments() {
     let w = t(&[1.0, 0.5, -0.5, 0.2]).reshape([2, 2]);
     let lr = LowRankMultivariateNormal::new(&loc, &w, &t(&[0.5, 1.0])).expect("d");
     check("LowRankMultivariateNormal", &lr);
+    // Issue 17's families (parameters where the fourth moment exists, so the variance check's
+    // own standard error is finite).
+    check(
+        "Pareto",
+        &Pareto::new(t(&[1.0, 0.5]), t(&[6.0, 9.0])).expect("d"),
+    );
+    check(
+        "Logistic",
+        &Logistic::new(t(&[0.0, 3.0]), t(&[1.0, 0.2])).expect("d"),
+    );
+    check(
+        "SoftLaplace",
+        &SoftLaplace::new(t(&[0.0, 3.0]), t(&[1.0, 0.2])).expect("d"),
+    );
+    check(
+        "AsymmetricLaplace",
+        &AsymmetricLaplace::new(t(&[0.0, 1.0]), t(&[1.0, 0.5]), t(&[0.5, 2.0])).expect("d"),
+    );
+    check(
+        "LogUniform",
+        &LogUniform::new(t(&[0.1, 2.0]), t(&[10.0, 3.0])).expect("d"),
+    );
+    check(
+        "Kumaraswamy",
+        &Kumaraswamy::new(t(&[0.5, 3.0]), t(&[2.0, 0.7])).expect("d"),
+    );
+    check(
+        "FisherSnedecor",
+        &FisherSnedecor::new(t(&[3.0, 10.0]), t(&[12.0, 20.0])).expect("d"),
+    );
+    check(
+        "TruncatedNormal",
+        &TruncatedNormal::new(
+            t(&[0.0, 1.0, 0.0]),
+            t(&[1.0, 2.0, 1.0]),
+            t(&[-1.0, f64::NEG_INFINITY, 4.0]),
+            t(&[2.0, 0.0, 6.0]),
+        )
+        .expect("d"),
+    );
+    check(
+        "MultivariateStudentT",
+        &MultivariateStudentT::new(
+            &t(&[7.0]),
+            &t(&[1.0, -1.0]),
+            &t(&[1.0, 0.0, 0.5, 2.0]).reshape([2, 2]),
+        )
+        .expect("d"),
+    );
+    check(
+        "GaussianRandomWalk",
+        &GaussianRandomWalk::new(t(&[0.5, 2.0]), 4).expect("d"),
+    );
     let mix = Categorical::new(t(&[0.3, 0.7])).expect("mix");
     let comp = Normal::new(t(&[-2.0, 1.0]), t(&[0.5, 1.0])).expect("comp");
     check(
@@ -160,6 +213,23 @@ fn discrete_moments() {
     check(
         "Multinomial",
         &Multinomial::new(7, t(&[0.2, 0.3, 0.5])).expect("d"),
+    );
+    check(
+        "DiscreteUniform",
+        &DiscreteUniform::new(t(&[0.0, -3.0]), t(&[1.0, 4.0])).expect("d"),
+    );
+    check(
+        "ZeroInflatedNegativeBinomial",
+        &ZeroInflatedNegativeBinomial::new(t(&[2.0, 5.0]), t(&[0.3, 0.6]), t(&[0.2, 0.5]))
+            .expect("d"),
+    );
+    check(
+        "NegativeBinomial2",
+        &NegativeBinomial2::new(t(&[3.0, 0.5]), t(&[2.0, 10.0])).expect("d"),
+    );
+    check(
+        "DirichletMultinomial",
+        &DirichletMultinomial::new(t(&[0.5, 1.0, 2.0]), 6).expect("d"),
     );
 }
 

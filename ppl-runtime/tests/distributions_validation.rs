@@ -185,6 +185,61 @@ fn validation_and_dtypes() {
         "MultivariateNormal",
         "scale_tril",
     );
+    // Issue 17's families.
+    bad_param(Pareto::new(1.0, -2.0), "Pareto", "alpha");
+    bad_param(
+        TruncatedNormal::new(0.0, 1.0, 2.0, 1.0),
+        "TruncatedNormal",
+        "high",
+    );
+    bad_param(
+        DiscreteUniform::new(0.5, 3.0),
+        "DiscreteUniform",
+        "low and high",
+    );
+    bad_param(LogUniform::new(0.0, 1.0), "LogUniform", "low");
+    bad_param(
+        GaussianRandomWalk::new(1.0, 0),
+        "GaussianRandomWalk",
+        "num_steps",
+    );
+    bad_param(
+        MultivariateStudentT::new(
+            &t(&[0.0]),
+            &t(&[0.0, 0.0]),
+            &Tensor::eye(2, (Kind::Double, Device::Cpu)),
+        ),
+        "MultivariateStudentT",
+        "df",
+    );
+    bad_param(
+        DirichletMultinomial::new(t(&[1.0, 1.0]), -1),
+        "DirichletMultinomial",
+        "total_count",
+    );
+    let e = ZeroInflatedDistribution::new(Dirichlet::new(t(&[1.0, 1.0])).expect("d").boxed(), 0.5)
+        .expect_err("vector base")
+        .to_string();
+    assert!(e.contains("scalar events"), "{e}");
+    // Per-element supports: the second element's lower bound is 3, so 2 is outside.
+    outside(
+        Pareto::new(t(&[1.0, 3.0]), 2.0)
+            .expect("d")
+            .log_prob(&t(&[2.0, 2.0])),
+        "Pareto",
+    );
+    outside(
+        TruncatedNormal::new(0.0, 1.0, t(&[-1.0, 0.0]), 1.0)
+            .expect("d")
+            .log_prob(&t(&[-0.5, -0.5])),
+        "TruncatedNormal",
+    );
+    outside(
+        DirichletMultinomial::new(t(&[1.0, 1.0]), 3)
+            .expect("d")
+            .log_prob(&t(&[1.0, 1.0])),
+        "DirichletMultinomial",
+    );
     // log_prob outside the support is an error under validation.
     outside(
         Gamma::new(1.0, 1.0)

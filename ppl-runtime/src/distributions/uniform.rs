@@ -2,6 +2,7 @@ use std::rc::Rc;
 
 use tch::Tensor;
 
+use super::util::bound_of;
 use super::{
     broadcast_args, check, expand_param, extended_shape, validation_enabled, Arg, DistRef,
     Distribution,
@@ -39,7 +40,7 @@ impl Uniform {
         check("Uniform", "high", "> low", || {
             high.f_gt_tensor(&low)?.f_all()
         })?;
-        let support = interval_of(&low, &high)?;
+        let support = Constraint::Interval(bound_of(&low)?, bound_of(&high)?);
         let batch_shape = low.size();
         Ok(Uniform {
             low,
@@ -56,20 +57,6 @@ impl Uniform {
     pub fn high(&self) -> &Tensor {
         &self.high
     }
-}
-
-/// `interval(low, high)`: with numbers for single CPU values (no tensor op to check a value),
-/// else with the tensors (one interval per element).
-fn interval_of(low: &Tensor, high: &Tensor) -> Result<Constraint> {
-    let cpu = low.device() == tch::Device::Cpu && high.device() == tch::Device::Cpu;
-    Ok(if cpu && low.numel() == 1 && high.numel() == 1 {
-        crate::constraints::interval(
-            low.f_reshape([-1])?.f_double_value(&[0])?,
-            high.f_reshape([-1])?.f_double_value(&[0])?,
-        )
-    } else {
-        crate::constraints::interval(low, high)
-    })
 }
 
 impl Distribution for Uniform {

@@ -113,3 +113,13 @@ pub(crate) fn broadcast_shape(a: &[i64], b: &[i64]) -> Vec<i64> {
         })
         .collect()
 }
+
+/// A constraint bound from a parameter: a number for a single CPU value (no tensor op to check
+/// a value against it), else the tensor (one bound per element).
+pub(crate) fn bound_of(t: &Tensor) -> Result<crate::constraints::Bound> {
+    Ok(if t.device() == tch::Device::Cpu && t.numel() == 1 {
+        crate::constraints::Bound::Scalar(t.f_reshape([-1])?.f_double_value(&[0])?)
+    } else {
+        crate::constraints::Bound::from(t)
+    })
+}

@@ -1,0 +1,146 @@
+"""Writes ppl-runtime/tests/fixtures/distributions_extra.json: reference values for the families
+torch lacks, from scipy.stats and Pyro (issue 17), in the layout of distributions.json (float64
+only: these references have no float32 twin).
+
+Run with the peers' venv:  ~/.cache/ppl/peers/bin/python scripts/make_extra_fixtures.py
+
+Sources: Logistic, LogUniform, TruncatedNormal, DiscreteUniform from scipy.stats (logistic,
+loguniform, truncnorm, randint); SoftLaplace, AsymmetricLaplace, ZeroInflatedNegativeBinomial
+from pyro.distributions.
+"""
+import json
+import math
+import os
+
+import numpy as np
+import scipy
+import scipy.integrate
+import scipy.stats as st
+import torch
+import pyro
+import pyro.distributions as pd
+
+OUT = os.path.join(os.path.dirname(__file__), "..", "ppl-runtime", "tests", "fixtures",
+                   "distributions_extra.json")
+rng = np.random.default_rng(0)
+torch.manual_seed(0)
+
+
+def enc(a):
+    a = np.asarray(a, dtype=np.float64)
+    data = [v if math.isfinite(v) else ("nan" if math.isnan(v) else ("inf" if v > 0 else "-inf"))
+            for v in a.reshape(-1).tolist()]
+    return {"shape": list(a.shape), "data": data}
+
+
+CASES = []
+PS = np.array([1e-6, 0.05, 0.5, 0.95, 1 - 1e-6])
+
+
+def scipy_case(family, params, dist, value, icdf=True, discrete=False):
+    value = np.asarray(value, dtype=np.float64)
+    batch = np.broadcast(*[np.asarray(v) for v in params.values()]).shape
+    c = {"family": family, "params": {k: enc(v) for k, v in params.items()}, "value": enc(value)}
+    c["log_prob"] = enc(dist.logpmf(value) if discrete else dist.logpdf(value))
+    c["mean"] = enc(np.broadcast_to(dist.mean(), batch))
+    c["variance"] = enc(np.broadcast_to(dist.var(), batch))
+    c["entropy"] = enc(np.broadcast_to(dist.entropy(), batch))
+    c["cdf"] = enc(dist.cdf(value))
+    if icdf:
+        at = PS.reshape(-1, *[1] * len(batch))
+        c["icdf_at"] = enc(at)
+        c["icdf"] = enc(dist.ppf(at))
+    CASES.append(c)
+
+
+def pyro_case(family, params, d, value, stats=("mean", "variance"), cdf=False):
+    value = torch.as_tensor(np.asarray(value, dtype=np.float64))
+    c = {"family": family, "params": {k: enc(v) for k, v in params.items()}, "value": enc(value)}
+    c["log_prob"] = enc(d.log_prob(value).detach())
+    for s in stats:
+        c[s] = enc(getattr(d, s).detach())
+    if cdf:
+        c["cdf"] = enc(d.cdf(value).detach())
+        at = torch.tensor(PS).reshape(-1, *[1] * len(d.batch_shape))
+        c["icdf_at"] = enc(at)
+        c["icdf"] = enc(d.icdf(at).detach())
+    CASES.append(c)
+
+
+def t(x):
+    return torch.tensor(x, dtype=torch.float64)
+
+
+# Logistic(loc, scale)
+loc, scale = np.array([0.0, 1.0, -2.0]), np.array([1.0, 0.1, 10.0])
+scipy_case("Logistic", {"loc": loc, "scale": scale}, st.logistic(loc, scale),
+           [[-40.0, 1.0, 0.0], [0.5, 1.2, 30.0]])
+# LogUniform(low, high)
+low, high = np.array([0.1, 1.0, 5.0]), np.array([10.0, 2.0, 500.0])
+scipy_case("LogUniform", {"low": low, "high": high}, st.loguniform(low, high),
+           [[0.1, 1.5, 100.0], [5.0, 2.0, 5.0]])
+# TruncatedNormal(loc, scale, low, high): two-sided, one-sided and far in a tail.
+loc, scale = np.array([0.0, 1.0, -2.0, 0.0]), np.array([1.0, 2.0, 0.5, 1.0])
+low, high = np.array([-1.0, -np.inf, -1.0, 5.0]), np.array([2.0, 0.0, np.inf, 8.0])
+tn = st.truncnorm((low - loc) / scale, (high - loc) / scale, loc, scale)
+scipy_case("TruncatedNormal", {"loc": loc, "scale": scale, "low": low, "high": high}, tn,
+           [[0.5, -3.0, 0.0, 5.5], [-1.0, 0.0, 10.0, 7.9]])
+# scipy 1.17's truncnorm entropy is NaN with an infinite bound (inf * pdf(inf)): the entropy
+# is integrated numerically instead, -∫ p log p over the support, for every entry.
+ent = []
+for i in range(4):
+    one = st.truncnorm((low[i] - loc[i]) / scale[i], (high[i] - loc[i]) / scale[i], loc[i], scale[i])
+    lo, hi = one.ppf(1e-15), one.ppf(1 - 1e-15)
+    ent.append(scipy.integrate.quad(lambda x: -one.pdf(x) * one.logpdf(x), lo, hi,
+                                    epsabs=1e-13, epsrel=1e-12, limit=200)[0])
+CASES[-1]["entropy"] = enc(ent)
+# DiscreteUniform(low, high)
+low, high = np.array([0.0, -3.0, 5.0]), np.array([1.0, 3.0, 5.0])
+scipy_case("DiscreteUniform", {"low": low, "high": high}, st.randint(low, high + 1),
+           [[0.0, -3.0, 5.0], [1.0, 2.0, 5.0]], icdf=False, discrete=True)
+# SoftLaplace(loc, scale)
+loc, scale = [0.0, 1.0, -2.0], [1.0, 0.1, 10.0]
+pyro_case("SoftLaplace", {"loc": loc, "scale": scale}, pd.SoftLaplace(t(loc), t(scale)),
+          [[-5.0, 1.0, 0.0], [0.5, 1.2, 30.0]], cdf=True)
+# AsymmetricLaplace(loc, scale, asymmetry)
+loc, scale, asym = [0.0, 1.0, -2.0], [1.0, 0.5, 3.0], [0.5, 1.0, 4.0]
+pyro_case("AsymmetricLaplace", {"loc": loc, "scale": scale, "asymmetry": asym},
+          pd.AsymmetricLaplace(t(loc), t(scale), t(asym)), [[-5.0, 1.0, 0.0], [0.5, 1.2, 30.0]])
+# ZeroInflatedNegativeBinomial(total_count, probs, gate)
+r, p, g = [1.0, 5.5, 20.0], [0.2, 0.5, 0.9], [0.1, 0.5, 0.0]
+pyro_case("ZeroInflatedNegativeBinomial", {"total_count": r, "probs": p, "gate": g},
+          pd.ZeroInflatedNegativeBinomial(total_count=t(r), probs=t(p), gate=t(g)),
+          [[0.0, 3.0, 40.0], [7.0, 0.0, 0.0]])
+
+# MultivariateStudentT(df, loc, scale_tril): batched df, broadcast loc.
+df = [0.8, 1.5, 4.0]
+loc = torch.randn(3, 3, dtype=torch.float64)
+a = torch.randn(3, 3, 3, dtype=torch.float64)
+scale_tril = torch.linalg.cholesky(a @ a.transpose(-1, -2) + 3 * torch.eye(3, dtype=torch.float64))
+mst = pd.MultivariateStudentT(t(df), loc, scale_tril)
+pyro_case("MultivariateStudentT", {"df": df, "loc": loc.numpy(), "scale_tril": scale_tril.numpy()},
+          mst, mst.sample((2,)).numpy())
+
+# DirichletMultinomial(concentration, total_count)
+conc = [[0.5, 1.0, 2.0], [3.0, 0.2, 1.0]]
+dm = pd.DirichletMultinomial(t(conc), total_count=6)
+pyro_case("DirichletMultinomial", {"concentration": conc, "total_count": 6.0}, dm,
+          [[[6.0, 0.0, 0.0], [1.0, 2.0, 3.0]], [[0.0, 0.0, 6.0], [2.0, 2.0, 2.0]]])
+
+# GaussianRandomWalk(scale, num_steps), from NumPyro.
+import numpyro.distributions as nd  # noqa: E402
+import jax  # noqa: E402
+jax.config.update("jax_enable_x64", True)
+scale = np.array([0.5, 2.0])
+grw = nd.GaussianRandomWalk(scale, num_steps=4)
+value = np.array([[[0.1, -0.3, 0.5, 1.0], [2.0, 1.0, -1.0, 0.0]],
+                  [[0.0, 0.0, 0.0, 0.0], [-3.0, 1.0, 4.0, 4.5]]])
+CASES.append({"family": "GaussianRandomWalk",
+              "params": {"scale": enc(scale), "num_steps": enc(4.0)},
+              "value": enc(value), "log_prob": enc(grw.log_prob(value)),
+              "mean": enc(grw.mean), "variance": enc(grw.variance)})
+
+with open(OUT, "w") as f:
+    json.dump({"scipy_version": scipy.__version__, "pyro_version": pyro.__version__,
+               "cases": CASES}, f)
+print(f"wrote {len(CASES)} cases to {os.path.normpath(OUT)}")
