@@ -128,6 +128,24 @@ fn fit(x: &Tensor, y: &Tensor, subsample: Option<i64>, steps: usize) -> ppl::Res
         })
         .fold(0.0, f64::max);
     println!("max |w - w_true| = {w_err:.4}; mean guide scale of w = {w_scale:.5}");
+
+    // Plots of the full-batch fit: the loss curve, and a posterior predictive check (y drawn
+    // again from the model, unconditioned, with latents from the guide).
+    let plots: String = ppl_examples::arg("plots", "out".to_string());
+    if subsample.is_none() && !plots.is_empty() {
+        let loss_png = format!("{plots}/bayesian_regression_loss.png");
+        ppl::plots::loss_curve(&losses, &loss_png)?;
+        let pred = Predictive::with_guide(
+            || poutine::uncondition(|| model(x, y, None)),
+            || guide.call(),
+            100,
+        )
+        .return_sites(&["obs"])
+        .run()?;
+        let ppc_png = format!("{plots}/bayesian_regression_ppc.png");
+        ppl::plots::posterior_predictive_check("y", y, &pred["obs"], &ppc_png)?;
+        println!("plots: {loss_png}, {ppc_png}");
+    }
     Ok(())
 }
 

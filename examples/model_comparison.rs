@@ -4,9 +4,10 @@
 //! with the Pareto k̂ of each school, and `compare` (ArviZ's table, stacking weights).
 //!
 //! `cargo run --release --example model_comparison [-- --num-samples 1000 --warmup 1000
-//! --chains 4 --npz out/model_comparison]` (`--npz P` writes `P_pooled.npz` and
+//! --chains 4 --npz out/model_comparison --plots out]` (`--npz P` writes `P_pooled.npz` and
 //! `P_hierarchical.npz`: ArviZ InferenceData groups that `scripts/arviz_from_npz.py` loads and
-//! compares with ArviZ itself).
+//! compares with ArviZ itself; `--plots DIR` writes trace, rank, posterior and pair plots there,
+//! `--plots ""` none).
 
 use ppl::infer::criticism::{self, Weighting};
 use ppl::infer::mcmc::export::InferenceGroups;
@@ -137,6 +138,19 @@ fn main() -> ppl::Result<()> {
                 source,
             })?;
             println!("InferenceData written to {path} (ppl's loo and waic: {json_path})");
+        }
+        // ArviZ's pictures of the fit: trace, ranks, posterior densities with the 90% HPDI, and
+        // the funnel of the hierarchical model (tau against a school's effect).
+        let plots: String = ppl_examples::arg("plots", "out".to_string());
+        if !plots.is_empty() {
+            let base = format!("{plots}/model_comparison_{name}");
+            mcmc.plot_trace(format!("{base}_trace.png"), None)?;
+            mcmc.plot_rank(format!("{base}_rank.png"), None)?;
+            mcmc.plot_posterior(format!("{base}_posterior.png"), None, 0.9)?;
+            if name == "hierarchical" {
+                mcmc.plot_pair(format!("{base}_pair.png"), "theta_tilde[0]", "tau")?;
+            }
+            println!("plots: {base}_{{trace,rank,posterior}}.png");
         }
         fits.push((name, loo));
     }

@@ -37,7 +37,17 @@ fn run(name: &str, args: &[&str]) {
 #[test]
 fn svi_examples() {
     run("coin_fairness", &["--steps", "20"]);
-    run("bayesian_regression", &["--steps", "20"]);
+    let plots = std::env::temp_dir().join(format!("ppl-br-{}", std::process::id()));
+    let plots = plots.to_str().expect("utf-8 temp path");
+    run("bayesian_regression", &["--steps", "20", "--plots", plots]);
+    for plot in ["loss", "ppc"] {
+        let path = format!("{plots}/bayesian_regression_{plot}.png");
+        assert!(
+            std::fs::metadata(&path).is_ok_and(|m| m.len() > 1000),
+            "{path}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(plots);
     run("minipyro", &["--steps", "10"]);
     run("scale_svi", &["--steps", "20"]);
     let png = std::env::temp_dir().join(format!("ppl-vae-{}.png", std::process::id()));

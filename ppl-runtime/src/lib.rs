@@ -48,6 +48,7 @@ pub mod nn;
 pub mod ops;
 pub mod optim;
 pub mod params;
+pub mod plots;
 pub mod poutine;
 pub mod primitives;
 pub mod transforms;

@@ -115,7 +115,7 @@ impl Distribution for DirichletMultinomial {
         let n = self.total_count as f64;
         let norm = a0
             .f_lgamma()?
-            .f_add_scalar(lgamma(n + 1.0)?)?
+            .f_add_scalar(libm::lgamma(n + 1.0))?
             .f_sub(&a0.f_add_scalar(n)?.f_lgamma()?)?;
         let terms = value
             .f_add(a)?
@@ -147,13 +147,4 @@ impl Distribution for DirichletMultinomial {
             .f_mul_scalar(n)?
             .f_mul(&a0.f_add_scalar(n)?.f_div(&a0.f_add_scalar(1.0)?)?)?)
     }
-}
-
-/// `lgamma` of a number (through a one-element tensor: no libm binding needed).
-fn lgamma(x: f64) -> Result<f64> {
-    Ok(
-        Tensor::f_scalar_tensor(x, (Kind::Double, tch::Device::Cpu))?
-            .f_lgamma()?
-            .f_double_value(&[])?,
-    )
 }

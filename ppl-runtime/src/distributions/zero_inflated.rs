@@ -138,6 +138,8 @@ impl Distribution for ZeroInflatedDistribution {
 /// [`NegativeBinomial`].
 pub struct ZeroInflatedNegativeBinomial;
 
+// Pyro's name for a configured ZeroInflatedDistribution: `new` builds that.
+#[allow(clippy::new_ret_no_self)]
 impl ZeroInflatedNegativeBinomial {
     /// `NegativeBinomial(total_count, probs)` inflated at zero by `gate`.
     pub fn new(
@@ -163,6 +165,8 @@ impl ZeroInflatedNegativeBinomial {
 /// `GammaPoisson(concentration, concentration / mean)` (variance `mean + mean² / concentration`).
 pub struct NegativeBinomial2;
 
+// NumPyro's name for a GammaPoisson by mean and concentration: `new` builds that.
+#[allow(clippy::new_ret_no_self)]
 impl NegativeBinomial2 {
     /// `NegativeBinomial2(mean, concentration)`; both positive.
     pub fn new(mean: impl Into<Arg>, concentration: impl Into<Arg>) -> Result<GammaPoisson> {

@@ -229,7 +229,7 @@ impl Mcmc {
 }
 
 /// `j` as a multi-index of `shape`, comma-separated.
-pub(super) fn unravel(mut j: usize, shape: &[i64]) -> String {
+pub(crate) fn unravel(mut j: usize, shape: &[i64]) -> String {
     let mut idx = vec![0usize; shape.len()];
     for (d, &n) in shape.iter().enumerate().rev() {
         let n = n.max(1) as usize;
