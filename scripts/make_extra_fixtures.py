@@ -140,6 +140,17 @@ CASES.append({"family": "GaussianRandomWalk",
               "value": enc(value), "log_prob": enc(grw.log_prob(value)),
               "mean": enc(grw.mean), "variance": enc(grw.variance)})
 
+# LKJ(dim, concentration) over correlation matrices, from NumPyro.
+lkj = nd.LKJ(3, np.array([0.5, 2.0]))
+value = np.asarray(lkj.sample(jax.random.PRNGKey(0), (2,)))
+CASES.append({"family": "LKJ", "params": {"dim": enc(3.0), "concentration": enc([0.5, 2.0])},
+              "value": enc(value), "log_prob": enc(lkj.log_prob(value))})
+# OrderedLogistic(predictor, cutpoints), from Pyro.
+pred, cut = [-1.0, 0.5, 2.0], [-0.5, 0.3, 1.5]
+ol = pd.OrderedLogistic(t(pred), t(cut))
+pyro_case("OrderedLogistic", {"predictor": pred, "cutpoints": cut}, ol,
+          [[0.0, 3.0, 1.0], [2.0, 2.0, 3.0]], stats=())
+
 with open(OUT, "w") as f:
     json.dump({"scipy_version": scipy.__version__, "pyro_version": pyro.__version__,
                "cases": CASES}, f)

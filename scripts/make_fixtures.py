@@ -313,6 +313,11 @@ def main():
     add("FisherSnedecor", {"df1": [1.0, 4.0, 10.0], "df2": [1.5, 5.0, 30.0]})
     add("FisherSnedecor", {"df1": [[2.0], [7.0]], "df2": [3.0, 9.0]}, [1e-4, 1.0, 50.0])
 
+    add("Wishart", {"df": [3.0, 5.5], "scale_tril": torch.linalg.cholesky(rand_pd(3, (2,)))})
+    add("ContinuousBernoulli", {"probs": [0.1, 0.499, 0.5, 0.9]})
+    add("ContinuousBernoulli", {"logits": [[-3.0], [0.001]]}, [0.0, 0.3, 1.0])
+    add("LogisticNormal", {"loc": [[0.0, 1.0], [-1.0, 0.5]], "scale": [[1.0, 0.5], [2.0, 1.0]]})
+
     with open(OUT, "w") as f:
         json.dump({"torch_version": torch.__version__, "cases": CASES, "kl": kl}, f)
     print(f"wrote {len(CASES)} cases and {len(kl)} KL pairs to {os.path.normpath(OUT)}")

@@ -166,6 +166,12 @@ fn build(family: &str, p: &Params) -> Option<ppl::Result<DistRef>> {
             int(p, "total_count"),
         )),
         "GaussianRandomWalk" => rc(GaussianRandomWalk::new(g("scale"), int(p, "num_steps"))),
+        "Wishart" => rc(Wishart::from_scale_tril(g("df"), g("scale_tril"))),
+        "ContinuousBernoulli" if has("logits") => rc(ContinuousBernoulli::from_logits(g("logits"))),
+        "ContinuousBernoulli" => rc(ContinuousBernoulli::new(g("probs"))),
+        "LogisticNormal" => rc(LogisticNormal::new(g("loc"), g("scale"))),
+        "LKJ" => rc(LKJ::new(int(p, "dim"), g("concentration"))),
+        "OrderedLogistic" => rc(OrderedLogistic::new(g("predictor"), g("cutpoints"))),
         "TransformedDistribution" => {
             let base = Normal::new(g("loc"), g("scale")).expect("base");
             let ts: Vec<TransformRef> = vec![
@@ -212,7 +218,7 @@ const STATS: [(&str, Stat); 5] = [
 ];
 
 fn value_kind(family: &str, kind: Kind) -> Kind {
-    if family == "Categorical" {
+    if family == "Categorical" || family == "OrderedLogistic" {
         Kind::Int64
     } else {
         kind

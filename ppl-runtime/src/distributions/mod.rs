@@ -22,13 +22,16 @@ mod binomial;
 mod categorical;
 mod cauchy;
 mod chi2;
+mod continuous_bernoulli;
 mod delta;
 mod dirichlet;
 mod dirichlet_multinomial;
 mod discrete_hmm;
 mod discrete_uniform;
+mod empirical;
 mod exponential;
 mod fisher_snedecor;
+mod folded;
 mod gamma;
 mod gamma_poisson;
 mod gaussian_random_walk;
@@ -36,15 +39,18 @@ mod geometric;
 mod gumbel;
 mod half_cauchy;
 mod half_normal;
+mod improper_uniform;
 mod independent;
 mod inverse_gamma;
 mod kl;
 mod kumaraswamy;
 mod laplace;
+mod lkj;
 mod lkj_cholesky;
 mod log_normal;
 mod log_uniform;
 mod logistic;
+mod logistic_normal;
 mod low_rank_multivariate_normal;
 mod masked;
 mod mixture_same_family;
@@ -54,6 +60,7 @@ mod multivariate_student_t;
 mod negative_binomial;
 mod normal;
 mod one_hot_categorical;
+mod ordered_logistic;
 mod pareto;
 mod poisson;
 mod relaxed;
@@ -67,6 +74,7 @@ mod unit;
 mod util;
 mod von_mises;
 mod weibull;
+mod wishart;
 mod zero_inflated;
 mod zero_inflated_poisson;
 
@@ -82,13 +90,16 @@ pub use binomial::Binomial;
 pub use categorical::Categorical;
 pub use cauchy::Cauchy;
 pub use chi2::Chi2;
+pub use continuous_bernoulli::ContinuousBernoulli;
 pub use delta::Delta;
 pub use dirichlet::Dirichlet;
 pub use dirichlet_multinomial::DirichletMultinomial;
 pub use discrete_hmm::DiscreteHmm;
 pub use discrete_uniform::DiscreteUniform;
+pub use empirical::Empirical;
 pub use exponential::Exponential;
 pub use fisher_snedecor::FisherSnedecor;
+pub use folded::FoldedDistribution;
 pub use gamma::Gamma;
 pub use gamma_poisson::GammaPoisson;
 pub use gaussian_random_walk::GaussianRandomWalk;
@@ -96,15 +107,18 @@ pub use geometric::Geometric;
 pub use gumbel::Gumbel;
 pub use half_cauchy::HalfCauchy;
 pub use half_normal::HalfNormal;
+pub use improper_uniform::ImproperUniform;
 pub use independent::Independent;
 pub use inverse_gamma::InverseGamma;
 pub use kl::kl_divergence;
 pub use kumaraswamy::Kumaraswamy;
 pub use laplace::Laplace;
+pub use lkj::LKJ;
 pub use lkj_cholesky::LKJCholesky;
 pub use log_normal::LogNormal;
 pub use log_uniform::LogUniform;
 pub use logistic::Logistic;
+pub use logistic_normal::LogisticNormal;
 pub use low_rank_multivariate_normal::LowRankMultivariateNormal;
 pub use masked::Masked;
 pub use mixture_same_family::MixtureSameFamily;
@@ -115,6 +129,7 @@ pub use multivariate_student_t::MultivariateStudentT;
 pub use negative_binomial::NegativeBinomial;
 pub use normal::Normal;
 pub use one_hot_categorical::OneHotCategorical;
+pub use ordered_logistic::OrderedLogistic;
 pub use pareto::Pareto;
 pub use poisson::Poisson;
 pub use relaxed::{
@@ -129,6 +144,7 @@ pub use uniform::Uniform;
 pub use unit::Unit;
 pub use von_mises::VonMises;
 pub use weibull::Weibull;
+pub use wishart::Wishart;
 pub use zero_inflated::{
     NegativeBinomial2, ZeroInflatedDistribution, ZeroInflatedNegativeBinomial,
 };
@@ -287,6 +303,17 @@ pub trait DistributionExt: Distribution + Sized + 'static {
     /// Treats the `n` rightmost batch dims as event dims (Pyro's `to_event`).
     fn to_event(self, n: usize) -> Result<Independent> {
         Independent::new(Rc::new(self), n)
+    }
+    /// Treats every batch dim as an event dim (Pyro's `to_event()` with no argument).
+    fn to_event_all(self) -> Result<Independent> {
+        let n = self.batch_shape().len();
+        Independent::new(Rc::new(self), n)
+    }
+    /// Prepends `sample_shape` to the batch shape (Pyro's `expand_by`).
+    fn expand_by(self, sample_shape: &[i64]) -> Result<DistRef> {
+        let mut shape = sample_shape.to_vec();
+        shape.extend_from_slice(self.batch_shape());
+        self.expand(&shape)
     }
     /// Zeroes the log-density where `mask` is false.
     fn mask(self, mask: &Tensor) -> Result<Masked> {
