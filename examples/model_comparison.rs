@@ -118,12 +118,25 @@ fn main() -> ppl::Result<()> {
             }
             let observed: IndexMap<String, Tensor> =
                 [("obs".to_string(), yt.shallow_clone())].into();
+            // Replicated data: the model run again, unconditioned, at every posterior draw.
+            let flat = mcmc.get_samples()?;
+            let replicated = Predictive::with_posterior_samples(
+                || poutine::uncondition(|| model(&st, &yt)),
+                flat.iter().map(|(k, v)| (k.clone(), v.shallow_clone())),
+            )?
+            .return_sites(&["obs"])
+            .run()?;
+            let predictive: IndexMap<String, Tensor> = [(
+                "obs".to_string(),
+                replicated["obs"].reshape([chains as i64, num_samples as i64, -1]),
+            )]
+            .into();
             mcmc.write_inference_data_npz(
                 &path,
                 &InferenceGroups {
                     log_likelihood: Some(&ll_sites),
+                    posterior_predictive: Some(&predictive),
                     observed_data: Some(&observed),
-                    ..Default::default()
                 },
             )?;
             // ppl's own numbers beside it, for scripts/arviz_from_npz.py to check against ArviZ.

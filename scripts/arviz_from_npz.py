@@ -34,6 +34,14 @@ def main(paths):
         name = os.path.basename(path).removesuffix(".npz")
         idata = load(path)
         print(f"{name}: groups {list(idata.groups())}")
+        if "posterior_predictive" in idata.groups():
+            # The replicated data have the observed data's shape per draw; ArviZ's Bayesian
+            # p-value of the mean needs both groups, which is what plot_ppc uses.
+            pp = idata.posterior_predictive["obs"].values
+            obs = idata.observed_data["obs"].values
+            assert pp.shape[2:] == obs.shape, (pp.shape, obs.shape)
+            p = float((pp.mean(axis=-1) > obs.mean()).mean())
+            print(f"{name}: posterior predictive {pp.shape}, P(mean(y_rep) > mean(y)) = {p:.3f}")
         loo = az.loo(idata, pointwise=True)
         waic = az.waic(idata, pointwise=True)
         print(loo)

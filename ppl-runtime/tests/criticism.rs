@@ -307,3 +307,32 @@ fn psis_diagnostic_separates_good_and_bad_guides() {
         .to_string();
     assert!(e.contains("at least 10"), "{e}");
 }
+
+/// A guide that is a point mass (Delta) at mu = 0.5 gives every draw the same log-likelihood:
+/// log N(y_i; 0.5, 1), one chain of `num_samples` draws.
+#[test]
+fn log_likelihood_from_a_guide() {
+    use ppl::prelude::*;
+    let y = Tensor::from_slice(&[0.5f64, -1.0, 2.0]);
+    let model = || -> ppl::Result<()> {
+        let mu = ppl::sample("mu", Normal::new(0.0f64, 10.0)?, None)?;
+        let _p = Plate::new("data", 3).enter()?;
+        let _ = ppl::sample("obs", Normal::new(&mu, 1.0)?, Some(y.shallow_clone()))?;
+        Ok(())
+    };
+    let guide = || -> ppl::Result<()> {
+        let _ = ppl::sample("mu", Delta::new(&Tensor::from(0.5f64), 0)?, None)?;
+        Ok(())
+    };
+    let ll = criticism::log_likelihood_from_guide(model, guide, 5).expect("ll");
+    assert_eq!(ll["obs"].size(), vec![1, 5, 3]);
+    let want = (&y - 0.5).square() * -0.5 - 0.5 * (2.0 * std::f64::consts::PI).ln();
+    let d = (&ll["obs"] - want).abs().max().double_value(&[]);
+    assert!(d < 1e-12, "{d}");
+    let w = criticism::waic(&criticism::pointwise(&ll).expect("p"));
+    assert!(
+        w.p_waic.abs() < 1e-12,
+        "a point mass has no posterior variance: {}",
+        w.p_waic
+    );
+}

@@ -177,6 +177,51 @@ pub fn log_likelihood<R>(
     Ok(out)
 }
 
+/// The pointwise log-likelihood under `num_samples` draws of the latent sites from a fitted
+/// `guide` (the variational posterior): [`log_likelihood`] of the guide's draws, as one chain
+/// (`[1, num_samples] + batch shape` per observed site). With it, `waic` and `loo` score an SVI
+/// fit (for `loo`, pass `Some(1.0)`: the draws are independent).
+pub fn log_likelihood_from_guide<R, G>(
+    model: impl Fn() -> Result<R>,
+    guide: impl Fn() -> Result<G>,
+    num_samples: usize,
+) -> Result<IndexMap<String, Tensor>> {
+    if num_samples == 0 {
+        return Err(Error::Config(
+            "log_likelihood_from_guide needs num_samples >= 1".into(),
+        ));
+    }
+    let mut draws: IndexMap<String, Vec<Tensor>> = IndexMap::new();
+    tch::no_grad(|| -> Result<()> {
+        for _ in 0..num_samples {
+            let (_, tr) = poutine::trace(&guide)?;
+            for s in tr.iter() {
+                if s.kind == SiteKind::Sample && !s.is_observed {
+                    draws
+                        .entry(s.name.clone())
+                        .or_default()
+                        .push(s.value.shallow_clone());
+                }
+            }
+        }
+        Ok(())
+    })?;
+    let mut samples = IndexMap::new();
+    for (name, values) in draws {
+        if values.len() != num_samples {
+            return Err(Error::AtSite {
+                site: name,
+                source: Box::new(Error::Invalid(
+                    "the guide samples this site in some runs only".into(),
+                )),
+            });
+        }
+        let t = Tensor::f_stack(&values, 0)?.f_unsqueeze(0)?;
+        samples.insert(name, t);
+    }
+    log_likelihood(model, &samples)
+}
+
 /// All observed sites' pointwise log-likelihoods as one [`LogLikelihood`], the points of each
 /// site flattened and the sites in order.
 pub fn pointwise(sites: &IndexMap<String, Tensor>) -> Result<LogLikelihood> {
