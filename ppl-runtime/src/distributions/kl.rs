@@ -13,7 +13,12 @@ use crate::error::{Error, Result};
 /// `KL(p ‖ q) = E_p[log p(x) - log q(x)]`, with shape `broadcast(p.batch_shape, q.batch_shape)`.
 ///
 /// Pairs (each family against itself): Normal, LogNormal, HalfNormal, Laplace, Beta, Gamma,
-/// Exponential, Dirichlet, MultivariateNormal, Bernoulli, Categorical, Poisson;
+/// Exponential, Dirichlet, MultivariateNormal, Bernoulli, Categorical, Poisson; across families
+/// (torch's registrations with closed forms): Exponential, Gamma, Beta, Laplace, Gumbel and
+/// Uniform against Normal; Normal, Exponential, Gamma and Uniform against Gumbel; Exponential,
+/// Beta and Uniform against Gamma; Gamma, Beta and Uniform against Exponential; Uniform against
+/// Beta; Beta against Uniform; Normal against Laplace; and infinity where `p`'s support leaves
+/// `q`'s (Normal against Gamma, say);
 /// Independent/Independent (same number of reinterpreted dims, over any of these); and Delta
 /// against anything with a log-density (`KL = -log q(v)`, as Pyro). Other pairs are an error.
 ///
@@ -54,6 +59,9 @@ pub fn kl_divergence(p: &dyn Distribution, q: &dyn Distribution) -> Result<Tenso
     pair!(Poisson, poisson);
     pair!(Bernoulli, bernoulli);
     pair!(Categorical, categorical);
+    if let Some(kl) = super::kl_cross::cross_family(p, q) {
+        return kl;
+    }
     Err(Error::NoKlRule {
         p: p.name(),
         q: q.name(),

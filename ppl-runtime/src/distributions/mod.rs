@@ -43,6 +43,7 @@ mod improper_uniform;
 mod independent;
 mod inverse_gamma;
 mod kl;
+mod kl_cross;
 mod kumaraswamy;
 mod laplace;
 mod lkj;
