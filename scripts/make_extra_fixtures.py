@@ -151,6 +151,48 @@ ol = pd.OrderedLogistic(t(pred), t(cut))
 pyro_case("OrderedLogistic", {"predictor": pred, "cutpoints": cut}, ol,
           [[0.0, 3.0, 1.0], [2.0, 2.0, 3.0]], stats=())
 
+# SkewLogistic(loc, scale, asymmetry), from Pyro.
+loc, scale, asym = [0.0, 1.0, -2.0], [1.0, 0.5, 3.0], [0.5, 1.0, 4.0]
+pyro_case("SkewLogistic", {"loc": loc, "scale": scale, "asymmetry": asym},
+          pd.SkewLogistic(t(loc), t(scale), t(asym)), [[-5.0, 1.0, 0.0], [0.5, 1.2, 30.0]],
+          stats=(), cdf=True)
+
+
+def numpyro_case(family, params, d, value, stats=()):
+    value = np.asarray(value, dtype=np.float64)
+    c = {"family": family, "params": {k: enc(v) for k, v in params.items()}, "value": enc(value),
+         "log_prob": enc(d.log_prob(value))}
+    for s_ in stats:
+        c[s_] = enc(getattr(d, s_))
+    CASES.append(c)
+
+
+# BetaNegativeBinomial(concentration1, concentration0, n), from NumPyro.
+a, b, n = np.array([0.5, 2.0, 5.0]), np.array([3.0, 4.5, 1.5]), np.array([1.0, 3.0, 10.0])
+numpyro_case("BetaNegativeBinomial", {"concentration1": a, "concentration0": b, "n": n},
+             nd.BetaNegativeBinomial(a, b, n), [[0.0, 2.0, 7.0], [5.0, 0.0, 30.0]])
+# TruncatedCauchy(loc, scale, low, high), from NumPyro.
+loc, scale = np.array([0.0, 1.0, -2.0]), np.array([1.0, 0.5, 3.0])
+low, high = np.array([-1.0, 0.0, -np.inf]), np.array([2.0, np.inf, 0.0])
+numpyro_case("TruncatedCauchy", {"loc": loc, "scale": scale, "low": low, "high": high},
+             nd.TruncatedCauchy(loc, scale, low=low, high=high),
+             [[0.5, 3.0, -10.0], [-1.0, 0.1, 0.0]])
+# Censoring, from NumPyro, on a Normal(1, 2) base.
+base = nd.Normal(np.array([1.0, 1.0, 1.0, 1.0]), np.array([2.0, 2.0, 2.0, 2.0]))
+cens = np.array([True, False, True, False])
+value = np.array([0.5, -1.0, 3.0, 2.0])
+CASES.append({"family": "LeftCensored", "params": {"loc": enc(1.0), "scale": enc(2.0),
+              "censored": enc(cens)}, "value": enc(value),
+              "log_prob": enc(nd.LeftCensoredDistribution(base, censored=cens).log_prob(value))})
+CASES.append({"family": "RightCensored", "params": {"loc": enc(1.0), "scale": enc(2.0),
+              "censored": enc(cens)}, "value": enc(value),
+              "log_prob": enc(nd.RightCensoredDistribution(base, censored=cens).log_prob(value))})
+left, right = np.array([1, 0, 0, 1]), np.array([0, 1, 0, 1])
+pairs = np.array([[-np.inf, 0.5], [2.0, np.inf], [-1.0, 3.0], [0.0, 1.5]])
+CASES.append({"family": "IntervalCensored", "params": {"loc": enc(1.0), "scale": enc(2.0),
+              "left": enc(left), "right": enc(right)}, "value": enc(pairs),
+              "log_prob": enc(nd.IntervalCensoredDistribution(base, left, right).log_prob(pairs))})
+
 with open(OUT, "w") as f:
     json.dump({"scipy_version": scipy.__version__, "pyro_version": pyro.__version__,
                "cases": CASES}, f)

@@ -172,6 +172,33 @@ fn build(family: &str, p: &Params) -> Option<ppl::Result<DistRef>> {
         "LogisticNormal" => rc(LogisticNormal::new(g("loc"), g("scale"))),
         "LKJ" => rc(LKJ::new(int(p, "dim"), g("concentration"))),
         "OrderedLogistic" => rc(OrderedLogistic::new(g("predictor"), g("cutpoints"))),
+        "SkewLogistic" => rc(SkewLogistic::new(g("loc"), g("scale"), g("asymmetry"))),
+        "BetaNegativeBinomial" => rc(BetaNegativeBinomial::new(
+            g("concentration1"),
+            g("concentration0"),
+            g("n"),
+        )),
+        "TruncatedCauchy" => rc(TruncatedCauchy::new(
+            g("loc"),
+            g("scale"),
+            g("low"),
+            g("high"),
+        )),
+        "LeftCensored" | "RightCensored" | "IntervalCensored" => {
+            let base = Normal::new(g("loc"), g("scale"))
+                .expect("base")
+                .expand_to(&[4])
+                .expect("expand");
+            match family {
+                "LeftCensored" => rc(CensoredDistribution::left(base, g("censored"))),
+                "RightCensored" => rc(CensoredDistribution::right(base, g("censored"))),
+                _ => rc(IntervalCensoredDistribution::new(
+                    base,
+                    g("left"),
+                    g("right"),
+                )),
+            }
+        }
         "TransformedDistribution" => {
             let base = Normal::new(g("loc"), g("scale")).expect("base");
             let ts: Vec<TransformRef> = vec![

@@ -129,3 +129,28 @@ fn folded_lkj_and_shape_helpers() {
     let b = d.expand_by(&[4, 5]).expect("b");
     assert_eq!(b.batch_shape(), &[4, 5, 3]);
 }
+
+/// Truncated draws stay inside the bounds and follow the truncated CDF: the fraction below the
+/// truncated median is 1/2 within 5 standard errors (sqrt(0.25 / n)).
+#[test]
+fn truncated_draws_follow_the_truncated_cdf() {
+    set_rng_seed(2);
+    let d = TruncatedCauchy::new(0.0f64, 1.0, Tensor::from_slice(&[-1.0f64, 0.5]), 3.0).expect("d");
+    let n = 20_000i64;
+    let x = d.sample(&[n]).expect("s");
+    assert!(bool::try_from(x.ge_tensor(&Tensor::from_slice(&[-1.0f64, 0.5])).all()).expect("b"));
+    assert!(bool::try_from(x.le(3.0).all()).expect("b"));
+    let med = d.icdf(&Tensor::from(0.5f64)).expect("median");
+    let below = x
+        .lt_tensor(&med)
+        .to_kind(Kind::Double)
+        .mean_dim(0, false, Kind::Double);
+    let dev = (below - 0.5).abs().max().double_value(&[]);
+    assert!(dev < 5.0 * (0.25 / n as f64).sqrt(), "{dev}");
+    // The CDF at the bounds is 0 and 1.
+    let c = d
+        .cdf(&Tensor::from_slice(&[-1.0f64, 3.0]).reshape([2, 1]))
+        .expect("cdf");
+    assert!((c.get(0).get(0).double_value(&[])).abs() < 1e-12);
+    assert!((c.get(1).double_value(&[0]) - 1.0).abs() < 1e-12);
+}

@@ -228,6 +228,10 @@ fn discrete_moments() {
         &NegativeBinomial2::new(t(&[3.0, 0.5]), t(&[2.0, 10.0])).expect("d"),
     );
     check(
+        "BetaNegativeBinomial",
+        &BetaNegativeBinomial::new(t(&[2.0, 5.0]), t(&[9.0, 12.0]), t(&[3.0, 1.0])).expect("d"),
+    );
+    check(
         "DirichletMultinomial",
         &DirichletMultinomial::new(t(&[0.5, 1.0, 2.0]), 6).expect("d"),
     );
