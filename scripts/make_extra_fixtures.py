@@ -193,6 +193,37 @@ CASES.append({"family": "IntervalCensored", "params": {"loc": enc(1.0), "scale":
               "left": enc(left), "right": enc(right)}, "value": enc(pairs),
               "log_prob": enc(nd.IntervalCensoredDistribution(base, left, right).log_prob(pairs))})
 
+# InverseWishart(concentration, scale_matrix) and MatrixNormal, from NumPyro.
+psi = np.array([[2.0, 0.3, 0.1], [0.3, 1.0, -0.2], [0.1, -0.2, 1.5]])
+iw = nd.InverseWishart(np.array([4.0, 7.5]), scale_matrix=psi)
+value = np.asarray(iw.sample(jax.random.PRNGKey(1), (2,)))
+numpyro_case("InverseWishart", {"concentration": [4.0, 7.5], "scale_matrix": psi}, iw, value,
+             stats=("mean",))
+loc = np.arange(6.0).reshape(2, 3) / 3.0
+lr = np.array([[1.0, 0.0], [0.5, 2.0]])
+lc = np.array([[1.5, 0.0, 0.0], [-0.3, 1.0, 0.0], [0.2, 0.4, 0.7]])
+mn = nd.MatrixNormal(loc, lr, lc)
+value = np.asarray(mn.sample(jax.random.PRNGKey(2), (3,)))
+numpyro_case("MatrixNormal", {"loc": loc, "scale_tril_row": lr, "scale_tril_column": lc}, mn,
+             value, stats=("mean",))
+# ProjectedNormal (dims 2, 3, 4, 5: Pyro has closed forms for 2-4 only) and VonMises3D, from Pyro.
+for dim in (2, 3, 4):
+    conc = torch.randn(2, dim, dtype=torch.float64) * 1.5
+    d = pd.ProjectedNormal(conc)
+    pyro_case("ProjectedNormal", {"concentration": conc.numpy()}, d, d.sample((3,)).numpy(), stats=())
+conc = torch.tensor([[0.0, 0.0, 2.0], [1.0, -3.0, 0.5]], dtype=torch.float64)
+vm = pd.VonMises3D(conc)
+x = torch.nn.functional.normalize(torch.randn(3, 2, 3, dtype=torch.float64), dim=-1)
+pyro_case("VonMises3D", {"concentration": conc.numpy()}, vm, x.numpy(), stats=())
+# MixtureOfDiagNormals(locs, coord_scale, component_logits), from Pyro.
+locs = torch.randn(3, 2, dtype=torch.float64)
+cs = torch.rand(3, 2, dtype=torch.float64) + 0.5
+logits = torch.randn(3, dtype=torch.float64)
+mix = pd.MixtureOfDiagNormals(locs, cs, logits)
+pyro_case("MixtureOfDiagNormals", {"locs": locs.numpy(), "coord_scale": cs.numpy(),
+                                   "component_logits": logits.numpy()}, mix,
+          torch.randn(4, 2, dtype=torch.float64).numpy(), stats=())
+
 with open(OUT, "w") as f:
     json.dump({"scipy_version": scipy.__version__, "pyro_version": pyro.__version__,
                "cases": CASES}, f)

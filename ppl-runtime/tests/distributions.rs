@@ -199,6 +199,19 @@ fn build(family: &str, p: &Params) -> Option<ppl::Result<DistRef>> {
                 )),
             }
         }
+        "InverseWishart" => rc(InverseWishart::new(g("concentration"), g("scale_matrix"))),
+        "MatrixNormal" => rc(MatrixNormal::new(
+            g("loc"),
+            g("scale_tril_row"),
+            g("scale_tril_column"),
+        )),
+        "ProjectedNormal" => rc(ProjectedNormal::new(g("concentration"))),
+        "VonMises3D" => rc(VonMises3D::new(g("concentration"))),
+        "MixtureOfDiagNormals" => rc(MixtureOfDiagNormals::new(
+            g("locs"),
+            g("coord_scale"),
+            g("component_logits"),
+        )),
         "TransformedDistribution" => {
             let base = Normal::new(g("loc"), g("scale")).expect("base");
             let ts: Vec<TransformRef> = vec![

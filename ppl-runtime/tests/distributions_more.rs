@@ -154,3 +154,34 @@ fn truncated_draws_follow_the_truncated_cdf() {
     assert!((c.get(0).get(0).double_value(&[])).abs() < 1e-12);
     assert!((c.get(1).double_value(&[0]) - 1.0).abs() < 1e-12);
 }
+
+/// Directional families: VonMises3D draws have mean (coth κ - 1/κ) μ (each coordinate within 5
+/// standard errors, estimated from the draws); ProjectedNormal and VonMises3D draws lie on the
+/// sphere; InverseWishart draws average to Ψ / (ν - p - 1).
+#[test]
+fn directional_and_matrix_draws() {
+    set_rng_seed(3);
+    let n = 20_000i64;
+    let check_mean = |name: &str, x: &Tensor, mean: &Tensor| {
+        let m = x.mean_dim(0, false, Kind::Double);
+        let se = x.std_dim(0, true, false) / (n as f64).sqrt();
+        let bad = (&m - mean).abs().gt_tensor(&(se * 5.0 + 1e-12)).any();
+        assert!(!bool::try_from(bad).expect("b"), "{name}: {m} vs {mean}");
+    };
+    let vm = VonMises3D::new(&Tensor::from_slice(&[1.0f64, -2.0, 0.5])).expect("d");
+    let x = vm.sample(&[n]).expect("s");
+    let norms = x.square().sum_dim_intlist(-1, false, Kind::Double);
+    assert!((norms - 1.0).abs().max().double_value(&[]) < 1e-9);
+    check_mean("VonMises3D", &x, &vm.mean().expect("m"));
+    let pn = ProjectedNormal::new(&Tensor::from_slice(&[0.5f64, 1.0, -1.0, 2.0])).expect("d");
+    let y = pn.sample(&[100]).expect("s");
+    let norms = y.square().sum_dim_intlist(-1, false, Kind::Double);
+    assert!((norms - 1.0).abs().max().double_value(&[]) < 1e-9);
+    let psi = Tensor::from_slice(&[2.0f64, 0.3, 0.3, 1.0]).reshape([2, 2]);
+    let iw = InverseWishart::new(&Tensor::from(9.0f64), &psi).expect("d");
+    check_mean(
+        "InverseWishart",
+        &iw.sample(&[n]).expect("s"),
+        &iw.mean().expect("m"),
+    );
+}
