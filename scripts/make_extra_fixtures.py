@@ -224,6 +224,16 @@ pyro_case("MixtureOfDiagNormals", {"locs": locs.numpy(), "coord_scale": cs.numpy
                                    "component_logits": logits.numpy()}, mix,
           torch.randn(4, 2, dtype=torch.float64).numpy(), stats=())
 
+# SineBivariateVonMises, from Pyro (moderate concentrations: Pyro's 51-term Bessel series is
+# exact there).
+phi_loc, psi_loc = [0.0, 1.0, -2.0], [0.5, -1.0, 3.0]
+k1, k2, lam = [1.0, 2.5, 0.7], [0.5, 3.0, 1.2], [0.3, -1.5, 0.0]
+sbv = pd.SineBivariateVonMises(t(phi_loc), t(psi_loc), t(k1), t(k2), t(lam))
+angles = (torch.rand(2, 3, 2, dtype=torch.float64) * 2 - 1) * math.pi
+pyro_case("SineBivariateVonMises", {"phi_loc": phi_loc, "psi_loc": psi_loc,
+                                    "phi_concentration": k1, "psi_concentration": k2,
+                                    "correlation": lam}, sbv, angles.numpy(), stats=())
+
 with open(OUT, "w") as f:
     json.dump({"scipy_version": scipy.__version__, "pyro_version": pyro.__version__,
                "cases": CASES}, f)

@@ -212,6 +212,13 @@ fn build(family: &str, p: &Params) -> Option<ppl::Result<DistRef>> {
             g("coord_scale"),
             g("component_logits"),
         )),
+        "SineBivariateVonMises" => rc(SineBivariateVonMises::new(
+            g("phi_loc"),
+            g("psi_loc"),
+            g("phi_concentration"),
+            g("psi_concentration"),
+            g("correlation"),
+        )),
         "TransformedDistribution" => {
             let base = Normal::new(g("loc"), g("scale")).expect("base");
             let ts: Vec<TransformRef> = vec![

@@ -71,6 +71,7 @@ mod pareto;
 mod poisson;
 mod projected_normal;
 mod relaxed;
+mod sine_bivariate_von_mises;
 mod skew_logistic;
 mod soft_laplace;
 mod student_t;
@@ -151,6 +152,7 @@ pub use projected_normal::ProjectedNormal;
 pub use relaxed::{
     ExpRelaxedCategorical, LogitRelaxedBernoulli, RelaxedBernoulli, RelaxedOneHotCategorical,
 };
+pub use sine_bivariate_von_mises::SineBivariateVonMises;
 pub use skew_logistic::SkewLogistic;
 pub use soft_laplace::SoftLaplace;
 pub use student_t::StudentT;
