@@ -234,6 +234,18 @@ pyro_case("SineBivariateVonMises", {"phi_loc": phi_loc, "psi_loc": psi_loc,
                                     "phi_concentration": k1, "psi_concentration": k2,
                                     "correlation": lam}, sbv, angles.numpy(), stats=())
 
+# Stable in Nolan's S0 parameterization (Pyro's default coords), from scipy.stats.levy_stable.
+from scipy.stats import levy_stable  # noqa: E402
+levy_stable.parameterization = "S0"
+alpha = np.array([1.5, 1.5, 0.8, 1.0, 1.9, 0.5, 1.2])
+beta = np.array([0.0, 0.5, -0.3, 0.5, 0.9, 1.0, -1.0])
+scale = np.array([1.0, 2.0, 1.0, 0.5, 1.0, 1.5, 1.0])
+loc = np.array([0.0, 1.0, 0.0, -1.0, 0.5, 0.0, 2.0])
+value = np.array([[-3.0, -0.5, 0.0, 0.7, 4.0, -1.0, 2.5], [0.3, 5.0, -2.0, -1.2, -6.0, 10.0, 1.0]])
+CASES.append({"family": "Stable", "params": {"stability": enc(alpha), "skew": enc(beta),
+              "scale": enc(scale), "loc": enc(loc)}, "value": enc(value),
+              "log_prob": enc(levy_stable.logpdf(value, alpha, beta, loc=loc, scale=scale))})
+
 with open(OUT, "w") as f:
     json.dump({"scipy_version": scipy.__version__, "pyro_version": pyro.__version__,
                "cases": CASES}, f)

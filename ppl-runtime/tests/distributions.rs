@@ -219,6 +219,7 @@ fn build(family: &str, p: &Params) -> Option<ppl::Result<DistRef>> {
             g("psi_concentration"),
             g("correlation"),
         )),
+        "Stable" => rc(Stable::new(g("stability"), g("skew"), g("scale"), g("loc"))),
         "TransformedDistribution" => {
             let base = Normal::new(g("loc"), g("scale")).expect("base");
             let ts: Vec<TransformRef> = vec![

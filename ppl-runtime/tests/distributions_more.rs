@@ -212,3 +212,42 @@ fn sine_bivariate_von_mises_normalizes_and_samples() {
     let se = fx.std(true).double_value(&[]) / (n as f64).sqrt();
     assert!((m - want).abs() < 5.0 * se, "{m} vs {want} (se {se})");
 }
+
+/// Stable draws (Chambers–Mallows–Stuck) follow the S0 law: the fraction below each point is
+/// scipy.stats.levy_stable's CDF there (S0; values from scipy 1.17, written here) within 5
+/// standard errors sqrt(F(1-F)/n).
+#[test]
+fn stable_draws_follow_scipy_cdf() {
+    set_rng_seed(6);
+    let n = 40_000i64;
+    let cases = [
+        (
+            (1.5, 0.5, 2.0, 1.0),
+            [0.116299802, 0.3219871539, 0.5322046078],
+        ),
+        (
+            (0.8, -0.3, 1.0, 0.0),
+            [0.2229002402, 0.5379611377, 0.854172847],
+        ),
+        (
+            (1.0, 0.5, 1.0, 0.0),
+            [0.0750112037, 0.4375114839, 0.7309695912],
+        ),
+    ];
+    for ((a, b, s, l), cdf) in cases {
+        let d = Stable::new(Tensor::from(a), b, s, l).expect("d");
+        let x = d.sample(&[n]).expect("s");
+        for (pt, f) in [-2.0f64, 0.0, 1.5].iter().zip(cdf) {
+            let frac = x
+                .lt(*pt)
+                .to_kind(Kind::Double)
+                .mean(Kind::Double)
+                .double_value(&[]);
+            let se = (f * (1.0 - f) / n as f64).sqrt();
+            assert!(
+                (frac - f).abs() < 5.0 * se,
+                "alpha {a} beta {b} at {pt}: {frac} vs {f}"
+            );
+        }
+    }
+}

@@ -74,6 +74,7 @@ mod relaxed;
 mod sine_bivariate_von_mises;
 mod skew_logistic;
 mod soft_laplace;
+mod stable;
 mod student_t;
 mod subsample;
 mod transformed_distribution;
@@ -155,6 +156,7 @@ pub use relaxed::{
 pub use sine_bivariate_von_mises::SineBivariateVonMises;
 pub use skew_logistic::SkewLogistic;
 pub use soft_laplace::SoftLaplace;
+pub use stable::Stable;
 pub use student_t::StudentT;
 pub use subsample::Subsample;
 pub use transformed_distribution::TransformedDistribution;
