@@ -11,36 +11,7 @@ use std::time::Instant;
 use ppl::infer::mcmc::{Mcmc, Nuts};
 use ppl::prelude::*;
 
-const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/eight_schools.csv");
-
-/// mu ~ N(0, 5); tau ~ HalfCauchy(5); theta_tilde_j ~ N(0, 1); y_j ~ N(mu + tau theta_tilde_j,
-/// sigma_j).
-#[model]
-fn eight_schools(sigma: &Tensor, y: &Tensor) -> ppl::Result<()> {
-    let mu = sample!(Normal::new(0.0, 5.0)?);
-    let tau = sample!(HalfCauchy::new(5.0)?);
-    let _schools = plate!("J", sigma.size()[0]);
-    let theta_tilde = sample!(Normal::new(0.0, 1.0)?);
-    let theta = &mu + &tau * &theta_tilde;
-    sample!("obs", Normal::new(&theta, sigma)?, obs = y);
-    Ok(())
-}
-
-/// `(y, sigma)` from the CSV (`school,y,sigma`).
-fn load() -> (Vec<f32>, Vec<f32>) {
-    let text = std::fs::read_to_string(DATA).expect("data/eight_schools.csv");
-    let mut y = Vec::new();
-    let mut sigma = Vec::new();
-    for line in text.lines().skip(1).filter(|l| !l.trim().is_empty()) {
-        let f: Vec<f32> = line
-            .split(',')
-            .map(|v| v.trim().parse().expect("a number"))
-            .collect();
-        y.push(f[1]);
-        sigma.push(f[2]);
-    }
-    (y, sigma)
-}
+use ppl_examples::eight_schools::{hierarchical as eight_schools, load};
 
 fn main() -> ppl::Result<()> {
     let device = ppl_examples::device_from_args();
@@ -49,6 +20,8 @@ fn main() -> ppl::Result<()> {
     let chains = ppl_examples::arg("chains", 4usize);
     let npz: String = ppl_examples::arg("npz", String::new());
     let (y, sigma) = load();
+    let y: Vec<f32> = y.iter().map(|v| *v as f32).collect();
+    let sigma: Vec<f32> = sigma.iter().map(|v| *v as f32).collect();
 
     let mut mcmc = Mcmc::new(Nuts::new().jit_compile(ppl_examples::jit_from_args()))
         .num_samples(num_samples)

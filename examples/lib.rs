@@ -35,6 +35,8 @@ pub fn arg<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 pub mod air;
+#[path = "eight_schools_models.rs"]
+pub mod eight_schools;
 #[path = "gmm_models.rs"]
 pub mod gmm;
 #[path = "hmm_models.rs"]

@@ -274,6 +274,26 @@ impl Figure for TraceFigure {
     }
 }
 
+/// Panels of a grid figure: up to 3 per row.
+fn grid_shape(n: usize) -> (usize, usize) {
+    let cols = 3.min(n.max(1));
+    (n.div_ceil(cols).max(1), cols)
+}
+
+/// The pixel size of a grid of `n` panels.
+fn grid_size(n: usize) -> (u32, u32) {
+    let (rows, cols) = grid_shape(n);
+    (360 * cols as u32, 40 + 240 * rows as u32)
+}
+
+/// The drawing areas of a grid of `n` panels, row by row.
+fn grid<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    n: usize,
+) -> Vec<DrawingArea<DB, Shift>> {
+    root.split_evenly(grid_shape(n))
+}
+
 struct RankFigure {
     components: Vec<Component>,
     bins: usize,
@@ -281,15 +301,11 @@ struct RankFigure {
 
 impl Figure for RankFigure {
     fn size(&self) -> (u32, u32) {
-        let cols = 3.min(self.components.len().max(1));
-        let rows = self.components.len().div_ceil(cols).max(1);
-        (360 * cols as u32, 40 + 240 * rows as u32)
+        grid_size(self.components.len())
     }
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult {
         root.fill(&WHITE).map_err(s)?;
-        let cols = 3.min(self.components.len().max(1));
-        let rows = self.components.len().div_ceil(cols).max(1);
-        let areas = root.split_evenly((rows, cols));
+        let areas = grid(root, self.components.len());
         for (p, comp) in self.components.iter().enumerate() {
             // Ranks of all draws pooled, then each chain's histogram of its ranks: flat for
             // chains that mix (Vehtari et al. 2021).
@@ -352,15 +368,11 @@ struct PosteriorFigure {
 
 impl Figure for PosteriorFigure {
     fn size(&self) -> (u32, u32) {
-        let cols = 3.min(self.components.len().max(1));
-        let rows = self.components.len().div_ceil(cols).max(1);
-        (360 * cols as u32, 40 + 240 * rows as u32)
+        grid_size(self.components.len())
     }
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult {
         root.fill(&WHITE).map_err(s)?;
-        let cols = 3.min(self.components.len().max(1));
-        let rows = self.components.len().div_ceil(cols).max(1);
-        let areas = root.split_evenly((rows, cols));
+        let areas = grid(root, self.components.len());
         for (p, comp) in self.components.iter().enumerate() {
             let all: Vec<f64> = comp.chains.iter().flatten().copied().collect();
             let (lo, hi) = range(all.iter().copied());
