@@ -1008,3 +1008,63 @@ fn coin_guide(_flips: &Tensor) -> ppl::Result<()> {
 fn checkpoint_resumes_compiled_steps_draw_for_draw() -> ppl::Result<()> {
     resume_matches_an_unbroken_run(true, 4)
 }
+
+/// A NaN mid-training (issue 15's bad-input corpus): the data turn NaN at step 6; that step
+/// fails with an error naming the observed site, changes no param (the loss is checked before
+/// the optimizer steps), and the checkpoint written after step 5 still loads, bit for bit, into
+/// a fresh store and optimizer.
+#[test]
+fn nan_loss_mid_training_names_the_site_and_keeps_the_last_checkpoint() -> ppl::Result<()> {
+    use std::cell::Cell;
+    let good = Tensor::from_slice(&[0.9f32, 1.4, 2.1, 0.3]);
+    let bad = Tensor::from_slice(&[0.9f32, f32::NAN, 2.1, 0.3]);
+    let path = std::env::temp_dir().join(format!("ppl-nan-checkpoint-{}.pt", std::process::id()));
+    let step = Cell::new(0usize);
+    clear_param_store();
+    set_rng_seed(3);
+    let data = || {
+        if step.get() >= 6 {
+            bad.shallow_clone()
+        } else {
+            good.shallow_clone()
+        }
+    };
+    let mut svi = Svi::new(
+        || normal_model(&data()),
+        || normal_guide(&data()),
+        Adam::new(AdamConfig {
+            lr: 0.05,
+            ..Default::default()
+        }),
+        TraceElbo::default(),
+    );
+    for _ in 0..5 {
+        step.set(step.get() + 1);
+        svi.step()?;
+        save_checkpoint(&path, &svi.optim)?;
+    }
+    let saved = snapshot();
+    step.set(6);
+    let e = svi.step().expect_err("NaN data").to_string();
+    assert!(e.contains("obs"), "the error names the site: {e}");
+    // The failed step left the params as they were.
+    let after = snapshot();
+    for (name, t) in &saved {
+        assert!(after[name].equal(t), "{name} changed by the failed step");
+    }
+    // The last good checkpoint loads into a fresh store and optimizer.
+    clear_param_store();
+    let mut optim = Adam::default();
+    load_checkpoint(&path, &mut optim)?;
+    let loaded = snapshot();
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(loaded.len(), saved.len());
+    for (name, t) in &saved {
+        assert!(loaded[name].equal(t), "{name} differs after loading");
+        assert!(
+            bool::try_from(loaded[name].isfinite().all())?,
+            "{name} is not finite"
+        );
+    }
+    Ok(())
+}
