@@ -122,3 +122,106 @@ proptest! {
         }
     }
 }
+
+/// A random positive-definite `k × k` matrix from `seed` (A Aᵀ + k I, float64).
+fn random_pd(k: i64, seed: i64) -> Tensor {
+    tch::manual_seed(seed);
+    let a = Tensor::randn([k, k], (Kind::Double, Device::Cpu));
+    a.matmul(&a.transpose(0, 1)) + Tensor::eye(k, (Kind::Double, Device::Cpu)) * k as f64
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// Issue 17's scalar families: draws in the support with finite log-density; a value outside
+    /// refused or -inf.
+    #[test]
+    fn new_scalar_families(
+        loc in -5.0f64..5.0,
+        scale in 0.1f64..4.0,
+        conc in 0.3f64..6.0,
+        conc2 in 0.3f64..6.0,
+        p in 0.05f64..0.95,
+    ) {
+        let t = |v: f64| Tensor::from(v);
+        check(&Pareto::new(t(scale), conc).expect("pareto"), Some(scale / 2.0))?;
+        check(&Logistic::new(t(loc), scale).expect("logistic"), None)?;
+        check(&SoftLaplace::new(t(loc), scale).expect("soft laplace"), None)?;
+        check(&AsymmetricLaplace::new(t(loc), scale, conc).expect("asymmetric laplace"), None)?;
+        check(&SkewLogistic::new(t(loc), scale, conc).expect("skew logistic"), None)?;
+        check(&LogUniform::new(t(scale), scale + conc).expect("log uniform"), Some(scale / 2.0))?;
+        check(&Kumaraswamy::new(t(conc), conc2).expect("kumaraswamy"), Some(1.5))?;
+        check(&FisherSnedecor::new(t(conc), conc2).expect("fisher snedecor"), Some(-1.0))?;
+        check(
+            &TruncatedNormal::new(t(loc), scale, loc - conc, loc + conc2).expect("truncated normal"),
+            Some(loc + conc2 + 1.0),
+        )?;
+        check(&ContinuousBernoulli::new(t(p)).expect("continuous bernoulli"), Some(1.5))?;
+        check(&BetaNegativeBinomial::new(t(conc), conc2 + 1.0, scale).expect("bnb"), Some(0.5))?;
+    }
+
+    /// Vector and matrix families: draws in the support with finite log-density.
+    #[test]
+    fn multivariate_families(
+        k in 2i64..5,
+        seed in 0i64..1000,
+        conc in 0.3f64..5.0,
+        df in 0.5f64..10.0,
+    ) {
+        let opts = (Kind::Double, Device::Cpu);
+        tch::manual_seed(seed);
+        let loc = Tensor::randn([k], opts);
+        let cov = random_pd(k, seed);
+        let tril = cov.linalg_cholesky(false);
+        check(&MultivariateNormal::new(&loc, &cov).expect("mvn"), None)?;
+        check(&MultivariateStudentT::new(&Tensor::from(df), &loc, &tril).expect("mvt"), None)?;
+        check(&Dirichlet::new(Tensor::rand([k], opts) * conc + 0.1).expect("dirichlet"), None)?;
+        check(&LKJCholesky::new(k, Tensor::from(conc)).expect("lkj cholesky"), None)?;
+        check(&LKJ::new(k, Tensor::from(conc)).expect("lkj"), None)?;
+        check(&Wishart::new(&Tensor::from(k as f64 + df), &cov).expect("wishart"), None)?;
+        check(&InverseWishart::new(&Tensor::from(k as f64 + 1.0 + df), &cov).expect("inverse wishart"), None)?;
+        check(&GaussianRandomWalk::new(Tensor::from(conc), k).expect("grw"), None)?;
+        check(&ProjectedNormal::new(&(Tensor::randn([k], opts) * conc)).expect("projected normal"), None)?;
+        check(&VonMises3D::new(&(Tensor::randn([3], opts) * conc)).expect("von mises 3d"), None)?;
+        check(
+            &MixtureOfDiagNormals::new(&Tensor::randn([3, k], opts), &(Tensor::rand([3, k], opts) + 0.2), &Tensor::randn([3], opts))
+                .expect("mixture of diag normals"),
+            None,
+        )?;
+        check(&DirichletMultinomial::new(Tensor::rand([k], opts) * conc + 0.1, 7).expect("dm"), None)?;
+    }
+
+    /// Vector transforms: `biject_to(c)` lands in `c` and inverts; Ordered's log|det J| is
+    /// autograd's (its Jacobian is square).
+    #[test]
+    fn vector_transforms(u in prop::collection::vec(-3.0f64..3.0, 6..7)) {
+        let x = Tensor::from_slice(&u);
+        for c in [
+            constraints::simplex(),
+            constraints::ordered_vector(),
+            constraints::positive_ordered_vector(),
+            constraints::lower_cholesky(),
+            constraints::corr_cholesky(),
+            constraints::softplus_lower_cholesky(),
+            constraints::positive_definite(),
+        ] {
+            let t = biject_to(&c).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let y = t.forward(&x).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let ok = c.check(&y).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert!(all(&ok), "{c}: {y:?}");
+            let back = t.inverse(&y).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let d = (back - &x).abs().max().double_value(&[]);
+            prop_assert!(d < 1e-6, "{c}: round trip off by {d}");
+        }
+        let t = ppl::transforms::OrderedTransform;
+        use ppl::transforms::Transform;
+        let xg = x.detach().set_requires_grad(true);
+        let y = t.forward(&xg).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let rows: Vec<Tensor> = (0..6)
+            .map(|i| Tensor::run_backward(&[y.get(i)], &[&xg], true, false).remove(0))
+            .collect();
+        let (_, logdet) = Tensor::linalg_slogdet(&Tensor::stack(&rows, 0));
+        let ladj = t.log_abs_det_jacobian(&x, &y.detach()).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert!((ladj.double_value(&[]) - logdet.double_value(&[])).abs() < 1e-8);
+    }
+}
