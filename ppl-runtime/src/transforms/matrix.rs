@@ -70,6 +70,25 @@ fn shape_to_vec(shape: &[i64], offset: i64) -> Vec<i64> {
     s
 }
 
+/// The event dims and shapes of a transform from the `n(n+1)/2` (`offset` 0) or `n(n-1)/2`
+/// (`offset` -1) entries of a vector onto `n × n` matrices.
+macro_rules! vector_to_matrix_shapes {
+    ($offset:expr) => {
+        fn domain_event_dim(&self) -> usize {
+            1
+        }
+        fn codomain_event_dim(&self) -> usize {
+            2
+        }
+        fn forward_shape(&self, shape: &[i64]) -> Vec<i64> {
+            shape_to_matrix(shape, $offset)
+        }
+        fn inverse_shape(&self, shape: &[i64]) -> Vec<i64> {
+            shape_to_vec(shape, $offset)
+        }
+    };
+}
+
 fn diag(m: &Tensor) -> Result<Tensor> {
     Ok(m.f_diagonal(0, -2, -1)?)
 }
@@ -98,18 +117,7 @@ impl Transform for LowerCholeskyTransform {
     fn log_abs_det_jacobian(&self, _x: &Tensor, y: &Tensor) -> Result<Tensor> {
         sum_last(&diag(y)?.f_log()?)
     }
-    fn domain_event_dim(&self) -> usize {
-        1
-    }
-    fn codomain_event_dim(&self) -> usize {
-        2
-    }
-    fn forward_shape(&self, shape: &[i64]) -> Vec<i64> {
-        shape_to_matrix(shape, 0)
-    }
-    fn inverse_shape(&self, shape: &[i64]) -> Vec<i64> {
-        shape_to_vec(shape, 0)
-    }
+    vector_to_matrix_shapes!(0);
     fn codomain(&self) -> Constraint {
         Constraint::LowerCholesky
     }
@@ -136,18 +144,7 @@ impl Transform for PositiveDefiniteTransform {
         let w = Tensor::f_arange_start_step(n + 1, 1, -1, (log_d.kind(), log_d.device()))?;
         Ok(sum_last(&log_d.f_mul(&w)?)?.f_add_scalar(n as f64 * 2f64.ln())?)
     }
-    fn domain_event_dim(&self) -> usize {
-        1
-    }
-    fn codomain_event_dim(&self) -> usize {
-        2
-    }
-    fn forward_shape(&self, shape: &[i64]) -> Vec<i64> {
-        shape_to_matrix(shape, 0)
-    }
-    fn inverse_shape(&self, shape: &[i64]) -> Vec<i64> {
-        shape_to_vec(shape, 0)
-    }
+    vector_to_matrix_shapes!(0);
     fn codomain(&self) -> Constraint {
         Constraint::PositiveDefinite
     }
@@ -206,18 +203,7 @@ impl Transform for CorrCholeskyTransform {
             .f_sub_scalar(2f64.ln())?;
         Ok(stick.f_add(&sum_last(&tanh)?.f_mul_scalar(-2.0)?)?)
     }
-    fn domain_event_dim(&self) -> usize {
-        1
-    }
-    fn codomain_event_dim(&self) -> usize {
-        2
-    }
-    fn forward_shape(&self, shape: &[i64]) -> Vec<i64> {
-        shape_to_matrix(shape, -1)
-    }
-    fn inverse_shape(&self, shape: &[i64]) -> Vec<i64> {
-        shape_to_vec(shape, -1)
-    }
+    vector_to_matrix_shapes!(-1);
     fn codomain(&self) -> Constraint {
         Constraint::CorrCholesky
     }
@@ -244,18 +230,7 @@ impl Transform for SoftplusLowerCholeskyTransform {
         // log softplus'(d) = -softplus(-d)
         sum_last(&d.f_neg()?.f_softplus()?.f_neg()?)
     }
-    fn domain_event_dim(&self) -> usize {
-        1
-    }
-    fn codomain_event_dim(&self) -> usize {
-        2
-    }
-    fn forward_shape(&self, shape: &[i64]) -> Vec<i64> {
-        shape_to_matrix(shape, 0)
-    }
-    fn inverse_shape(&self, shape: &[i64]) -> Vec<i64> {
-        shape_to_vec(shape, 0)
-    }
+    vector_to_matrix_shapes!(0);
     fn codomain(&self) -> Constraint {
         Constraint::SoftplusLowerCholesky
     }
@@ -279,18 +254,7 @@ impl Transform for UnitLowerCholeskyTransform {
     fn log_abs_det_jacobian(&self, x: &Tensor, _y: &Tensor) -> Result<Tensor> {
         sum_last(&x.f_zeros_like()?)
     }
-    fn domain_event_dim(&self) -> usize {
-        1
-    }
-    fn codomain_event_dim(&self) -> usize {
-        2
-    }
-    fn forward_shape(&self, shape: &[i64]) -> Vec<i64> {
-        shape_to_matrix(shape, -1)
-    }
-    fn inverse_shape(&self, shape: &[i64]) -> Vec<i64> {
-        shape_to_vec(shape, -1)
-    }
+    vector_to_matrix_shapes!(-1);
     fn codomain(&self) -> Constraint {
         Constraint::UnitLowerCholesky
     }
