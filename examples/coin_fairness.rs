@@ -3,7 +3,8 @@
 //! 2000 steps. The exact posterior is Beta(16, 14): mean 0.5333, std 0.0896.
 //!
 //!     cargo run --example coin_fairness [-- --device cuda --steps 2000 --jit --threads N
-//!         --save-params PATH.safetensors --load-params PATH.safetensors]
+//!         --save-params PATH.safetensors --load-params PATH.safetensors
+//!         --checkpoint PATH[.safetensors]]
 //!
 //! `--jit` compiles the SVI step (`Svi::jit_compile`): same model, several times faster steps,
 //! different random draws (the compiled program has its own generator).
@@ -39,6 +40,9 @@ fn main() -> ppl::Result<()> {
     // scripts/pyro_param_store.py) and to write at the end (`--save-params`).
     let load: String = ppl_examples::arg("load-params", String::new());
     let save: String = ppl_examples::arg("save-params", String::new());
+    // A checkpoint (params, Adam's state, the random streams) written at the end; safetensors
+    // when the path ends in `.safetensors`, a libtorch archive otherwise.
+    let checkpoint: String = ppl_examples::arg("checkpoint", String::new());
     set_rng_seed(0);
     clear_param_store();
     if !load.is_empty() {
@@ -78,6 +82,10 @@ fn main() -> ppl::Result<()> {
     if !save.is_empty() {
         with_param_store(|ps| ps.save_safetensors(&save))?;
         println!("wrote {save}: alpha_q {a:.6}  beta_q {b:.6}");
+    }
+    if !checkpoint.is_empty() {
+        ppl::optim::save_checkpoint(&checkpoint, &svi.optim)?;
+        println!("wrote checkpoint {checkpoint}");
     }
     println!("inferred fairness {mean:.4} ± {std:.4}   (exact posterior 0.5333 ± 0.0896)");
     println!(

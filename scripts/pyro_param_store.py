@@ -4,7 +4,9 @@
     python scripts/pyro_param_store.py to-pyro   params.safetensors  params.pt
     python scripts/pyro_param_store.py from-pyro params.pt           params.safetensors
 
-ppl writes its param store as safetensors (`ParamStore::save_safetensors`): one tensor per param,
+ppl writes its param store as safetensors (`ParamStore::save_safetensors`; a checkpoint saved to a
+`.safetensors` path by `save_checkpoint` has the same params, plus optimizer state and random
+streams that this script leaves out): one tensor per param,
 the unconstrained value, with `constraint.NAME` and `event_dim.NAME` in the file's metadata and
 `format: ppl-param-store`. Pyro's param store keeps the same unconstrained values, and
 `ParamStoreDict.save`/`load` write and read `{"params": {name: tensor}, "constraints": {name:
@@ -39,6 +41,8 @@ def read_safetensors(path):
     data = raw[8 + n:]
     tensors = {}
     for name, info in header.items():
+        if f"constraint.{name}" not in meta:
+            continue  # not a param: a checkpoint's optimizer state or random streams
         start, stop = info["data_offsets"]
         dtype = DTYPES[info["dtype"]]
         t = torch.frombuffer(bytearray(data[start:stop]), dtype=dtype) if stop > start \
@@ -134,8 +138,8 @@ def main(argv):
     _, mode, src, dst = argv
     if mode == "to-pyro":
         tensors, meta = read_safetensors(src)
-        if meta.get("format") != "ppl-param-store":
-            raise SystemExit(f"{src}: not a ppl param store (metadata format)")
+        if meta.get("format") not in ("ppl-param-store", "ppl-checkpoint"):
+            raise SystemExit(f"{src}: not a ppl param store or checkpoint (metadata format)")
         state = {"params": {}, "constraints": {}}
         for name, t in tensors.items():
             state["params"][name] = t.requires_grad_()

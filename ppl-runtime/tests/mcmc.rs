@@ -561,3 +561,107 @@ fn uniform_with_batched_bounds_with(jit: bool) {
         );
     }
 }
+
+/// A run stopped and resumed from its saved state (`last_state` -> file -> `resume`) continues
+/// every chain draw for draw: the draws of the two parts, joined, equal those of one
+/// uninterrupted run bit for bit, eager and compiled, sequential and parallel, diagonal and
+/// dense mass. Resuming with a model of other sites or another chain count is an error saying so.
+#[test]
+fn resumed_chains_continue_draw_for_draw() {
+    let dir = std::env::temp_dir().join(format!("ppl-mcmc-state-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    for (jit, parallel, dense) in [
+        (false, false, false),
+        (true, true, false),
+        (false, true, true),
+    ] {
+        let mcmc = |n: usize| {
+            Mcmc::new(Nuts::new().jit_compile(jit).full_mass(dense))
+                .num_samples(n)
+                .warmup_steps(40)
+                .num_chains(2)
+                .seed(3)
+                .progress_bar(false)
+        };
+        let run = |m: &mut Mcmc| {
+            if parallel {
+                m.run_parallel(|_chain| small_model()).expect("parallel");
+            } else {
+                m.run(small_model()).expect("run");
+            }
+        };
+        let mut whole = mcmc(50);
+        run(&mut whole);
+        // Warmup with 20 draws, saved; then 30 draws from the file (a new `Mcmc`).
+        let mut first = mcmc(20);
+        run(&mut first);
+        let path = dir.join(format!("state-{jit}-{parallel}-{dense}.safetensors"));
+        first
+            .last_state()
+            .expect("state")
+            .save(&path)
+            .expect("save");
+        let state = ppl::infer::mcmc::McmcState::load(&path).expect("load");
+        let mut second = mcmc(30).resume(state);
+        run(&mut second);
+        let (w, a, b) = (
+            whole.get_samples_by_chain().expect("whole"),
+            first.get_samples_by_chain().expect("first"),
+            second.get_samples_by_chain().expect("second"),
+        );
+        for k in ["mu", "s"] {
+            let joined = Tensor::cat(&[&a[k], &b[k]], 1);
+            assert!(
+                joined.equal(&w[k]),
+                "jit {jit}, parallel {parallel}, dense {dense}: site {k} differs after resuming"
+            );
+        }
+        // The resumed run did no warmup (one gradient: at its starting point) and kept the
+        // adapted step size and mass matrix.
+        let (c_whole, c_second) = (&whole.chains()[1], &second.chains()[1]);
+        assert_eq!(c_second.warmup_grad_evals, 1);
+        assert_eq!(c_second.step_size, c_whole.step_size);
+        assert_eq!(c_second.inverse_mass_matrix, c_whole.inverse_mass_matrix);
+    }
+    // Warmup only (num_samples 0), then sampling from the state: the same draws again.
+    let mut warm = Mcmc::new(Nuts::new())
+        .num_samples(0)
+        .warmup_steps(40)
+        .seed(5)
+        .progress_bar(false);
+    warm.run(small_model()).expect("warmup");
+    let mut whole = Mcmc::new(Nuts::new())
+        .num_samples(10)
+        .warmup_steps(40)
+        .seed(5)
+        .progress_bar(false);
+    whole.run(small_model()).expect("whole");
+    let mut after = Mcmc::new(Nuts::new())
+        .num_samples(10)
+        .progress_bar(false)
+        .resume(warm.last_state().expect("state"));
+    after.run(small_model()).expect("after");
+    assert!(whole.get_samples().expect("w")["mu"].equal(&after.get_samples().expect("a")["mu"]));
+
+    // Mismatches are named.
+    let state = warm.last_state().expect("state");
+    let mut two = Mcmc::new(Nuts::new())
+        .num_chains(2)
+        .progress_bar(false)
+        .resume(state.clone());
+    let msg = two.run(small_model()).expect_err("chains").to_string();
+    assert!(
+        msg.contains("1 chains") && msg.contains("asks for 2"),
+        "{msg}"
+    );
+    let other = || -> ppl::Result<()> {
+        let _ = ppl::sample("mu", Normal::new(0.0, 1.0)?, None)?;
+        let _ = ppl::sample("t", Normal::new(0.0, 1.0)?, None)?;
+        Ok(())
+    };
+    let mut m = Mcmc::new(Nuts::new()).progress_bar(false).resume(state);
+    let msg = m.run(other).expect_err("sites").to_string();
+    assert!(msg.contains("s (1)") && msg.contains("t (1)"), "{msg}");
+    assert!(Mcmc::new(Nuts::new()).last_state().is_err());
+    let _ = std::fs::remove_dir_all(&dir);
+}

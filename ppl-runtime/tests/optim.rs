@@ -888,16 +888,60 @@ fn svi_checkpoint_resumes_bit_identically() -> ppl::Result<()> {
 /// the params agree bit for bit.
 #[test]
 fn checkpoint_holds_the_random_streams() -> ppl::Result<()> {
-    resume_matches_an_unbroken_run(false, 3)
+    resume_matches_an_unbroken_run(false, 3, "pt")
+}
+
+/// The same with checkpoints written as safetensors (chosen by the extension), eager and
+/// compiled; the file's params also load into a param store on their own, and no temporary file
+/// is left beside it.
+#[test]
+fn safetensors_checkpoints_resume_draw_for_draw() -> ppl::Result<()> {
+    resume_matches_an_unbroken_run(false, 5, "safetensors")?;
+    resume_matches_an_unbroken_run(true, 6, "safetensors")?;
+    let data = Tensor::from_slice(&[0.9f32, 1.4, 2.1, 0.3]);
+    let dir = std::env::temp_dir().join(format!("ppl-st-checkpoint-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("c.safetensors");
+    clear_param_store();
+    set_rng_seed(1);
+    let mut svi = Svi::new(
+        || normal_model(&data),
+        || normal_guide(&data),
+        Adam::default(),
+        TraceElbo::default(),
+    );
+    svi.step()?;
+    save_checkpoint(&path, &svi.optim)?;
+    let saved = snapshot();
+    clear_param_store();
+    with_param_store(|ps| ps.load_safetensors(&path, None))?;
+    let loaded = snapshot();
+    assert_eq!(loaded.len(), saved.len());
+    for (name, t) in &saved {
+        assert!(loaded[name].equal(t), "{name}");
+    }
+    let files: Vec<_> = std::fs::read_dir(&dir).expect("ls").collect();
+    assert_eq!(files.len(), 1, "only the checkpoint is left: {files:?}");
+    // A param store file is not a checkpoint.
+    with_param_store(|ps| ps.save_safetensors(dir.join("p.safetensors")))?;
+    let e = load_checkpoint(dir.join("p.safetensors"), &mut Adam::default())
+        .expect_err("not a checkpoint")
+        .to_string();
+    assert!(
+        e.contains("ppl-param-store") && e.contains("ppl-checkpoint"),
+        "{e}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
 }
 
 /// Trains 10 steps, saves a checkpoint, trains 10 more; then, after other draws and another
 /// seed, loads the checkpoint into a fresh `Svi` and trains 10 steps: losses and params must be
 /// those of the unbroken run, bit for bit (compiled steps with `jit`).
-fn resume_matches_an_unbroken_run(jit: bool, seed: u64) -> ppl::Result<()> {
+fn resume_matches_an_unbroken_run(jit: bool, seed: u64, ext: &str) -> ppl::Result<()> {
     let data = Tensor::from_slice(&[0.9f32, 1.4, 2.1, 0.3]);
     let path = std::env::temp_dir().join(format!(
-        "ppl-optim-checkpoint-rng-{jit}-{}.pt",
+        "ppl-optim-checkpoint-rng-{jit}-{}.{ext}",
         std::process::id()
     ));
     let adam = || {
@@ -1006,7 +1050,7 @@ fn coin_guide(_flips: &Tensor) -> ppl::Result<()> {
 /// run (which compiles again) makes the same draws as the run that never stopped.
 #[test]
 fn checkpoint_resumes_compiled_steps_draw_for_draw() -> ppl::Result<()> {
-    resume_matches_an_unbroken_run(true, 4)
+    resume_matches_an_unbroken_run(true, 4, "pt")
 }
 
 /// A NaN mid-training (issue 15's bad-input corpus): the data turn NaN at step 6; that step

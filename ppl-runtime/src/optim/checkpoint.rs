@@ -7,13 +7,18 @@ use tch::{Device, Tensor};
 
 use super::Optimizer;
 use crate::error::{Error, Result};
-use crate::params::with_param_store;
+use crate::params::tensor_file::{is_safetensors, TensorFile, TensorFileWriter};
+use crate::params::{with_param_store, CHECKPOINT_FORMAT};
 
 /// Name of the tensor listing the optimizer's state entries.
 const META: &str = "optim_meta";
 
 /// Name of the tensor holding the random streams' state ([`crate::RngState::to_bytes`]).
 const RNG: &str = "rng_state";
+
+/// In a safetensors checkpoint: the prefix of the optimizer's tensors, and the random streams.
+const ST_OPTIM: &str = "__optim__/";
+const ST_RNG: &str = "__rng_state__";
 
 fn io_err(path: &Path) -> impl Fn(tch::TchError) -> Error + '_ {
     move |e| Error::Io {
@@ -25,16 +30,37 @@ fn io_err(path: &Path) -> impl Fn(tch::TchError) -> Error + '_ {
 /// Saves this thread's param store and the state of `optim` to one file at `path`, so that
 /// [`load_checkpoint`] resumes training exactly where it stopped (bit-identical tensors).
 ///
-/// The file is a libtorch archive (`Tensor::save_multi`): the param store's entries exactly as
-/// [`ParamStore::save`](crate::params::ParamStore::save) writes them, so `ParamStore::load` reads
-/// a checkpoint too, plus the optimizer's [`Optimizer::state`] as tensors `o0`, `o1`, ... with
-/// their names in a text tensor `optim_meta`, plus the random streams (torch's CPU generator and
-/// ppl's `rand` generator, [`crate::get_rng_state`]) as bytes in `rng_state`: an eager SVI run
-/// resumed from a checkpoint makes the same draws as one that never stopped. (The generator of a
-/// compiled step, [`crate::infer::JitTraceElbo`], and CUDA generators are not saved.)
+/// A path ending in `.safetensors` gets a safetensors file (readable outside ppl; its params load
+/// with [`ParamStore::load_safetensors`](crate::params::ParamStore::load_safetensors) and
+/// `scripts/pyro_param_store.py to-pyro`): each param under its name with its constraint in the
+/// metadata, the optimizer's [`Optimizer::state`] as `__optim__/0`, `__optim__/1`, ... with their
+/// names in the metadata (`optim.0`, ...), and the random streams as bytes in `__rng_state__`.
+///
+/// Any other path gets a libtorch archive (`Tensor::save_multi`): the param store's entries
+/// exactly as [`ParamStore::save`](crate::params::ParamStore::save) writes them, so
+/// `ParamStore::load` reads a checkpoint too, plus the optimizer's state as tensors `o0`, `o1`,
+/// ... with their names in a text tensor `optim_meta`, plus the random streams in `rng_state`.
+///
+/// The random streams are torch's CPU generator and ppl's `rand` generator
+/// ([`crate::get_rng_state`]): an SVI run resumed from a checkpoint makes the same draws as one
+/// that never stopped (a compiled step, [`crate::infer::JitTraceElbo`], seeds its own generator
+/// from ppl's at every step). CUDA generators are not saved. Either file is written to a
+/// temporary name and renamed over `path`, so a crash never leaves half a checkpoint.
 pub fn save_checkpoint(path: impl AsRef<Path>, optim: &dyn Optimizer) -> Result<()> {
     let path = path.as_ref();
     let state = optim.state()?;
+    let rng = crate::primitives::get_rng_state()?.to_bytes();
+    if path.extension().is_some_and(|e| e == "safetensors") {
+        let mut w = TensorFileWriter::new(CHECKPOINT_FORMAT);
+        with_param_store(|ps| ps.write_entries(&mut w))?;
+        for (i, (name, t)) in state.iter().enumerate() {
+            w.meta(format!("optim.{i}"), name.clone());
+            w.tensor(&format!("{ST_OPTIM}{i}"), t)?;
+        }
+        w.meta("optim.len", state.len().to_string());
+        w.bytes(ST_RNG, &rng)?;
+        return w.write(path);
+    }
     let mut meta = String::new();
     for (k, _) in &state {
         if k.contains('\n') {
@@ -45,21 +71,27 @@ pub fn save_checkpoint(path: impl AsRef<Path>, optim: &dyn Optimizer) -> Result<
         meta.push_str(k);
         meta.push('\n');
     }
-    with_param_store(|ps| ps.save(path))?;
-    let mut named = Tensor::load_multi(path).map_err(io_err(path))?;
+    let mut tmp = path.to_path_buf();
+    tmp.set_extension("ppl-tmp");
+    with_param_store(|ps| ps.save(&tmp))?;
+    let mut named = Tensor::load_multi(&tmp).map_err(io_err(&tmp))?;
     if named.iter().any(|(k, _)| k == META) {
+        let _ = std::fs::remove_file(&tmp);
         return Err(Error::Checkpoint(format!(
             "{}: the param store file already has an entry `{META}`",
             path.display()
         )));
     }
     named.push((META.to_string(), Tensor::from_slice(meta.as_bytes())));
-    let rng = crate::primitives::get_rng_state()?.to_bytes();
     named.push((RNG.to_string(), Tensor::from_slice(&rng)));
     for (i, (_, t)) in state.into_iter().enumerate() {
         named.push((format!("o{i}"), t));
     }
-    Tensor::save_multi(&named, path).map_err(io_err(path))
+    Tensor::save_multi(&named, &tmp).map_err(io_err(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(|source| Error::Io {
+        path: path.display().to_string(),
+        source,
+    })
 }
 
 /// Loads a file written by [`save_checkpoint`]: its params replace those of the same name in this
@@ -78,6 +110,9 @@ pub fn load_checkpoint_to(
     device: Option<Device>,
 ) -> Result<()> {
     let path = path.as_ref();
+    if is_safetensors(path)? {
+        return load_safetensors_checkpoint(path, optim, device);
+    }
     let loaded = match device {
         Some(d) => Tensor::load_multi_with_device(path, d),
         None => Tensor::load_multi(path),
@@ -110,4 +145,33 @@ pub fn load_checkpoint_to(
         crate::primitives::set_rng_state(&crate::primitives::RngState::from_bytes(&bytes)?)?;
     }
     Ok(())
+}
+
+/// [`load_checkpoint_to`] for a checkpoint written as safetensors.
+fn load_safetensors_checkpoint(
+    path: &Path,
+    optim: &mut dyn Optimizer,
+    device: Option<Device>,
+) -> Result<()> {
+    let f = TensorFile::read(path, &[CHECKPOINT_FORMAT])?;
+    let n: usize = f.meta_required("optim.len")?.parse().map_err(|_| {
+        Error::Checkpoint(format!(
+            "{}: bad `optim.len` in the metadata",
+            path.display()
+        ))
+    })?;
+    let mut state = Vec::with_capacity(n);
+    for i in 0..n {
+        let name = f.meta_required(&format!("optim.{i}"))?.to_string();
+        let t = f.tensor(&format!("{ST_OPTIM}{i}"))?;
+        let t = match device {
+            Some(d) => t.f_to_device(d)?,
+            None => t,
+        };
+        state.push((name, t));
+    }
+    optim.load_state(state)?;
+    with_param_store(|ps| ps.read_entries(&f, device))?;
+    let rng = f.bytes(ST_RNG)?;
+    crate::primitives::set_rng_state(&crate::primitives::RngState::from_bytes(&rng)?)
 }

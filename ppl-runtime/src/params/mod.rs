@@ -15,6 +15,14 @@ use crate::error::{Error, Result};
 use crate::poutine::runtime::ParamInit;
 use crate::transforms::transform_to;
 
+pub(crate) mod tensor_file;
+use tensor_file::{TensorFile, TensorFileWriter};
+
+/// The `format` of a param store written as safetensors.
+pub(crate) const PARAM_STORE_FORMAT: &str = "ppl-param-store";
+/// The `format` of a checkpoint written as safetensors.
+pub(crate) const CHECKPOINT_FORMAT: &str = "ppl-checkpoint";
+
 /// One stored param.
 #[derive(Debug)]
 pub struct ParamEntry {
@@ -225,128 +233,78 @@ impl ParamStore {
     /// in the file's metadata (`constraint.NAME`, `event_dim.NAME`; `format` is
     /// `ppl-param-store`). Loading it ([`ParamStore::load_safetensors`]) gives back bit-identical
     /// tensors; `scripts/pyro_param_store.py` turns it into a Pyro param-store file and back.
+    /// The file is written to a temporary name and renamed, so it is never half written.
     pub fn save_safetensors(&self, path: impl AsRef<Path>) -> Result<()> {
-        use safetensors::tensor::{Dtype, TensorView};
-        let p = path.as_ref();
-        let mut meta = std::collections::HashMap::new();
-        meta.insert("format".to_string(), "ppl-param-store".to_string());
-        let mut bytes: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
+        let mut w = TensorFileWriter::new(PARAM_STORE_FORMAT);
+        self.write_entries(&mut w)?;
+        w.write(path.as_ref())
+    }
+
+    /// Adds every param to a safetensors file being written (see
+    /// [`ParamStore::save_safetensors`]).
+    pub(crate) fn write_entries(&self, w: &mut TensorFileWriter) -> Result<()> {
         for (name, e) in &self.entries {
-            meta.insert(format!("constraint.{name}"), e.constraint.to_string());
-            if let Some(d) = e.event_dim {
-                meta.insert(format!("event_dim.{name}"), d.to_string());
+            if !matches!(e.unconstrained.kind(), Kind::Float | Kind::Double) {
+                return Err(Error::Checkpoint(format!(
+                    "param `{name}` is a {:?} tensor; safetensors export takes float32 and \
+                     float64 params",
+                    e.unconstrained.kind()
+                )));
             }
-            let t = e
-                .unconstrained
-                .f_detach()?
-                .f_to_device(tch::Device::Cpu)?
-                .f_contiguous()?;
-            let (dtype, data) = match t.kind() {
-                Kind::Float => (
-                    Dtype::F32,
-                    Vec::<f32>::try_from(t.f_reshape([-1])?)?
-                        .iter()
-                        .flat_map(|v| v.to_le_bytes())
-                        .collect(),
-                ),
-                Kind::Double => (
-                    Dtype::F64,
-                    Vec::<f64>::try_from(t.f_reshape([-1])?)?
-                        .iter()
-                        .flat_map(|v| v.to_le_bytes())
-                        .collect(),
-                ),
-                other => {
-                    return Err(Error::Checkpoint(format!(
-                        "param `{name}` is a {other:?} tensor; safetensors export takes float32 \
-                         and float64 params"
-                    )))
-                }
-            };
-            let shape = t.size().iter().map(|&d| d as usize).collect();
-            bytes.push((name.clone(), dtype, shape, data));
+            w.meta(format!("constraint.{name}"), e.constraint.to_string());
+            if let Some(d) = e.event_dim {
+                w.meta(format!("event_dim.{name}"), d.to_string());
+            }
+            w.tensor(name, &e.unconstrained)?;
         }
-        let views = bytes
-            .iter()
-            .map(|(n, dt, shape, data)| {
-                TensorView::new(*dt, shape.clone(), data)
-                    .map(|v| (n.as_str(), v))
-                    .map_err(|e| Error::Checkpoint(format!("param `{n}`: {e:?}")))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        safetensors::tensor::serialize_to_file(views, &Some(meta), p).map_err(|e| Error::Io {
-            path: p.display().to_string(),
-            source: std::io::Error::other(format!("{e:?}")),
-        })
+        Ok(())
     }
 
     /// Loads params saved by [`ParamStore::save_safetensors`] (or written by
     /// `scripts/pyro_param_store.py` from a Pyro param store), replacing those of the same name.
-    /// Tensors go to `device` when given, else to the CPU.
+    /// A checkpoint written as safetensors ([`crate::optim::save_checkpoint`]) loads too: its
+    /// params, not its optimizer state. Tensors go to `device` when given, else to the CPU.
     pub fn load_safetensors(
         &mut self,
         path: impl AsRef<Path>,
         device: Option<tch::Device>,
     ) -> Result<()> {
-        use safetensors::tensor::{Dtype, SafeTensors};
-        let p = path.as_ref();
-        let buffer = std::fs::read(p).map_err(|source| Error::Io {
-            path: p.display().to_string(),
-            source,
-        })?;
-        let bad = |what: String| Error::Checkpoint(format!("{}: {what}", p.display()));
-        let (_, header) = SafeTensors::read_metadata(&buffer).map_err(|e| bad(format!("{e:?}")))?;
-        let meta = header.metadata().clone().unwrap_or_default();
-        if meta.get("format").map(String::as_str) != Some("ppl-param-store") {
-            return Err(bad(
-                "not a ppl param store (metadata `format` is not `ppl-param-store`)".into(),
-            ));
-        }
-        let st = SafeTensors::deserialize(&buffer).map_err(|e| bad(format!("{e:?}")))?;
-        for (name, view) in st.tensors() {
-            let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
-            let data = view.data();
-            let t = match view.dtype() {
-                Dtype::F32 => {
-                    let v: Vec<f32> = data
-                        .chunks_exact(4)
-                        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                        .collect();
-                    Tensor::f_from_slice(&v)?
+        let f = TensorFile::read(path.as_ref(), &[PARAM_STORE_FORMAT, CHECKPOINT_FORMAT])?;
+        self.read_entries(&f, device)
+    }
+
+    /// Reads the params of a safetensors file: every tensor with a `constraint.NAME` entry in the
+    /// metadata (a param store file must have one for each of its tensors).
+    pub(crate) fn read_entries(
+        &mut self,
+        f: &TensorFile,
+        device: Option<tch::Device>,
+    ) -> Result<()> {
+        let strict = f.format() == PARAM_STORE_FORMAT;
+        for name in f.names() {
+            let constraint: Constraint = match f.meta(&format!("constraint.{name}")) {
+                Some(c) => c.parse()?,
+                None if strict => {
+                    f.meta_required(&format!("constraint.{name}"))?;
+                    continue;
                 }
-                Dtype::F64 => {
-                    let v: Vec<f64> = data
-                        .chunks_exact(8)
-                        .map(|c| {
-                            f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])
-                        })
-                        .collect();
-                    Tensor::f_from_slice(&v)?
-                }
-                other => {
-                    return Err(bad(format!(
-                        "param `{name}` has dtype {other:?}; float32 or float64 expected"
-                    )))
-                }
+                None => continue,
             };
-            let t = t.f_reshape(shape.as_slice())?;
+            let t = f.tensor(name)?;
+            if !matches!(t.kind(), Kind::Float | Kind::Double) {
+                return Err(Error::Checkpoint(format!(
+                    "param `{name}` is {:?}; float32 or float64 expected",
+                    t.kind()
+                )));
+            }
             let t = match device {
                 Some(d) => t.f_to_device(d)?,
                 None => t,
             };
-            let constraint: Constraint = match meta.get(&format!("constraint.{name}")) {
-                Some(c) => c.parse()?,
-                None => {
-                    return Err(bad(format!(
-                        "no constraint for param `{name}` in the metadata"
-                    )))
-                }
-            };
-            let event_dim = match meta.get(&format!("event_dim.{name}")) {
-                Some(d) => Some(
-                    d.parse()
-                        .map_err(|_| bad(format!("bad event_dim {d:?} of `{name}`")))?,
-                ),
+            let event_dim = match f.meta(&format!("event_dim.{name}")) {
+                Some(d) => Some(d.parse().map_err(|_| {
+                    Error::Checkpoint(format!("bad event_dim {d:?} of param `{name}`"))
+                })?),
                 None => None,
             };
             self.entries.insert(

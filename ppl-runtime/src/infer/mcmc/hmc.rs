@@ -1,7 +1,7 @@
 //! Hamiltonian Monte Carlo with a fixed number of leapfrog steps (or a fixed trajectory length)
 //! and a Metropolis correction (Pyro's `HMC`).
 
-use rand::rngs::StdRng;
+use super::ChainRng;
 
 use super::init::InitStrategy;
 use super::kernel::{leapfrog, uniform, KernelOptions, Point, PotentialFn, TransitionStats};
@@ -59,7 +59,7 @@ impl Hmc {
         inv_mass: &InverseMassMatrix,
         step_size: f64,
         state: &mut Point,
-        rng: &mut StdRng,
+        rng: &mut ChainRng,
     ) -> Result<TransitionStats> {
         inv_mass.sample_momentum(rng, &mut state.p);
         let h0 = state.energy(inv_mass);

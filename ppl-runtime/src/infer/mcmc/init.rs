@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use rand::rngs::StdRng;
+use super::ChainRng;
 use rand::Rng;
 use tch::{Kind, Tensor};
 
@@ -116,12 +116,12 @@ impl InitStrategy {
 struct ChainInitMessenger {
     strategy: Option<InitStrategy>,
     values: HashMap<String, HostValue>,
-    rng: Option<StdRng>,
+    rng: Option<ChainRng>,
     kind: Option<(Kind, tch::Device)>,
 }
 
 fn uniform_value(
-    rng: &mut StdRng,
+    rng: &mut ChainRng,
     radius: f64,
     d: &dyn Distribution,
     shape: &[i64],
@@ -208,7 +208,7 @@ impl Messenger for ChainInitMessenger {
 pub(crate) fn init_trace<R>(
     model: &dyn Fn() -> Result<R>,
     strategy: &InitStrategy,
-    rng: &mut StdRng,
+    rng: &mut ChainRng,
     spec: &ModelSpec,
 ) -> Result<Trace> {
     let values = match strategy {

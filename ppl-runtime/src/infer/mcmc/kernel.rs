@@ -1,7 +1,7 @@
 //! What HMC and NUTS share: the settings, the phase-space point, the leapfrog integrator and
 //! Stan's initial step-size heuristic.
 
-use rand::rngs::StdRng;
+use super::ChainRng;
 use rand::Rng;
 
 use super::hmc::Hmc;
@@ -89,7 +89,7 @@ impl Kernel {
         inv_mass: &InverseMassMatrix,
         step_size: f64,
         state: &mut Point,
-        rng: &mut StdRng,
+        rng: &mut ChainRng,
     ) -> Result<TransitionStats> {
         match self {
             Kernel::Hmc(h) => h.transition(pot, inv_mass, step_size, state, rng),
@@ -201,7 +201,7 @@ pub(crate) fn find_reasonable_step_size(
     inv_mass: &InverseMassMatrix,
     start: &Point,
     mut eps: f64,
-    rng: &mut StdRng,
+    rng: &mut ChainRng,
 ) -> Result<(f64, usize)> {
     if eps.is_nan() || eps <= 0.0 || eps > 1e7 || !eps.is_finite() {
         return Ok((eps, 0));
@@ -265,7 +265,7 @@ pub(crate) fn log_sum_exp(a: f64, b: f64) -> f64 {
 }
 
 /// A uniform draw in `[0, 1)`.
-pub(crate) fn uniform(rng: &mut StdRng) -> f64 {
+pub(crate) fn uniform(rng: &mut ChainRng) -> f64 {
     rng.random::<f64>()
 }
 

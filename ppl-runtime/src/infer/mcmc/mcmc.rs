@@ -6,8 +6,8 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::ChainRng;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tch::Kind;
 
@@ -20,6 +20,7 @@ use super::mass_matrix::InverseMassMatrix;
 use super::model_spec::ModelSpec;
 use super::potential::Potential;
 use super::results::ChainResult;
+use super::state::{ChainState, McmcState};
 use crate::distributions::{enable_validation, validation_enabled};
 use crate::error::{Error, Result};
 use crate::infer::threads::ThreadsGuard;
@@ -84,6 +85,7 @@ pub struct Mcmc {
     progress_bar: bool,
     hook: Option<Hook>,
     num_threads: Option<usize>,
+    resume: Option<McmcState>,
     pub(super) spec: Option<ModelSpec>,
     pub(super) chains: Vec<ChainResult>,
 }
@@ -97,8 +99,13 @@ impl Drop for ValidationGuard {
     }
 }
 
-/// A chain's initial point and random stream.
-type ChainStart = (Vec<f64>, StdRng);
+/// A chain's initial point and random stream, and its adapted step size and inverse mass matrix
+/// when it resumes (then it runs no warmup).
+struct ChainStart {
+    z: Vec<f64>,
+    rng: ChainRng,
+    adapted: Option<(f64, InverseMassMatrix)>,
+}
 
 /// A run about to start its chains (see [`Mcmc::start`]).
 struct Start {
@@ -130,6 +137,7 @@ impl Mcmc {
             progress_bar: true,
             hook: None,
             num_threads: Some(1),
+            resume: None,
             spec: None,
             chains: Vec::new(),
         }
@@ -182,12 +190,39 @@ impl Mcmc {
         self
     }
 
+    /// Continue from `state` (NumPyro's `post_warmup_state`): every run after this one skips
+    /// warmup, and each chain starts at its position in `state` with its step size, inverse mass
+    /// matrix and random stream. Running `n` draws and then `m` more from
+    /// [`Mcmc::last_state`] gives, draw for draw, the `n + m` draws of one uninterrupted run.
+    /// `num_samples(0)` runs warmup only (NumPyro's `MCMC.warmup`). The state must have been made
+    /// for the same latent sites and as many chains as this run has (an error says what differs);
+    /// it can come from another process through [`McmcState::save`] and [`McmcState::load`].
+    pub fn resume(mut self, state: McmcState) -> Mcmc {
+        self.resume = Some(state);
+        self
+    }
+
+    /// Where the chains of the last run stopped (NumPyro's `last_state`), to continue them with
+    /// [`Mcmc::resume`] or save them with [`McmcState::save`].
+    pub fn last_state(&self) -> Result<McmcState> {
+        let spec = self.spec.as_ref().ok_or_else(|| {
+            Error::Invalid("last_state: no chains have run yet (call run first)".into())
+        })?;
+        Ok(McmcState {
+            chains: self.chains.iter().map(|c| c.last_state.clone()).collect(),
+            sites: McmcState::layout(spec),
+        })
+    }
+
     /// The kernel.
     pub fn kernel(&self) -> &Kernel {
         &self.kernel
     }
 
     fn warmup(&self) -> usize {
+        if self.resume.is_some() {
+            return 0;
+        }
         self.warmup_steps.unwrap_or(self.num_samples)
     }
 
@@ -235,12 +270,25 @@ impl Mcmc {
         model: &dyn Fn() -> Result<R>,
     ) -> Result<(ModelSpec, Vec<ChainStart>)> {
         let spec = ModelSpec::discover(model)?;
+        if let Some(state) = &self.resume {
+            state.check(&spec, self.num_chains)?;
+            let starts = state
+                .chains
+                .iter()
+                .map(|c| ChainStart {
+                    z: c.z.clone(),
+                    rng: c.rng.clone(),
+                    adapted: Some((c.step_size, c.inverse_mass_matrix.clone())),
+                })
+                .collect();
+            return Ok((spec, starts));
+        }
         let seed = self.seeds();
         let strategy = self.kernel.options().init_strategy.clone();
         let mut pot = Potential::new(model, spec.clone())?;
         let mut starts = Vec::with_capacity(self.num_chains);
         for c in 0..self.num_chains {
-            let mut rng = StdRng::seed_from_u64(seed.wrapping_add(c as u64));
+            let mut rng = ChainRng::seed_from_u64(seed.wrapping_add(c as u64));
             let mut last_err = None;
             let mut found = None;
             for _ in 0..100 {
@@ -267,7 +315,11 @@ impl Mcmc {
                      in 100 tries ({why})"
                 ))
             })?;
-            starts.push((z, rng));
+            starts.push(ChainStart {
+                z,
+                rng,
+                adapted: None,
+            });
         }
         Ok((spec, starts))
     }
@@ -279,16 +331,8 @@ impl Mcmc {
         let start = self.start(&model)?;
         let cfg = self.chain_config();
         let mut chains = Vec::with_capacity(self.num_chains);
-        for (c, ((z0, rng), pb)) in start.chains.into_iter().zip(start.bars).enumerate() {
-            chains.push(run_chain(
-                &model,
-                start.spec.clone(),
-                z0,
-                rng,
-                c,
-                &cfg,
-                &pb,
-            )?);
+        for (c, (cs, pb)) in start.chains.into_iter().zip(start.bars).enumerate() {
+            chains.push(run_chain(&model, start.spec.clone(), cs, c, &cfg, &pb)?);
             pb.finish();
         }
         self.spec = Some(start.spec);
@@ -316,7 +360,7 @@ impl Mcmc {
                 .into_iter()
                 .zip(start.bars)
                 .enumerate()
-                .map(|(c, ((z0, rng), pb))| {
+                .map(|(c, (cs, pb))| {
                     let spec = spec.clone();
                     let cfg = &cfg;
                     let make_model = &make_model;
@@ -325,7 +369,7 @@ impl Mcmc {
                         let _t = ThreadsGuard::set(threads);
                         enable_validation(false);
                         let model = make_model(c);
-                        let r = run_chain(&model, spec, z0, rng, c, cfg, &pb);
+                        let r = run_chain(&model, spec, cs, c, cfg, &pb);
                         pb.finish();
                         r
                     })
@@ -397,14 +441,18 @@ fn report(pb: &ProgressBar, stage: Stage, step_size: f64, accept_sum: f64, n: us
 fn run_chain<R>(
     model: &dyn Fn() -> Result<R>,
     spec: ModelSpec,
-    z0: Vec<f64>,
-    mut rng: StdRng,
+    start: ChainStart,
     chain: usize,
     cfg: &ChainConfig<'_>,
     pb: &ProgressBar,
 ) -> Result<ChainResult> {
     let opts = cfg.kernel.options();
     let dim = spec.dim;
+    let ChainStart {
+        z: z0,
+        mut rng,
+        adapted,
+    } = start;
     let mut eager = Potential::new(model, spec.clone())?;
     // The potential's implementation is chosen once per chain.
     let mut compiled;
@@ -428,9 +476,14 @@ fn run_chain<R>(
     } else {
         &mut eager
     };
-    let mut inv_mass = InverseMassMatrix::identity(dim, opts.full_mass);
+    let (mut step_size, mut inv_mass) = match adapted {
+        Some(a) => a,
+        None => (
+            opts.step_size,
+            InverseMassMatrix::identity(dim, opts.full_mass),
+        ),
+    };
     let mut state = Point::at(pot, z0)?;
-    let mut step_size = opts.step_size;
 
     let t0 = Instant::now();
     let mut adapter = Adapter::new(
@@ -514,7 +567,14 @@ fn run_chain<R>(
         t.f_copy_data(&mut v, n)?;
         samples.push((name, v));
     }
+    let last_state = ChainState {
+        z: state.z.clone(),
+        step_size,
+        inverse_mass_matrix: inv_mass.clone(),
+        rng,
+    };
     Ok(ChainResult {
+        last_state,
         samples,
         unconstrained: draws,
         stats: all_stats,

@@ -26,6 +26,7 @@ pub mod model_spec;
 mod nuts;
 pub mod potential;
 pub mod results;
+mod state;
 
 pub use compiled_potential::CompiledPotential;
 pub use hmc::Hmc;
@@ -38,3 +39,8 @@ pub use model_spec::{coordinate_names, ModelSpec, SiteSpec};
 pub use nuts::Nuts;
 pub use potential::Potential;
 pub use results::{ChainResult, SiteDiagnostics};
+pub use state::{ChainState, McmcState};
+
+/// A chain's random stream: ppl's generator (rand's `StdRng` stream), whose state can be saved
+/// ([`McmcState`]).
+pub type ChainRng = crate::primitives::PplRng;

@@ -10,7 +10,7 @@
 //! the whole old trajectory is meant (they coincide for the first two doublings only); here the
 //! trajectory's actual ends are tracked.
 
-use rand::rngs::StdRng;
+use super::ChainRng;
 
 use super::init::InitStrategy;
 use super::kernel::{
@@ -91,7 +91,7 @@ struct TreeBuilder<'a> {
     eps: f64,
     h0: f64,
     max_delta_h: f64,
-    rng: &'a mut StdRng,
+    rng: &'a mut ChainRng,
     n_leapfrog: usize,
     sum_metro_prob: f64,
     divergent: bool,
@@ -191,7 +191,7 @@ impl Nuts {
         inv_mass: &InverseMassMatrix,
         step_size: f64,
         state: &mut Point,
-        rng: &mut StdRng,
+        rng: &mut ChainRng,
     ) -> Result<TransitionStats> {
         let n = state.z.len();
         inv_mass.sample_momentum(rng, &mut state.p);

@@ -11,6 +11,7 @@ use super::kernel::TransitionStats;
 use super::mass_matrix::InverseMassMatrix;
 use super::mcmc::Mcmc;
 use super::model_spec::ModelSpec;
+use super::state::ChainState;
 use crate::error::{Error, Result};
 
 /// The outcome of one chain.
@@ -38,6 +39,8 @@ pub struct ChainResult {
     pub warmup_seconds: f64,
     /// Seconds spent sampling.
     pub sample_seconds: f64,
+    /// Where the chain stopped ([`Mcmc::last_state`](super::Mcmc::last_state)).
+    pub last_state: ChainState,
 }
 
 impl ChainResult {
