@@ -224,4 +224,75 @@ proptest! {
         let ladj = t.log_abs_det_jacobian(&x, &y.detach()).map_err(|e| TestCaseError::fail(e.to_string()))?;
         prop_assert!((ladj.double_value(&[]) - logdet.double_value(&[])).abs() < 1e-8);
     }
+
+    /// MixtureSameFamily (of normals, and of Poissons) and DiscreteHmm: draws in the support
+    /// with finite log-density, and the log-density equals the brute-force sum over the discrete
+    /// states: the mixture's K components, the HMM's K^(T+1) state paths (initial state, then
+    /// one per step, as in Pyro's `DiscreteHMM`).
+    #[test]
+    fn mixtures_and_hmms(k in 2i64..4, steps in 1i64..4, seed in 0i64..1000, spread in 0.3f64..3.0) {
+        let opts = (Kind::Double, Device::Cpu);
+        tch::manual_seed(seed);
+        let fail = |e: ppl::Error| TestCaseError::fail(e.to_string());
+        let v = |t: &Tensor| Vec::<f64>::try_from(t.reshape([-1])).expect("values");
+        let normal_lp = |x: f64, m: f64, s: f64| {
+            -0.5 * ((x - m) / s).powi(2) - s.ln() - 0.5 * (2.0 * std::f64::consts::PI).ln()
+        };
+        let logsumexp = |xs: &[f64]| {
+            let m = xs.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            m + xs.iter().map(|x| (x - m).exp()).sum::<f64>().ln()
+        };
+
+        let logits = Tensor::randn([k], opts);
+        let locs = Tensor::randn([k], opts) * 3.0;
+        let scales = Tensor::rand([k], opts) * spread + 0.1;
+        let mix = MixtureSameFamily::new(
+            Categorical::from_logits(&logits).map_err(fail)?,
+            Normal::new(&locs, &scales).map_err(fail)?.boxed(),
+        ).map_err(fail)?;
+        check(&mix, None)?;
+        let x = Tensor::randn([5], opts) * 4.0;
+        let lp = v(&mix.log_prob(&x).map_err(fail)?);
+        let (w, m, s) = (v(&logits.log_softmax(-1, Kind::Double)), v(&locs), v(&scales));
+        for (i, xi) in v(&x).into_iter().enumerate() {
+            let terms: Vec<f64> = (0..k as usize).map(|j| w[j] + normal_lp(xi, m[j], s[j])).collect();
+            let exact = logsumexp(&terms);
+            prop_assert!((lp[i] - exact).abs() < 1e-9 * (1.0 + exact.abs()), "mixture at {xi}: {} vs {exact}", lp[i]);
+        }
+        let rates = Tensor::rand([k], opts) * 10.0 * spread + 0.1;
+        check(
+            &MixtureSameFamily::new(
+                Categorical::from_logits(&logits).map_err(fail)?,
+                Poisson::new(&rates).map_err(fail)?.boxed(),
+            ).map_err(fail)?,
+            Some(-1.0),
+        )?;
+
+        let init = Tensor::randn([k], opts);
+        let trans = Tensor::randn([steps, k, k], opts);
+        let obs_locs = Tensor::randn([steps, k], opts) * 2.0;
+        let obs_scales = Tensor::rand([steps, k], opts) * spread + 0.2;
+        let hmm = DiscreteHmm::new(&init, &trans, Normal::new(&obs_locs, &obs_scales).map_err(fail)?.boxed())
+            .map_err(fail)?;
+        check(&hmm, None)?;
+        let y = Tensor::randn([steps], opts) * 2.0;
+        let lp = hmm.log_prob(&y).map_err(fail)?.double_value(&[]);
+        let (ku, tu) = (k as usize, steps as usize);
+        let init = v(&init.log_softmax(-1, Kind::Double));
+        let trans = v(&trans.log_softmax(-1, Kind::Double)); // [t][from][to]
+        let (ol, os, yv) = (v(&obs_locs), v(&obs_scales), v(&y));
+        let mut terms = Vec::new();
+        for code in 0..ku.pow(tu as u32 + 1) {
+            // path[0] is the initial state, path[t + 1] the state at step t.
+            let path: Vec<usize> = (0..=tu).map(|i| code / ku.pow(i as u32) % ku).collect();
+            let mut total = init[path[0]];
+            for t in 0..tu {
+                total += trans[(t * ku + path[t]) * ku + path[t + 1]];
+                total += normal_lp(yv[t], ol[t * ku + path[t + 1]], os[t * ku + path[t + 1]]);
+            }
+            terms.push(total);
+        }
+        let exact = logsumexp(&terms);
+        prop_assert!((lp - exact).abs() < 1e-9 * (1.0 + exact.abs()), "hmm: {lp} vs brute force {exact}");
+    }
 }
