@@ -98,3 +98,51 @@ fn a_new_project_builds_and_runs_under_a_renamed_dependency() {
     assert!((fairness - 0.533).abs() < 0.03, "{stdout}");
     let _ = std::fs::remove_dir_all(&base);
 }
+
+/// A crate that depends on ppl, built where libtorch cannot be found (no `.cargo/config.toml`,
+/// no `LIBTORCH`): the build fails with ppl's message naming the setup command
+/// (`ppl-libtorch-check/build.rs`), before torch-sys fails with its own, which does not mention
+/// it. The build uses a target folder of its own (`target/no-libtorch`, about 0.3 GB the first
+/// time, 20 s on two cores; later runs take under a second).
+#[test]
+fn a_missing_libtorch_names_the_setup_command() {
+    let repo = repo();
+    let dir = std::env::temp_dir().join(format!("ppl-no-libtorch-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("src")).expect("dir");
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        format!(
+            "[package]\nname = \"nolibtorch\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
+             [dependencies]\nppl-runtime = {{ path = \"{}\" }}\n\n[workspace]\n",
+            repo.join("ppl-runtime").display()
+        ),
+    )
+    .expect("Cargo.toml");
+    std::fs::copy(repo.join("Cargo.lock"), dir.join("Cargo.lock")).expect("Cargo.lock");
+    std::fs::write(dir.join("src/main.rs"), "fn main() {}\n").expect("main.rs");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let build = Command::new(cargo)
+        .args(["build", "--offline", "--quiet"])
+        .current_dir(&dir)
+        .env("CARGO_TARGET_DIR", repo.join("target/no-libtorch"))
+        .env("CARGO_PROFILE_DEV_DEBUG", "false")
+        .env_remove("LIBTORCH")
+        .env_remove("LIBTORCH_LIB")
+        .env_remove("LIBTORCH_USE_PYTORCH")
+        .env_remove("PPL_SKIP_LIBTORCH_CHECK")
+        .output()
+        .expect("run cargo build");
+    let stderr = String::from_utf8_lossy(&build.stderr);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(!build.status.success(), "built without libtorch?");
+    assert!(
+        stderr.contains("ppl: libtorch was not found")
+            && stderr.contains("scripts/setup-libtorch.sh --crate ."),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("Cannot find a libtorch install"),
+        "torch-sys's message came first: {stderr}"
+    );
+}

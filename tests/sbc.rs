@@ -201,11 +201,7 @@ fn hierarchical(y: Option<&Tensor>) -> ppl::Result<()> {
     drop(g);
     let _p = Plate::new("points", 3).dim(-2).enter()?;
     let _g = Plate::new("groups", 4).enter()?;
-    let _y = ppl::sample(
-        "y",
-        Normal::new(&theta, 1.0)?,
-        y.map(Tensor::shallow_clone),
-    )?;
+    let _y = ppl::sample("y", Normal::new(&theta, 1.0)?, y.map(Tensor::shallow_clone))?;
     Ok(())
 }
 
