@@ -81,3 +81,23 @@ rustdocflags = [$flags]
 rustflags = [$flags]
 TOML
 echo "ppl setup: libtorch $want at $libtorch; wrote $root/.cargo/config.toml" >&2
+
+# Gloo's headers, for ppl::distributed: c10d's ProcessGroupGloo.hpp (in the wheel) includes them;
+# nothing of Debian's gloo is linked (the implementation is the one inside libtorch). Without them
+# ppl still builds, and ppl::distributed says how to get them.
+if [ -z "${PPL_GLOO_INCLUDE:-}" ] && [ ! -f /usr/include/gloo/algorithm.h ]; then
+  if command -v apt-get >/dev/null; then
+    as_root=""
+    [ "$(id -u)" = 0 ] || as_root="sudo -n"
+    mkdir -p "$cache"
+    log=$cache/apt-gloo.log
+    echo "ppl setup: installing libgloo-dev (Gloo's headers, for ppl::distributed)..." >&2
+    if ! $as_root apt-get install -y -q libgloo-dev >"$log" 2>&1; then
+      $as_root apt-get update -q >>"$log" 2>&1 || true
+      $as_root apt-get install -y -q libgloo-dev >>"$log" 2>&1 ||
+        echo "ppl setup: warning: could not install libgloo-dev (see $log): ppl builds, but ppl::distributed reports that it is unavailable until Gloo's headers are there (apt-get install libgloo-dev, or PPL_GLOO_INCLUDE=DIR), then cargo clean -p ppl-runtime" >&2
+    fi
+  else
+    echo "ppl setup: warning: no apt-get to install Gloo's headers (libgloo-dev); ppl::distributed needs them (or PPL_GLOO_INCLUDE=DIR holding gloo/)" >&2
+  fi
+fi

@@ -232,6 +232,11 @@ pub enum Error {
     #[error("checkpoint: {0}")]
     Checkpoint(String),
 
+    /// A collective, the rendezvous or a rank of a distributed run failed (`ppl::distributed`):
+    /// the message names the operation and, when it can tell, the rank that is missing.
+    #[error("distributed: {0}")]
+    Distributed(String),
+
     /// A state ppl's own code should never reach: a bug in ppl (please report it).
     #[error("internal error (a bug in ppl): {0}")]
     Internal(String),

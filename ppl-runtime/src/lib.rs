@@ -39,6 +39,7 @@
 #![deny(missing_docs)]
 
 pub mod constraints;
+pub mod distributed;
 pub mod distributions;
 mod error;
 pub mod infer;

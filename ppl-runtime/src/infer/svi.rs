@@ -1,5 +1,6 @@
 //! Stochastic variational inference.
 
+use crate::distributed::{DataParallel, ProcessGroup};
 use crate::error::Result;
 use crate::infer::args::{arg_tensors, ModelArgs, ModelFn};
 use crate::infer::elbo::LossAndGrads;
@@ -26,6 +27,7 @@ pub struct Svi<M, G, O, L> {
     /// The loss.
     pub loss: L,
     threads: ThreadChoice,
+    dp: Option<DataParallel>,
 }
 
 /// How SVI sets torch's intra-op threads, and the guard that holds the setting.
@@ -84,7 +86,24 @@ impl<M, G, O: Optimizer, L: Elbo> Svi<M, G, O, L> {
                 threads: Threads::ByWork,
                 guard: None,
             },
+            dp: None,
         }
+    }
+
+    /// Data-parallel SVI over the ranks of `pg` ([`crate::distributed`]): each rank runs the
+    /// model and guide on its own shard; before every optimizer step the gradients and the loss
+    /// are averaged over ranks (one all-reduce per dtype), so every rank takes the same step.
+    /// At the first step the params are checked to agree across ranks (an error names the one
+    /// that does not) and rank 0's values are copied to all. The returned loss is the mean over
+    /// ranks. Eager and compiled steps alike.
+    ///
+    /// For the average to estimate the full-data ELBO, a plate over the data should have the
+    /// global size and subsample this rank's part (`Plate::new("data", n_total)
+    /// .subsample(indices)` with `pg.shard(n_total)`), so each rank's likelihood is scaled by
+    /// `n_total / n_rank`.
+    pub fn data_parallel(mut self, pg: std::rc::Rc<ProcessGroup>) -> Self {
+        self.dp = Some(DataParallel::new(pg));
+        self
     }
 
     /// torch's intra-op threads while steps run: `Some(n)` for `n`, `None` to leave torch's
@@ -158,6 +177,7 @@ impl<M, G, O: Optimizer, L: Elbo> Svi<M, G, O, L> {
             optim: self.optim,
             loss: f(self.loss),
             threads: self.threads,
+            dp: self.dp,
         }
     }
 
@@ -222,11 +242,16 @@ impl<M, G, O: Optimizer, L: Elbo> Svi<M, G, O, L> {
     {
         self.loss.set_inputs(arg_tensors(&args));
         let (model, guide) = (&mut self.model, &mut self.guide);
-        let out = self
-            .threads
-            .step(&mut self.loss, &mut || model.call_with(args), &mut || {
-                guide.call_with(args)
-            })?;
+        let mut model = || model.call_with(args);
+        let mut guide = || guide.call_with(args);
+        let mut out = self.threads.step(&mut self.loss, &mut model, &mut guide)?;
+        if let Some(dp) = &mut self.dp {
+            if dp.first_sync(&out)? {
+                zero_grads(&with_param_store(|ps| ps.leaves(&out.params)))?;
+                out = self.threads.step(&mut self.loss, &mut model, &mut guide)?;
+            }
+            dp.average(&mut out)?;
+        }
         finish_step(&out, &mut self.optim)
     }
 
@@ -265,9 +290,18 @@ where
 {
     /// One gradient step; returns the loss (`-ELBO` estimate) before the step.
     pub fn step(&mut self) -> Result<f64> {
-        let out = self
+        let mut out = self
             .threads
             .step(&mut self.loss, &mut self.model, &mut self.guide)?;
+        if let Some(dp) = &mut self.dp {
+            if dp.first_sync(&out)? {
+                zero_grads(&with_param_store(|ps| ps.leaves(&out.params)))?;
+                out = self
+                    .threads
+                    .step(&mut self.loss, &mut self.model, &mut self.guide)?;
+            }
+            dp.average(&mut out)?;
+        }
         finish_step(&out, &mut self.optim)
     }
 

@@ -51,13 +51,7 @@ pub fn save_checkpoint(path: impl AsRef<Path>, optim: &dyn Optimizer) -> Result<
     let state = optim.state()?;
     let rng = crate::primitives::get_rng_state()?.to_bytes();
     if path.extension().is_some_and(|e| e == "safetensors") {
-        let mut w = TensorFileWriter::new(CHECKPOINT_FORMAT);
-        with_param_store(|ps| ps.write_entries(&mut w))?;
-        for (i, (name, t)) in state.iter().enumerate() {
-            w.meta(format!("optim.{i}"), name.clone());
-            w.tensor(&format!("{ST_OPTIM}{i}"), t)?;
-        }
-        w.meta("optim.len", state.len().to_string());
+        let mut w = safetensors_checkpoint(&state)?;
         w.bytes(ST_RNG, &rng)?;
         return w.write(path);
     }
@@ -147,6 +141,19 @@ pub fn load_checkpoint_to(
     Ok(())
 }
 
+/// A safetensors checkpoint being written, with this thread's params and the optimizer's
+/// `state`, but no random streams yet.
+pub(crate) fn safetensors_checkpoint(state: &[(String, Tensor)]) -> Result<TensorFileWriter> {
+    let mut w = TensorFileWriter::new(CHECKPOINT_FORMAT);
+    with_param_store(|ps| ps.write_entries(&mut w))?;
+    for (i, (name, t)) in state.iter().enumerate() {
+        w.meta(format!("optim.{i}"), name.clone());
+        w.tensor(&format!("{ST_OPTIM}{i}"), t)?;
+    }
+    w.meta("optim.len", state.len().to_string());
+    Ok(w)
+}
+
 /// [`load_checkpoint_to`] for a checkpoint written as safetensors.
 fn load_safetensors_checkpoint(
     path: &Path,
@@ -154,6 +161,18 @@ fn load_safetensors_checkpoint(
     device: Option<Device>,
 ) -> Result<()> {
     let f = TensorFile::read(path, &[CHECKPOINT_FORMAT])?;
+    load_params_and_optimizer(&f, optim, device)?;
+    let rng = f.bytes(ST_RNG)?;
+    crate::primitives::set_rng_state(&crate::primitives::RngState::from_bytes(&rng)?)
+}
+
+/// The params and optimizer state of a safetensors checkpoint (not its random streams).
+pub(crate) fn load_params_and_optimizer(
+    f: &TensorFile,
+    optim: &mut dyn Optimizer,
+    device: Option<Device>,
+) -> Result<()> {
+    let path = f.path();
     let n: usize = f.meta_required("optim.len")?.parse().map_err(|_| {
         Error::Checkpoint(format!(
             "{}: bad `optim.len` in the metadata",
@@ -171,7 +190,5 @@ fn load_safetensors_checkpoint(
         state.push((name, t));
     }
     optim.load_state(state)?;
-    with_param_store(|ps| ps.read_entries(&f, device))?;
-    let rng = f.bytes(ST_RNG)?;
-    crate::primitives::set_rng_state(&crate::primitives::RngState::from_bytes(&rng)?)
+    with_param_store(|ps| ps.read_entries(f, device))
 }

@@ -70,7 +70,7 @@ mod adagrad;
 mod adagrad_rmsprop;
 mod adam;
 mod adamw;
-mod checkpoint;
+pub(crate) mod checkpoint;
 mod clip;
 mod clipped_adam;
 mod epoch_scheduler;

@@ -175,6 +175,11 @@ impl TensorFile {
         Error::Checkpoint(format!("{}: {what}", self.path.display()))
     }
 
+    /// The file's path.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// The metadata's `format`.
     pub(crate) fn format(&self) -> &str {
         self.meta.get("format").map(String::as_str).unwrap_or("")

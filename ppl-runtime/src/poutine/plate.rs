@@ -155,6 +155,7 @@ pub struct Plate {
     name: Rc<str>,
     size: i64,
     subsample_size: Option<i64>,
+    subsample: Option<Rc<Tensor>>,
     dim: Option<i64>,
     device: Device,
 }
@@ -166,6 +167,7 @@ impl Plate {
             name: Rc::from(name.as_ref()),
             size,
             subsample_size: None,
+            subsample: None,
             dim: None,
             device: Device::Cpu,
         }
@@ -174,6 +176,14 @@ impl Plate {
     /// by `size / k`.
     pub fn subsample_size(mut self, k: i64) -> Plate {
         self.subsample_size = Some(k);
+        self
+    }
+    /// Ranges over the given indices of `0..size` (a 1-D int64 tensor; Pyro's `subsample=`) and
+    /// scales log-densities by `size / len`: e.g. this rank's shard in data-parallel SVI
+    /// (`ppl::distributed::ProcessGroup::shard`).
+    pub fn subsample(mut self, indices: Tensor) -> Plate {
+        self.subsample_size = Some(indices.size().first().copied().unwrap_or(0));
+        self.subsample = Some(Rc::new(indices));
         self
     }
     /// Uses the given batch dimension (negative) instead of the next free one.
@@ -198,6 +208,28 @@ impl Plate {
                 ),
             });
         }
+        if let Some(idx) = &self.subsample {
+            let bad = |m: String| Error::Plate {
+                plate: self.name.to_string(),
+                message: m,
+            };
+            if idx.dim() != 1 || idx.kind() != Kind::Int64 {
+                return Err(bad(format!(
+                    "subsample indices must be a 1-D int64 tensor, got {:?} {:?}",
+                    idx.kind(),
+                    idx.size()
+                )));
+            }
+            if k > 0 {
+                let (lo, hi) = (idx.f_min()?.int64_value(&[]), idx.f_max()?.int64_value(&[]));
+                if lo < 0 || hi >= self.size {
+                    return Err(bad(format!(
+                        "subsample indices run from {lo} to {hi}, outside 0..{}",
+                        self.size
+                    )));
+                }
+            }
+        }
         Ok(k)
     }
 
@@ -208,7 +240,8 @@ impl Plate {
             return Ok(None);
         }
         let dist = Subsample::new(self.size, k, self.device)?;
-        let mut msg = Msg::sample(self.name.to_string(), Rc::new(dist), None);
+        let given = self.subsample.as_ref().map(|t| t.shallow_clone());
+        let mut msg = Msg::sample(self.name.to_string(), Rc::new(dist), given);
         msg.infer.is_subsample = true;
         apply_stack(&mut msg)?;
         msg.value.map(Some).ok_or_else(|| Error::Plate {

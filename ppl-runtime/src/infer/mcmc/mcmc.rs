@@ -86,6 +86,9 @@ pub struct Mcmc {
     hook: Option<Hook>,
     num_threads: Option<usize>,
     resume: Option<McmcState>,
+    /// The chains this process runs, of `0..num_chains` (all when `None`): distributed MCMC
+    /// gives each rank its share, with the seeds and states of those global chain indices.
+    pub(crate) chain_subset: Option<std::ops::Range<usize>>,
     pub(super) spec: Option<ModelSpec>,
     pub(super) chains: Vec<ChainResult>,
 }
@@ -138,6 +141,7 @@ impl Mcmc {
             hook: None,
             num_threads: Some(1),
             resume: None,
+            chain_subset: None,
             spec: None,
             chains: Vec::new(),
         }
@@ -248,7 +252,8 @@ impl Mcmc {
             "{prefix} {bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}, {per_sec}] {msg}",
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar());
-        let bars = (0..self.num_chains)
+        let bars = self
+            .my_chains()
             .map(|c| {
                 let pb = mp.add(ProgressBar::new(total));
                 pb.set_style(style.clone());
@@ -257,6 +262,31 @@ impl Mcmc {
             })
             .collect();
         (mp, bars)
+    }
+
+    /// The number of chains.
+    pub fn get_num_chains(&self) -> usize {
+        self.num_chains
+    }
+
+    /// Sets the seed (what [`Mcmc::seed`] does, in place).
+    pub(crate) fn set_seed(&mut self, seed: u64) {
+        self.seed = Some(seed);
+    }
+
+    /// The seed, if one was set.
+    pub fn get_seed(&self) -> Option<u64> {
+        self.seed
+    }
+
+    /// The chains this process runs.
+    fn my_chains(&self) -> std::ops::Range<usize> {
+        self.chain_subset.clone().unwrap_or(0..self.num_chains)
+    }
+
+    /// Replaces the chains of the last run (distributed MCMC gathers every rank's here).
+    pub(crate) fn set_chains(&mut self, chains: Vec<ChainResult>) {
+        self.chains = chains;
     }
 
     fn seeds(&self) -> u64 {
@@ -272,8 +302,7 @@ impl Mcmc {
         let spec = ModelSpec::discover(model)?;
         if let Some(state) = &self.resume {
             state.check(&spec, self.num_chains)?;
-            let starts = state
-                .chains
+            let starts = state.chains[self.my_chains()]
                 .iter()
                 .map(|c| ChainStart {
                     z: c.z.clone(),
@@ -287,7 +316,7 @@ impl Mcmc {
         let strategy = self.kernel.options().init_strategy.clone();
         let mut pot = Potential::new(model, spec.clone())?;
         let mut starts = Vec::with_capacity(self.num_chains);
-        for c in 0..self.num_chains {
+        for c in self.my_chains() {
             let mut rng = ChainRng::seed_from_u64(seed.wrapping_add(c as u64));
             let mut last_err = None;
             let mut found = None;
@@ -331,7 +360,9 @@ impl Mcmc {
         let start = self.start(&model)?;
         let cfg = self.chain_config();
         let mut chains = Vec::with_capacity(self.num_chains);
+        let first = self.my_chains().start;
         for (c, (cs, pb)) in start.chains.into_iter().zip(start.bars).enumerate() {
+            let c = first + c;
             chains.push(run_chain(&model, start.spec.clone(), cs, c, &cfg, &pb)?);
             pb.finish();
         }
@@ -351,7 +382,8 @@ impl Mcmc {
         F: Fn(usize) -> M + Sync,
         M: Fn() -> Result<R>,
     {
-        let start = self.start(&make_model(0))?;
+        let first = self.my_chains().start;
+        let start = self.start(&make_model(first))?;
         let spec = &start.spec;
         let cfg = self.chain_config();
         let results: Vec<Result<ChainResult>> = std::thread::scope(|s| {
@@ -361,6 +393,7 @@ impl Mcmc {
                 .zip(start.bars)
                 .enumerate()
                 .map(|(c, (cs, pb))| {
+                    let c = first + c;
                     let spec = spec.clone();
                     let cfg = &cfg;
                     let make_model = &make_model;
@@ -379,6 +412,7 @@ impl Mcmc {
                 .into_iter()
                 .enumerate()
                 .map(|(c, h)| {
+                    let c = first + c;
                     h.join().unwrap_or_else(|_| {
                         Err(Error::Invalid(format!(
                             "the thread of chain {c} panicked (a panic in the model?)"

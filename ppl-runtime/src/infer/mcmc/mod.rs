@@ -21,12 +21,12 @@ pub mod init;
 pub mod kernel;
 pub mod mass_matrix;
 #[allow(clippy::module_inception)]
-mod mcmc;
+pub(crate) mod mcmc;
 pub mod model_spec;
 mod nuts;
 pub mod potential;
 pub mod results;
-mod state;
+pub(crate) mod state;
 
 pub use compiled_potential::CompiledPotential;
 pub use hmc::Hmc;

@@ -106,11 +106,7 @@ impl McmcState {
                 &format!("chain{c}/inverse_mass_matrix"),
                 &Tensor::f_from_slice(&m)?,
             )?;
-            let mut rng = Vec::with_capacity(56);
-            rng.extend_from_slice(&ch.rng.get_seed());
-            rng.extend_from_slice(&ch.rng.get_stream().to_le_bytes());
-            rng.extend_from_slice(&ch.rng.get_word_pos().to_le_bytes());
-            w.bytes(&format!("chain{c}/rng"), &rng)?;
+            w.bytes(&format!("chain{c}/rng"), &rng_to_bytes(&ch.rng))?;
         }
         w.write(path.as_ref())
     }
@@ -166,22 +162,8 @@ impl McmcState {
                     )))
                 }
             };
-            let r = f.bytes(&format!("chain{c}/rng"))?;
-            if r.len() != 56 {
-                return Err(bad(format!(
-                    "chain {c}'s random stream has {} bytes",
-                    r.len()
-                )));
-            }
-            let mut seed = [0u8; 32];
-            seed.copy_from_slice(&r[..32]);
-            let mut rng = ChainRng::from_seed(seed);
-            let mut stream = [0u8; 8];
-            stream.copy_from_slice(&r[32..40]);
-            rng.set_stream(u64::from_le_bytes(stream));
-            let mut word = [0u8; 16];
-            word.copy_from_slice(&r[40..56]);
-            rng.set_word_pos(u128::from_le_bytes(word));
+            let rng = rng_from_bytes(&f.bytes(&format!("chain{c}/rng"))?)
+                .ok_or_else(|| bad(format!("chain {c}'s random stream is not 56 bytes")))?;
             chains.push(ChainState {
                 z,
                 step_size,
@@ -191,4 +173,30 @@ impl McmcState {
         }
         Ok(McmcState { chains, sites })
     }
+}
+
+/// A chain's random stream as 56 bytes: its seed, stream and word position.
+pub(crate) fn rng_to_bytes(rng: &ChainRng) -> Vec<u8> {
+    let mut out = Vec::with_capacity(56);
+    out.extend_from_slice(&rng.get_seed());
+    out.extend_from_slice(&rng.get_stream().to_le_bytes());
+    out.extend_from_slice(&rng.get_word_pos().to_le_bytes());
+    out
+}
+
+/// The stream [`rng_to_bytes`] wrote (`None` unless 56 bytes).
+pub(crate) fn rng_from_bytes(r: &[u8]) -> Option<ChainRng> {
+    if r.len() != 56 {
+        return None;
+    }
+    let mut seed = [0u8; 32];
+    seed.copy_from_slice(&r[..32]);
+    let mut rng = ChainRng::from_seed(seed);
+    let mut stream = [0u8; 8];
+    stream.copy_from_slice(&r[32..40]);
+    rng.set_stream(u64::from_le_bytes(stream));
+    let mut word = [0u8; 16];
+    word.copy_from_slice(&r[40..56]);
+    rng.set_word_pos(u128::from_le_bytes(word));
+    Some(rng)
 }

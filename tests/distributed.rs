@@ -1,0 +1,542 @@
+//! `ppl::distributed` with real processes on 127.0.0.1: each test starts its ranks as child
+//! processes of this test binary, running one of the `#[ignore]`d `rank_*` tests below (the
+//! `PPL_DIST_ROLE` variable says which), with the variables torchrun would set. Ranks print
+//! `RESULT ...` lines that the parent compares.
+//!
+//! - Data-parallel SVI (AutoDelta, so deterministic) with 2 and 3 ranks: after 50 steps the
+//!   params are bit-identical across ranks and equal the single-process run over all the data
+//!   within 1e-9 relative (only the summation order differs); a checkpoint at step 25 resumed in
+//!   new processes ends bit for bit where the unbroken run did.
+//! - Distributed MCMC: 4 chains over 2 ranks give, chain for chain, the draws of a
+//!   single-process run with the same seed.
+//! - Faults: a rank that dies mid-run makes the other fail within the timeout, naming it; a
+//!   WORLD_SIZE larger than the processes started names the missing rank; a param that differs
+//!   between ranks is named at the first step.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use ppl::constraints::Constraint;
+use ppl::distributed;
+use ppl::infer::AutoDelta;
+use ppl::prelude::*;
+
+const N: i64 = 12;
+const D: i64 = 3;
+const STEPS: usize = 50;
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// Starts `world` ranks (of which only the first `started` are started) running `role`, and
+/// waits for them, killing any still running after `limit`.
+fn launch(
+    role: &str,
+    world: usize,
+    started: usize,
+    env: &[(&str, String)],
+    limit: Duration,
+) -> Vec<Output> {
+    let exe = std::env::current_exe().expect("test binary");
+    let port = free_port().to_string();
+    let children: Vec<_> = (0..started)
+        .map(|r| {
+            let mut c = Command::new(&exe);
+            c.args([
+                "--exact",
+                &format!("rank_{role}"),
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("PPL_DIST_ROLE", role)
+            .env("RANK", r.to_string())
+            .env("WORLD_SIZE", world.to_string())
+            .env("MASTER_ADDR", "127.0.0.1")
+            .env("MASTER_PORT", &port)
+            .env("PPL_DIST_TIMEOUT", "5")
+            .env_remove("TORCHELASTIC_USE_AGENT_STORE")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+            for (k, v) in env {
+                c.env(k, v);
+            }
+            c.spawn().expect("start a rank")
+        })
+        .collect();
+    let start = Instant::now();
+    let mut outs = Vec::new();
+    for mut ch in children {
+        loop {
+            if ch.try_wait().expect("wait").is_some() || start.elapsed() > limit {
+                if start.elapsed() > limit {
+                    let _ = ch.kill();
+                }
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        outs.push(ch.wait_with_output().expect("output"));
+    }
+    assert!(
+        start.elapsed() <= limit,
+        "ranks of {role} still running after {limit:?}: {}",
+        outs.iter().map(text).collect::<Vec<_>>().join("\n---\n")
+    );
+    outs
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// The `RESULT key value` lines of a rank.
+fn results(o: &Output, key: &str) -> Vec<String> {
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| {
+            // libtest's "test rank_x ... " may precede the line.
+            let tag = format!("RESULT {key} ");
+            l.find(&tag).map(|i| l[i + tag.len()..].to_string())
+        })
+        .collect()
+}
+
+fn is_child() -> bool {
+    std::env::var("PPL_DIST_ROLE").is_ok()
+}
+
+// ---- the regression of the SVI tests ----
+
+/// Fixed data (no random generator): `y = X w + wiggle`.
+fn data() -> (Tensor, Tensor) {
+    let x: Vec<f64> = (0..N * D)
+        .map(|i| ((i * 7 % 11) as f64 - 5.0) / 4.0)
+        .collect();
+    let x = Tensor::from_slice(&x).view([N, D]);
+    let w = Tensor::from_slice(&[0.5f64, -1.0, 2.0]);
+    let wiggle: Vec<f64> = (0..N).map(|i| ((i * 5 % 7) as f64 - 3.0) / 10.0).collect();
+    let y = x.mv(&w) + Tensor::from_slice(&wiggle);
+    (x, y)
+}
+
+/// The model over the rows `idx` of the data (all rows when `None`), with the plate over all N.
+fn model(x: &Tensor, y: &Tensor, idx: Option<&Tensor>) -> ppl::Result<()> {
+    let w = ppl::sample(
+        "w",
+        Normal::new(Tensor::zeros([D], (Kind::Double, Device::Cpu)), 1.0)?.to_event(1)?,
+        None,
+    )?;
+    let plate = match idx {
+        Some(i) => Plate::new("data", N).subsample(i.shallow_clone()),
+        None => Plate::new("data", N),
+    };
+    let _p = plate.enter()?;
+    let (x, y) = match idx {
+        Some(i) => (x.index_select(0, i), y.index_select(0, i)),
+        None => (x.shallow_clone(), y.shallow_clone()),
+    };
+    let _ = ppl::sample("y", Normal::new(x.mv(&w), 0.5)?, Some(y))?;
+    Ok(())
+}
+
+fn adam() -> Adam {
+    Adam::new(AdamConfig {
+        lr: 0.05,
+        ..Default::default()
+    })
+}
+
+fn w_bits() -> String {
+    let w = get_param("AutoDelta.w").expect("param");
+    Vec::<f64>::try_from(w.reshape([-1]))
+        .expect("values")
+        .iter()
+        .map(|v| format!("{:016x}", v.to_bits()))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn from_bits(s: &str) -> Vec<f64> {
+    s.split(',')
+        .map(|h| f64::from_bits(u64::from_str_radix(h, 16).expect("hex")))
+        .collect()
+}
+
+/// A rank of data-parallel SVI: its shard of the rows, `STEPS` steps; with `PPL_CKPT` set,
+/// saves a checkpoint at step 25 (`save`) or starts from it (`load`).
+#[test]
+#[ignore = "a rank of the distributed tests; run by them"]
+fn rank_svi() {
+    if !is_child() {
+        return;
+    }
+    let pg = Rc::new(distributed::init().expect("init"));
+    let (x, y) = data();
+    let range = pg.shard(N as usize);
+    let idx = Tensor::arange_start(
+        range.start as i64,
+        range.end as i64,
+        (Kind::Int64, Device::Cpu),
+    );
+    clear_param_store();
+    set_rng_seed(0);
+    let guide = AutoDelta::new(|| model(&x, &y, Some(&idx)));
+    let mut svi = Svi::new(
+        || model(&x, &y, Some(&idx)),
+        || guide.call(),
+        adam(),
+        TraceElbo::default(),
+    )
+    .data_parallel(pg.clone());
+    let ckpt = std::env::var("PPL_CKPT").ok();
+    let mode = std::env::var("PPL_CKPT_MODE").unwrap_or_default();
+    let mut first = 0;
+    if mode == "load" {
+        // The params must exist before loading: one evaluation creates them.
+        svi.evaluate_loss().expect("params");
+        distributed::load_checkpoint(&pg, ckpt.as_deref().expect("path"), &mut svi.optim)
+            .expect("load");
+        first = 25;
+    }
+    let mut last = 0.0;
+    for step in first..STEPS {
+        if step == 25 && mode == "save" {
+            distributed::save_checkpoint(&pg, ckpt.as_deref().expect("path"), &svi.optim)
+                .expect("save");
+        }
+        last = svi.step().expect("step");
+    }
+    println!("RESULT w {}", w_bits());
+    println!("RESULT loss {last}");
+    pg.barrier().expect("barrier");
+}
+
+/// The single-process run of the same model over all the rows.
+fn single_process_w() -> Vec<f64> {
+    let (x, y) = data();
+    clear_param_store();
+    set_rng_seed(0);
+    let guide = AutoDelta::new(|| model(&x, &y, None));
+    let mut svi = Svi::new(
+        || model(&x, &y, None),
+        || guide.call(),
+        adam(),
+        TraceElbo::default(),
+    );
+    for _ in 0..STEPS {
+        svi.step().expect("step");
+    }
+    from_bits(&w_bits())
+}
+
+#[test]
+fn data_parallel_svi_matches_one_process_and_resumes() {
+    if is_child() {
+        return;
+    }
+    let single = single_process_w();
+    for world in [2, 3] {
+        let outs = launch("svi", world, world, &[], Duration::from_secs(60));
+        let ws: Vec<String> = outs
+            .iter()
+            .map(|o| {
+                assert!(o.status.success(), "{}", text(o));
+                results(o, "w").pop().expect("a result")
+            })
+            .collect();
+        assert!(ws.iter().all(|w| *w == ws[0]), "ranks differ: {ws:?}");
+        let w = from_bits(&ws[0]);
+        for (a, b) in w.iter().zip(&single) {
+            assert!(
+                (a - b).abs() <= 1e-9 * (1.0 + b.abs()),
+                "{world} ranks: {w:?} vs one process {single:?}"
+            );
+        }
+        // The fit moved far from the start (0), so the comparison means something.
+        assert!(single.iter().any(|v| v.abs() > 0.5), "{single:?}");
+    }
+    // Checkpoint at step 25, then resume in new processes.
+    let dir = std::env::temp_dir().join(format!("ppl-dist-ckpt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path: PathBuf = dir.join("c.safetensors");
+    let env = |mode: &str| {
+        vec![
+            ("PPL_CKPT", path.display().to_string()),
+            ("PPL_CKPT_MODE", mode.to_string()),
+        ]
+    };
+    let saved = launch("svi", 2, 2, &env("save"), Duration::from_secs(60));
+    let resumed = launch("svi", 2, 2, &env("load"), Duration::from_secs(60));
+    for (a, b) in saved.iter().zip(&resumed) {
+        assert!(
+            a.status.success() && b.status.success(),
+            "{}\n{}",
+            text(a),
+            text(b)
+        );
+        assert_eq!(
+            results(a, "w"),
+            results(b, "w"),
+            "the resumed run ends elsewhere"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// ---- MCMC ----
+
+fn small_model() -> impl Fn() -> ppl::Result<()> {
+    let data = Tensor::from_slice(&[0.3f32, -0.2, 0.9]);
+    move || -> ppl::Result<()> {
+        let mu = ppl::sample("mu", Normal::new(0.0, 1.0)?, None)?;
+        let s = ppl::sample("s", HalfNormal::new(1.0)?, None)?;
+        let _d = Plate::new("data", 3).enter()?;
+        let _ = ppl::sample("x", Normal::new(&mu, &s)?, Some(data.shallow_clone()))?;
+        Ok(())
+    }
+}
+
+fn mcmc() -> Mcmc {
+    Mcmc::new(Nuts::new())
+        .num_samples(30)
+        .warmup_steps(30)
+        .num_chains(4)
+        .seed(7)
+        .progress_bar(false)
+}
+
+fn draws_text(m: &Mcmc) -> String {
+    let s = m.get_samples_by_chain().expect("samples");
+    ["mu", "s"]
+        .iter()
+        .map(|k| {
+            Vec::<f64>::try_from(s[*k].to_kind(Kind::Double).reshape([-1]))
+                .expect("values")
+                .iter()
+                .map(|v| format!("{:016x}", v.to_bits()))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
+#[test]
+#[ignore = "a rank of the distributed tests; run by them"]
+fn rank_mcmc() {
+    if !is_child() {
+        return;
+    }
+    let pg = distributed::init().expect("init");
+    let mut m = mcmc();
+    distributed::run_chains(&pg, &mut m, |_| small_model()).expect("chains");
+    assert_eq!(m.chains().len(), 4);
+    println!("RESULT draws {}", draws_text(&m));
+    pg.barrier().expect("barrier");
+}
+
+#[test]
+fn distributed_chains_match_one_process() {
+    if is_child() {
+        return;
+    }
+    let mut single = mcmc();
+    single.run_parallel(|_| small_model()).expect("single");
+    let expected = draws_text(&single);
+    let outs = launch("mcmc", 2, 2, &[], Duration::from_secs(60));
+    for o in &outs {
+        assert!(o.status.success(), "{}", text(o));
+        assert_eq!(results(o, "draws"), vec![expected.clone()], "draws differ");
+    }
+}
+
+// ---- faults ----
+
+/// Rank 1 dies after 5 steps; rank 0 must fail, naming it.
+#[test]
+#[ignore = "a rank of the distributed tests; run by them"]
+fn rank_dies() {
+    if !is_child() {
+        return;
+    }
+    let pg = Rc::new(distributed::init().expect("init"));
+    let t = Tensor::ones([4], (Kind::Float, Device::Cpu));
+    for step in 0..1000 {
+        if pg.rank() == 1 && step == 5 {
+            std::process::exit(3);
+        }
+        if let Err(e) = pg.all_reduce_sum(&t) {
+            println!("RESULT error {e}");
+            std::process::exit(1);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A param that only rank 1 has.
+#[test]
+#[ignore = "a rank of the distributed tests; run by them"]
+fn rank_param_mismatch() {
+    if !is_child() {
+        return;
+    }
+    let pg = Rc::new(distributed::init().expect("init"));
+    let extra = pg.rank() == 1;
+    clear_param_store();
+    let model = || -> ppl::Result<()> {
+        let _ = ppl::sample("z", Normal::new(0.0, 1.0)?, None)?;
+        Ok(())
+    };
+    let guide = || -> ppl::Result<()> {
+        let loc = ppl::param(
+            "loc",
+            Some(|| Ok(Tensor::from(0.0f32))),
+            Constraint::Real,
+            None,
+        )?;
+        if extra {
+            let _ = ppl::param(
+                "oops",
+                Some(|| Ok(Tensor::from(1.0f32))),
+                Constraint::Real,
+                None,
+            )?;
+        }
+        let _ = ppl::sample("z", Normal::new(&loc, 1.0)?, None)?;
+        Ok(())
+    };
+    let mut svi = Svi::new(model, guide, adam(), TraceElbo::default()).data_parallel(pg);
+    match svi.step() {
+        Ok(_) => println!("RESULT error none"),
+        Err(e) => println!("RESULT error {e}"),
+    }
+}
+
+#[test]
+#[ignore = "a rank of the distributed tests; run by them"]
+fn rank_arrive() {
+    if !is_child() {
+        return;
+    }
+    match distributed::init() {
+        Ok(_) => println!("RESULT error none"),
+        Err(e) => println!("RESULT error {e}"),
+    }
+}
+
+#[test]
+fn faults_are_named_within_the_timeout() {
+    if is_child() {
+        return;
+    }
+    // A rank that dies: the other stops with an error naming it (timeout 5 s).
+    let t0 = Instant::now();
+    let outs = launch("dies", 2, 2, &[], Duration::from_secs(30));
+    let e = results(&outs[0], "error").join(" ");
+    assert!(!outs[0].status.success(), "{}", text(&outs[0]));
+    assert!(e.contains("rank(s) 1 stopped"), "{}", text(&outs[0]));
+    assert!(
+        t0.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        t0.elapsed()
+    );
+
+    // WORLD_SIZE 3, two processes: both name rank 2.
+    let outs = launch("arrive", 3, 2, &[], Duration::from_secs(30));
+    for o in &outs {
+        let e = results(o, "error").join(" ");
+        assert!(
+            e.contains("rank(s) 2 never arrived") && e.contains("WORLD_SIZE is 3"),
+            "{}",
+            text(o)
+        );
+    }
+
+    // A param only rank 1 has: both ranks fail at the first step, naming it.
+    let outs = launch("param_mismatch", 2, 2, &[], Duration::from_secs(30));
+    for o in &outs {
+        let e = results(o, "error").join(" ");
+        assert!(
+            e.contains("param `oops`") && e.contains("rank 1"),
+            "{}",
+            text(o)
+        );
+    }
+}
+
+/// RANK outside WORLD_SIZE is reported before anything connects.
+#[test]
+fn a_rank_outside_the_world_is_reported() {
+    let e = distributed::init_with(distributed::InitOptions {
+        addr: "127.0.0.1".into(),
+        port: free_port(),
+        rank: 2,
+        world_size: 2,
+        timeout: Duration::from_secs(1),
+        rank0_serves_store: true,
+    })
+    .err()
+    .expect("an error")
+    .to_string();
+    assert!(e.contains("RANK is 2 but WORLD_SIZE is 2"), "{e}");
+}
+
+/// Consensus Monte Carlo on two Gaussian subposteriors of a 2-d site: `consensus` is linear in
+/// the draws, so its mean is exactly `(W₁ + W₂)⁻¹ (W₁ m₁ + W₂ m₂)` with the subposteriors'
+/// sample means `m_k` and inverse sample covariances `W_k`; `parametric_draws` draws from the
+/// Gaussian with that mean and covariance `(W₁ + W₂)⁻¹`, so the mean of 4000 of its draws lies
+/// within 4 standard errors (`sqrt(diag(cov) / 4000)`) of it.
+#[test]
+fn consensus_and_parametric_draws_combine_gaussian_subposteriors() {
+    if is_child() {
+        return;
+    }
+    set_rng_seed(3);
+    let opts = (Kind::Double, Device::Cpu);
+    let sub = |mean: [f64; 2], l: [f64; 4]| {
+        let l = Tensor::from_slice(&l).view([2, 2]);
+        let x = Tensor::randn([2000, 2], opts).matmul(&l.tr()) + Tensor::from_slice(&mean);
+        indexmap::IndexMap::from([("theta".to_string(), x)])
+    };
+    let subs = vec![
+        sub([1.0, -1.0], [1.0, 0.0, 0.5, 0.8]),
+        sub([2.0, 0.5], [0.6, 0.0, -0.2, 1.2]),
+    ];
+    let stats = |x: &Tensor| {
+        let m = x.mean_dim(0, false, Kind::Double);
+        let c = x - &m;
+        let cov = c.tr().matmul(&c) / (x.size()[0] as f64 - 1.0);
+        (m, cov.inverse())
+    };
+    let (m1, w1) = stats(&subs[0]["theta"]);
+    let (m2, w2) = stats(&subs[1]["theta"]);
+    let cov = (&w1 + &w2).inverse();
+    let mean = cov.mv(&(w1.mv(&m1) + w2.mv(&m2)));
+    let c = distributed::consensus(&subs, false).expect("consensus");
+    assert_eq!(c["theta"].size(), vec![2000, 2]);
+    let d = (c["theta"].mean_dim(0, false, Kind::Double) - &mean)
+        .abs()
+        .max()
+        .double_value(&[]);
+    assert!(d < 1e-10, "consensus mean off by {d}");
+    let p = distributed::parametric_draws(&subs, 4000, false).expect("parametric");
+    let se = (cov.diagonal(0, 0, 1) / 4000.0).sqrt();
+    let z = ((p["theta"].mean_dim(0, false, Kind::Double) - &mean) / se)
+        .abs()
+        .max()
+        .double_value(&[]);
+    assert!(z < 4.0, "parametric draws' mean is {z} standard errors off");
+}
