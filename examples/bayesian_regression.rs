@@ -11,6 +11,18 @@
 //!     cargo run --release --example bayesian_regression [-- --steps 1000 --device cuda --jit]
 //!
 //! `--jit` compiles the SVI step (`Svi::jit_compile`).
+//!
+//! `--distributed` fits the full-batch model data-parallel over the ranks that torchrun starts
+//! (`ppl::distributed`): each rank reads its contiguous shard of the rows, the plate keeps the
+//! global size (so each rank's likelihood is scaled by N / shard), and gradients are averaged
+//! over ranks before every step. Rank 0 prints.
+//!
+//!     torchrun --nproc-per-node 2 --no-python \
+//!         target/x86_64-unknown-linux-gnu/release/examples/bayesian_regression --distributed
+
+use std::rc::Rc;
+
+use ppl::distributed::ProcessGroup;
 
 use ppl::infer::autoguide::init_to_feasible;
 use ppl::infer::AutoNormal;
@@ -42,7 +54,16 @@ fn load_truth() -> Vec<(String, f64)> {
         .collect()
 }
 
-fn model(x: &Tensor, y: &Tensor, subsample: Option<i64>) -> ppl::Result<()> {
+/// How the data plate ranges: all rows, a random subsample of `k` per step, or this rank's
+/// shard of a data-parallel run (global size, and the shard's row indices).
+#[derive(Clone, Copy)]
+enum Rows<'a> {
+    All,
+    Subsample(i64),
+    Shard(i64, &'a Tensor),
+}
+
+fn model(x: &Tensor, y: &Tensor, rows: Rows<'_>) -> ppl::Result<()> {
     let (n, d) = (x.size()[0], x.size()[1]);
     let opts = (x.kind(), x.device());
     let w = sample(
@@ -52,14 +73,16 @@ fn model(x: &Tensor, y: &Tensor, subsample: Option<i64>) -> ppl::Result<()> {
     )?;
     let b = sample("b", Normal::new(Tensor::zeros([], opts), 1.0)?, None)?;
     let sigma = sample("sigma", HalfNormal::new(Tensor::ones([], opts))?, None)?;
-    let mut plate = Plate::new("data", n).device(x.device());
-    if let Some(k) = subsample {
-        plate = plate.subsample_size(k);
-    }
-    let p = plate.enter()?;
-    let (xb, yb) = match subsample {
-        None => (x.shallow_clone(), y.shallow_clone()),
-        Some(_) => (
+    let plate = match rows {
+        Rows::All => Plate::new("data", n),
+        Rows::Subsample(k) => Plate::new("data", n).subsample_size(k),
+        // `x` and `y` hold the shard only; the plate ranges over its rows of the global data.
+        Rows::Shard(total, idx) => Plate::new("data", total).subsample(idx.shallow_clone()),
+    };
+    let p = plate.device(x.device()).enter()?;
+    let (xb, yb) = match rows {
+        Rows::All | Rows::Shard(..) => (x.shallow_clone(), y.shallow_clone()),
+        Rows::Subsample(_) => (
             x.index_select(0, p.indices()),
             y.index_select(0, p.indices()),
         ),
@@ -69,10 +92,18 @@ fn model(x: &Tensor, y: &Tensor, subsample: Option<i64>) -> ppl::Result<()> {
     Ok(())
 }
 
-fn fit(x: &Tensor, y: &Tensor, subsample: Option<i64>, steps: usize) -> ppl::Result<()> {
+fn fit(
+    x: &Tensor,
+    y: &Tensor,
+    rows: Rows<'_>,
+    steps: usize,
+    pg: Option<Rc<ProcessGroup>>,
+) -> ppl::Result<()> {
     clear_param_store();
-    set_rng_seed(0);
-    let guide = AutoNormal::new(|| model(x, y, subsample))
+    // Every rank starts from the same params; each rank draws its own noise.
+    set_rng_seed(pg.as_ref().map_or(0, |p| p.rank() as u64));
+    let main = pg.as_ref().is_none_or(|p| p.is_main());
+    let guide = AutoNormal::new(|| model(x, y, rows))
         .init_loc_fn(init_to_feasible())
         .init_scale(0.1);
     let adam = Adam::new(AdamConfig {
@@ -80,12 +111,15 @@ fn fit(x: &Tensor, y: &Tensor, subsample: Option<i64>, steps: usize) -> ppl::Res
         ..Default::default()
     });
     let mut svi = Svi::new(
-        || model(x, y, subsample),
+        || model(x, y, rows),
         || guide.call(),
         adam,
         TraceElbo::default(),
-    )
-    .jit_compile(ppl_examples::jit_from_args());
+    );
+    if let Some(pg) = &pg {
+        svi = svi.data_parallel(pg.clone());
+    }
+    let mut svi = svi.jit_compile(ppl_examples::jit_from_args());
     let start = std::time::Instant::now();
     let losses = svi.run(steps)?;
     let secs = start.elapsed().as_secs_f64();
@@ -100,9 +134,23 @@ fn fit(x: &Tensor, y: &Tensor, subsample: Option<i64>, steps: usize) -> ppl::Res
         .mean(Kind::Double)
         .double_value(&[]);
 
-    let label = match subsample {
-        None => "full batch".to_string(),
-        Some(k) => format!("subsample {k}"),
+    if !main {
+        return Ok(());
+    }
+    let label = match (rows, &pg) {
+        (Rows::All, _) => "full batch".to_string(),
+        (Rows::Subsample(k), _) => format!("subsample {k}"),
+        (Rows::Shard(..), Some(pg)) => {
+            let (secs, n) = svi
+                .data_parallel_state()
+                .map_or((0.0, 0), |d| d.all_reduce_seconds());
+            format!(
+                "data-parallel over {} ranks ({:.3} ms/step averaging gradients)",
+                pg.world_size(),
+                1e3 * secs / n.max(1) as f64
+            )
+        }
+        (Rows::Shard(..), None) => "shard".to_string(),
     };
     println!(
         "\n{label}: {steps} steps in {secs:.2} s ({:.3} ms/step), mean loss of the last 100 steps {last:.2}",
@@ -132,11 +180,11 @@ fn fit(x: &Tensor, y: &Tensor, subsample: Option<i64>, steps: usize) -> ppl::Res
     // Plots of the full-batch fit: the loss curve, and a posterior predictive check (y drawn
     // again from the model, unconditioned, with latents from the guide).
     let plots: String = ppl_examples::arg("plots", "out".to_string());
-    if subsample.is_none() && !plots.is_empty() {
+    if matches!(rows, Rows::All) && !plots.is_empty() {
         let loss_png = format!("{plots}/bayesian_regression_loss.png");
         ppl::plots::loss_curve(&losses, &loss_png)?;
         let pred = Predictive::with_guide(
-            || poutine::uncondition(|| model(x, y, None)),
+            || poutine::uncondition(|| model(x, y, Rows::All)),
             || guide.call(),
             100,
         )
@@ -153,12 +201,30 @@ fn main() -> ppl::Result<()> {
     let device = ppl_examples::device_from_args();
     let steps: usize = ppl_examples::arg("steps", 1000);
     let (x, y) = load_linreg(device);
+    if std::env::args().any(|a| a == "--distributed") {
+        let pg = Rc::new(ppl::distributed::init()?);
+        let n = x.size()[0];
+        let shard = pg.shard(n as usize);
+        let (lo, hi) = (shard.start as i64, shard.end as i64);
+        let idx = Tensor::arange_start(lo, hi, (Kind::Int64, device));
+        let (xs, ys) = (x.narrow(0, lo, hi - lo), y.narrow(0, lo, hi - lo));
+        if pg.is_main() {
+            println!(
+                "linreg: N = {n}, D = {} over {} ranks (rank 0 has rows {lo}..{hi})",
+                x.size()[1],
+                pg.world_size()
+            );
+        }
+        fit(&xs, &ys, Rows::Shard(n, &idx), steps, Some(pg.clone()))?;
+        pg.barrier()?;
+        return Ok(());
+    }
     println!(
         "linreg: N = {}, D = {} (posterior medians; sigma's is exp(loc))",
         x.size()[0],
         x.size()[1]
     );
-    fit(&x, &y, None, steps)?;
-    fit(&x, &y, Some(100), steps)?;
+    fit(&x, &y, Rows::All, steps, None)?;
+    fit(&x, &y, Rows::Subsample(100), steps, None)?;
     Ok(())
 }

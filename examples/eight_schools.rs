@@ -5,6 +5,13 @@
 //! --device cuda --npz out/eight_schools.npz --jit]`
 //!
 //! `--jit` compiles the potential energy (`Nuts::jit_compile`).
+//!
+//! `--distributed` spreads the chains over the ranks that torchrun starts
+//! (`ppl::distributed::run_chains`): with `--chains 8` and two ranks, each runs 4 on its own
+//! threads; rank 0 prints the summary of all 8 (chain `c` draws what it would in one process).
+//!
+//!     torchrun --nproc-per-node 2 --no-python \
+//!         target/x86_64-unknown-linux-gnu/release/examples/eight_schools --distributed --chains 8
 
 use std::time::Instant;
 
@@ -30,11 +37,26 @@ fn main() -> ppl::Result<()> {
         .seed(0);
     let t0 = Instant::now();
     // Tensors stay on their thread: each chain builds its own copies of the data.
-    mcmc.run_parallel(|_chain| {
+    let make = |_chain| {
         let y = Tensor::from_slice(&y).to_device(device);
         let sigma = Tensor::from_slice(&sigma).to_device(device);
         move || eight_schools(&sigma, &y)
-    })?;
+    };
+    if std::env::args().any(|a| a == "--distributed") {
+        let pg = ppl::distributed::init()?;
+        ppl::distributed::run_chains(&pg, &mut mcmc, make)?;
+        let done = pg.barrier();
+        if !pg.is_main() {
+            return done;
+        }
+        println!(
+            "{chains} chains over {} ranks ({} on each thread pool)",
+            pg.world_size(),
+            pg.shard(chains).len()
+        );
+    } else {
+        mcmc.run_parallel(make)?;
+    }
     let secs = t0.elapsed().as_secs_f64();
     mcmc.print_summary(0.9)?;
     for (c, ch) in mcmc.chains().iter().enumerate() {

@@ -126,3 +126,98 @@ fn enumeration_examples() {
         ],
     );
 }
+
+/// `torchrun` of the torch venv that setup installs (beside the libtorch in `LIBTORCH`), if any.
+fn torchrun() -> Option<PathBuf> {
+    let lib = PathBuf::from(std::env::var("LIBTORCH").ok()?);
+    // LIBTORCH = <venv>/lib/python3.X/site-packages/torch
+    let bin = lib.ancestors().nth(4)?.join("bin/torchrun");
+    bin.exists().then_some(bin)
+}
+
+/// Runs `name` on two ranks: with torchrun (`--standalone`: its agent serves the store) when
+/// `via_torchrun` and it is installed, else as two processes started here with the variables
+/// torchrun would set. Returns rank 0's output.
+fn run_distributed(name: &str, args: &[&str], via_torchrun: bool) -> String {
+    let path = example(name);
+    let output = match torchrun().filter(|_| via_torchrun) {
+        Some(tr) => Command::new(tr)
+            .args(["--standalone", "--nproc-per-node", "2", "--no-python"])
+            .arg(&path)
+            .args(args)
+            .env("PPL_DIST_TIMEOUT", "60")
+            .output()
+            .expect("run torchrun"),
+        None => {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free port")
+                .port()
+                .to_string();
+            let ranks: Vec<_> = (0..2)
+                .map(|r| {
+                    Command::new(&path)
+                        .args(args)
+                        .env("RANK", r.to_string())
+                        .env("WORLD_SIZE", "2")
+                        .env("MASTER_ADDR", "127.0.0.1")
+                        .env("MASTER_PORT", &port)
+                        .env("PPL_DIST_TIMEOUT", "60")
+                        .stdout(std::process::Stdio::piped())
+                        .stderr(std::process::Stdio::piped())
+                        .spawn()
+                        .expect("start a rank")
+                })
+                .collect();
+            let mut outs: Vec<_> = ranks
+                .into_iter()
+                .map(|c| c.wait_with_output().expect("rank output"))
+                .collect();
+            let failed = outs.iter().position(|o| !o.status.success());
+            let pick = failed.unwrap_or(0);
+            outs.swap_remove(pick)
+        }
+    };
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.status.success(),
+        "{name} {args:?} on two ranks failed:\n{text}"
+    );
+    text
+}
+
+/// The distributed modes on two local ranks: eight schools' chains through torchrun (when the
+/// setup's venv has it), the regressions data-parallel as processes started here.
+#[test]
+fn distributed_examples() {
+    let out = run_distributed(
+        "eight_schools",
+        &[
+            "--distributed",
+            "--chains",
+            "4",
+            "--num-samples",
+            "30",
+            "--warmup",
+            "30",
+        ],
+        true,
+    );
+    assert!(out.contains("4 chains over 2 ranks"), "{out}");
+    let out = run_distributed(
+        "bayesian_regression",
+        &["--distributed", "--steps", "20", "--plots", ""],
+        false,
+    );
+    assert!(out.contains("data-parallel over 2 ranks"), "{out}");
+    let out = run_distributed(
+        "distributed_regression",
+        &["--rows", "2000", "--features", "5", "--steps", "5"],
+        false,
+    );
+    assert!(out.contains("over 2 rank(s)"), "{out}");
+}

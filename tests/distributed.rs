@@ -3,7 +3,8 @@
 //! `PPL_DIST_ROLE` variable says which), with the variables torchrun would set. Ranks print
 //! `RESULT ...` lines that the parent compares.
 //!
-//! - Data-parallel SVI (AutoDelta, so deterministic) with 2 and 3 ranks: after 50 steps the
+//! - Data-parallel SVI (AutoDelta, so deterministic) with 2 and 3 ranks, eager, and with 2 ranks
+//!   compiled (`jit_compile`): after 50 steps the
 //!   params are bit-identical across ranks and equal the single-process run over all the data
 //!   within 1e-9 relative (only the summation order differs); a checkpoint at step 25 resumed in
 //!   new processes ends bit for bit where the unbroken run did.
@@ -200,7 +201,8 @@ fn rank_svi() {
         adam(),
         TraceElbo::default(),
     )
-    .data_parallel(pg.clone());
+    .data_parallel(pg.clone())
+    .jit_compile(std::env::var("PPL_JIT").is_ok());
     let ckpt = std::env::var("PPL_CKPT").ok();
     let mode = std::env::var("PPL_CKPT_MODE").unwrap_or_default();
     let mut first = 0;
@@ -212,12 +214,14 @@ fn rank_svi() {
         first = 25;
     }
     let mut last = 0.0;
+    let jit = std::env::var("PPL_JIT").is_ok();
     for step in first..STEPS {
         if step == 25 && mode == "save" {
             distributed::save_checkpoint(&pg, ckpt.as_deref().expect("path"), &svi.optim)
                 .expect("save");
         }
         last = svi.step().expect("step");
+        assert_eq!(svi.is_compiled(), jit);
     }
     println!("RESULT w {}", w_bits());
     println!("RESULT loss {last}");
@@ -248,8 +252,13 @@ fn data_parallel_svi_matches_one_process_and_resumes() {
         return;
     }
     let single = single_process_w();
-    for world in [2, 3] {
-        let outs = launch("svi", world, world, &[], Duration::from_secs(60));
+    for (world, jit) in [(2, false), (3, false), (2, true)] {
+        let env = if jit {
+            vec![("PPL_JIT", "1".to_string())]
+        } else {
+            vec![]
+        };
+        let outs = launch("svi", world, world, &env, Duration::from_secs(60));
         let ws: Vec<String> = outs
             .iter()
             .map(|o| {
@@ -262,7 +271,7 @@ fn data_parallel_svi_matches_one_process_and_resumes() {
         for (a, b) in w.iter().zip(&single) {
             assert!(
                 (a - b).abs() <= 1e-9 * (1.0 + b.abs()),
-                "{world} ranks: {w:?} vs one process {single:?}"
+                "{world} ranks (jit {jit}): {w:?} vs one process {single:?}"
             );
         }
         // The fit moved far from the start (0), so the comparison means something.
@@ -294,6 +303,106 @@ fn data_parallel_svi_matches_one_process_and_resumes() {
         );
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A rank of stochastic data-parallel SVI: AutoNormal, 2000 Adam steps at lr 0.01, printing
+/// the mean of `w`'s loc over the last 500 steps.
+#[test]
+#[ignore = "a rank of the distributed tests; run by them"]
+fn rank_svi_normal() {
+    if !is_child() {
+        return;
+    }
+    let pg = Rc::new(distributed::init().expect("init"));
+    let (x, y) = data();
+    let range = pg.shard(N as usize);
+    let idx = Tensor::arange_start(
+        range.start as i64,
+        range.end as i64,
+        (Kind::Int64, Device::Cpu),
+    );
+    let loc = averaged_auto_normal_loc(|| model(&x, &y, Some(&idx)), Some(pg.clone()), pg.rank());
+    println!(
+        "RESULT loc {}",
+        loc.iter()
+            .map(|v| v.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    pg.barrier().expect("barrier");
+}
+
+fn averaged_auto_normal_loc(
+    model: impl Fn() -> ppl::Result<()> + Clone,
+    pg: Option<Rc<distributed::ProcessGroup>>,
+    seed: usize,
+) -> Vec<f64> {
+    clear_param_store();
+    set_rng_seed(seed as u64);
+    let guide = ppl::infer::AutoNormal::new(model.clone());
+    let mut svi = Svi::new(
+        model,
+        || guide.call(),
+        Adam::new(AdamConfig {
+            lr: 0.01,
+            ..Default::default()
+        }),
+        TraceElbo::default(),
+    );
+    if let Some(pg) = pg {
+        svi = svi.data_parallel(pg);
+    }
+    let mut sum = vec![0.0; D as usize];
+    for step in 0..2000 {
+        svi.step().expect("step");
+        if step >= 1500 {
+            let loc =
+                Vec::<f64>::try_from(get_param("AutoNormal.locs.w").expect("loc")).expect("values");
+            for (s, l) in sum.iter_mut().zip(loc) {
+                *s += l / 500.0;
+            }
+        }
+    }
+    sum
+}
+
+/// Stochastic data-parallel SVI (AutoNormal, reparameterized draws on each rank) against the
+/// exact posterior mean of `w` (a conjugate linear-Gaussian model: mean-field VI's optimal locs
+/// are the exact posterior means). Tolerance: Adam moves a coordinate by about its learning
+/// rate (0.01) per step, and near the optimum its iterates wander within a few steps' worth;
+/// averaged over the last 500 of 2000 steps they stay within 0.05 of the optimum. The single-process run
+/// is held to the same bound, so the bound is shown to fit the method, not only the ranks.
+#[test]
+fn stochastic_data_parallel_svi_finds_the_posterior_mean() {
+    if is_child() {
+        return;
+    }
+    let (x, y) = data();
+    let prec = Tensor::eye(D, (Kind::Double, Device::Cpu)) + x.tr().matmul(&x) / 0.25;
+    let exact = Vec::<f64>::try_from(prec.inverse().mv(&(x.tr().mv(&y) / 0.25))).expect("values");
+    let single = averaged_auto_normal_loc(|| model(&x, &y, None), None, 0);
+    let outs = launch("svi_normal", 2, 2, &[], Duration::from_secs(60));
+    let parse = |s: &str| {
+        s.split(',')
+            .map(|v| v.parse::<f64>().expect("number"))
+            .collect::<Vec<_>>()
+    };
+    let ranks: Vec<Vec<f64>> = outs
+        .iter()
+        .map(|o| {
+            assert!(o.status.success(), "{}", text(o));
+            parse(&results(o, "loc").pop().expect("a result"))
+        })
+        .collect();
+    assert_eq!(ranks[0], ranks[1], "ranks differ");
+    for (name, got) in [("one process", &single), ("two ranks", &ranks[0])] {
+        for (g, e) in got.iter().zip(&exact) {
+            assert!(
+                (g - e).abs() < 0.05,
+                "{name}: loc {got:?}, exact posterior mean {exact:?}"
+            );
+        }
+    }
 }
 
 // ---- MCMC ----

@@ -25,17 +25,30 @@ use crate::params::{with_param_store, CHECKPOINT_FORMAT};
 pub struct DataParallel {
     pg: Rc<ProcessGroup>,
     synced: bool,
+    reduce_seconds: f64,
+    steps: usize,
 }
 
 impl DataParallel {
     /// Data-parallel steps over `pg`.
     pub fn new(pg: Rc<ProcessGroup>) -> DataParallel {
-        DataParallel { pg, synced: false }
+        DataParallel {
+            pg,
+            synced: false,
+            reduce_seconds: 0.0,
+            steps: 0,
+        }
     }
 
     /// The group.
     pub fn group(&self) -> &ProcessGroup {
         &self.pg
+    }
+
+    /// Seconds spent averaging gradients (packing, the all-reduce, unpacking) so far, and the
+    /// number of steps they cover: the communication share of a step.
+    pub fn all_reduce_seconds(&self) -> (f64, usize) {
+        (self.reduce_seconds, self.steps)
     }
 
     /// At the first step: checks that every rank has the same params (names, shapes, dtypes;
@@ -100,7 +113,8 @@ impl DataParallel {
     }
 
     /// Averages the gradients of `out.params` and the loss over ranks, in one buffer per dtype.
-    pub(crate) fn average(&self, out: &mut LossAndGrads) -> Result<()> {
+    pub(crate) fn average(&mut self, out: &mut LossAndGrads) -> Result<()> {
+        let t0 = std::time::Instant::now();
         let mut names = out.params.clone();
         names.sort();
         let leaves = with_param_store(|ps| ps.leaves(&names));
@@ -120,6 +134,8 @@ impl DataParallel {
         grads.push(loss.shallow_clone());
         all_reduce_mean_flat(&self.pg, &grads)?;
         out.loss = loss.f_double_value(&[0])?;
+        self.reduce_seconds += t0.elapsed().as_secs_f64();
+        self.steps += 1;
         Ok(())
     }
 }

@@ -106,6 +106,11 @@ impl<M, G, O: Optimizer, L: Elbo> Svi<M, G, O, L> {
         self
     }
 
+    /// The data-parallel state, when [`Svi::data_parallel`] was set (its timings).
+    pub fn data_parallel_state(&self) -> Option<&DataParallel> {
+        self.dp.as_ref()
+    }
+
     /// torch's intra-op threads while steps run: `Some(n)` for `n`, `None` to leave torch's
     /// setting alone. By default SVI picks by the work at its first step: one thread when every
     /// site value has fewer elements than libtorch would split across threads (32 768), since
