@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include <c10/util/Logging.h>
+
 #ifdef PPL_HAVE_GLOO
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
@@ -81,6 +83,10 @@ int ppl_dist_have_gloo() {
 char *ppl_dist_store_new(const char *host, int port, int is_server, int world, double timeout_s,
                          void **out) {
   PPL_TRY({
+    // When a peer vanishes, c10d logs warnings with a C++ backtrace (from the store client and
+    // the heartbeat) before ppl reports the failure in its own words, naming the rank. Keep
+    // libtorch's log to errors unless the user asked for a level (TORCH_CPP_LOG_LEVEL).
+    if (std::getenv("TORCH_CPP_LOG_LEVEL") == nullptr) FLAGS_caffe2_log_level = 2;
     c10d::TCPStoreOptions o;
     o.port = static_cast<std::uint16_t>(port);
     o.isServer = is_server != 0;
