@@ -3,10 +3,12 @@
 //! Everything is float64, so the two agree to rounding (the tolerance, 1e-9 relative, is far
 //! above float64 rounding of sums of a few hundred terms and far below any modelling error).
 
+use ppl::constraints::Constraint;
 use ppl::infer::Elbo;
 use ppl::ops::vindex;
 use ppl::poutine::{config_enumerate, markov, Enumerate};
 use ppl::prelude::*;
+use ppl::SampleOpts;
 
 const LN_2PI: f64 = 1.837_877_066_409_345_3;
 
@@ -956,5 +958,210 @@ fn sequential_enumeration_is_refused_not_sampled() {
     assert!(
         e.contains("site `z`") && e.contains("infer_discrete"),
         "{e}"
+    );
+}
+
+// Sequential enumeration in the guide (Pyro's `enumerate="sequential"`, `iter_discrete_traces`):
+// one guide run per value, summed with weights q(v).
+
+#[guide]
+fn bern_guide_sequential(_x: &Tensor) -> ppl::Result<()> {
+    let q = param!("q_logit", Tensor::from(0.2f64));
+    let _z = sample!(Bernoulli::from_logits(&q)?, enumerate = sequential);
+    Ok(())
+}
+
+/// Sample options marking a site for enumeration.
+fn marked(how: Enumerate) -> SampleOpts {
+    SampleOpts {
+        infer: Some(ppl::poutine::InferConfig {
+            enumerate: Some(how),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The loss and gradient of `guide`'s ELBO.
+fn enum_loss_and_grads(
+    model: &mut dyn FnMut() -> ppl::Result<()>,
+    guide: &mut dyn FnMut() -> ppl::Result<()>,
+    params: &[&str],
+) -> (f64, Vec<Tensor>) {
+    zero_grads();
+    let out = TraceEnumElbo::default()
+        .max_plate_nesting(0)
+        .loss_and_surrogate(model, guide)
+        .expect("loss");
+    out.surrogate_loss.backward();
+    (out.loss, grads(params))
+}
+
+/// A sequentially enumerated guide site gives the loss and gradient of the parallel one, which
+/// `guide_side_enumeration_is_exact` checks against the exact sum.
+#[test]
+fn sequential_guide_enumeration_equals_parallel() {
+    clear_param_store();
+    let x = Tensor::from(0.4f64);
+    let (lp, gp) =
+        enum_loss_and_grads(&mut || bern_model(&x), &mut || bern_guide(&x), &["q_logit"]);
+    let (ls, gs) = enum_loss_and_grads(
+        &mut || bern_model(&x),
+        &mut || bern_guide_sequential(&x),
+        &["q_logit"],
+    );
+    assert!((lp - ls).abs() < 1e-12, "parallel {lp} vs sequential {ls}");
+    assert!((&gp[0] - &gs[0]).abs().double_value(&[]) < 1e-12);
+}
+
+/// Two sequential guide sites, the second's distribution depending on the first, and a model
+/// site enumerated in parallel below them: the loss is the exact
+/// `-Σ_{a,b} q(a) q(b|a) [log p(a) + log p(b|a) + log Σ_c p(c|b) p(x|a,c) - log q(a) - log q(b|a)]`
+/// (9 runs of the guide), and its gradient autograd's gradient of that sum.
+#[test]
+fn two_sequential_guide_sites_and_a_parallel_model_site_are_exact() {
+    clear_param_store();
+    let x = Tensor::from(0.7f64);
+    let pa = f64s(&[0.2, 0.5, 0.3]);
+    let pb = f64s(&[0.6, 0.3, 0.1, 0.2, 0.2, 0.6, 0.3, 0.4, 0.3]).view([3, 3]);
+    let pc = f64s(&[0.7, 0.3, 0.4, 0.6, 0.1, 0.9]).view([3, 2]);
+    let locs = f64s(&[-1.0, 0.0, 1.5, 0.5, 2.0, -0.5]).view([3, 2]);
+    let mut model = || -> ppl::Result<()> {
+        let a = ppl::sample("a", Categorical::new(&pa)?, None)?;
+        let b = ppl::sample("b", Categorical::new(pb.get(a.int64_value(&[])))?, None)?;
+        let c = ppl::sample_with(
+            "c",
+            Categorical::new(pc.get(b.int64_value(&[])))?,
+            marked(Enumerate::Parallel),
+        )?;
+        let row = locs.get(a.int64_value(&[]));
+        let loc = vindex(&row, &[Some(&c)])?;
+        let _ = ppl::sample("x", Normal::new(&loc, 1.0)?, Some(x.shallow_clone()))?;
+        Ok(())
+    };
+    let mut guide = || -> ppl::Result<()> {
+        let qa = ppl::param(
+            "qa",
+            Some(|| Ok(f64s(&[0.1, 0.4, -0.2]))),
+            Constraint::Real,
+            None,
+        )?;
+        let qb = ppl::param(
+            "qb",
+            Some(|| Ok(f64s(&[0.3, -0.1, 0.5]))),
+            Constraint::Real,
+            None,
+        )?;
+        let a = ppl::sample_with(
+            "a",
+            Categorical::from_logits(&qa)?,
+            marked(Enumerate::Sequential),
+        )?;
+        let shift = a.to_kind(Kind::Double) * 0.5;
+        let _b = ppl::sample_with(
+            "b",
+            Categorical::from_logits(&(&qb + shift))?,
+            marked(Enumerate::Sequential),
+        )?;
+        Ok(())
+    };
+    let (loss, got) = enum_loss_and_grads(&mut model, &mut guide, &["qa", "qb"]);
+    zero_grads();
+    let (qa, qb) = (p("qa"), p("qb"));
+    let lqa = qa.log_softmax(-1, Kind::Double);
+    let mut elbo = Tensor::from(0.0f64);
+    for a in 0..3i64 {
+        let lqb = (&qb + 0.5 * a as f64).log_softmax(-1, Kind::Double);
+        for b in 0..3i64 {
+            let inner: Vec<Tensor> = (0..2i64)
+                .map(|c| pc.get(b).get(c).log() + ln_normal(&x, &locs.get(a).get(c)))
+                .collect();
+            let marg = Tensor::stack(&inner, 0).logsumexp([0], false);
+            let w = (lqa.get(a) + lqb.get(b)).exp();
+            let term = pa.get(a).log() + pb.get(a).get(b).log() + marg - lqa.get(a) - lqb.get(b);
+            elbo += w * term;
+        }
+    }
+    let want = -elbo;
+    assert!(
+        (loss - want.double_value(&[])).abs() < 1e-9,
+        "loss {loss} vs exact {}",
+        want.double_value(&[])
+    );
+    want.backward();
+    let expect = grads(&["qa", "qb"]);
+    for (g, e) in got.iter().zip(&expect) {
+        assert!(
+            (g - e).abs().max().double_value(&[]) < 1e-9,
+            "{g:?} vs {e:?}"
+        );
+    }
+}
+
+/// Sequential enumeration refuses, naming the site: a model site marked sequential that the
+/// guide does not sample, and a batched guide site.
+#[test]
+fn sequential_enumeration_errors_name_the_site() {
+    clear_param_store();
+    let mut model = || -> ppl::Result<()> {
+        let _ = ppl::sample_with("z", Bernoulli::new(0.3)?, marked(Enumerate::Sequential))?;
+        Ok(())
+    };
+    let e = TraceEnumElbo::default()
+        .max_plate_nesting(1)
+        .loss_and_surrogate(&mut model, &mut || Ok(()))
+        .err()
+        .expect("an error")
+        .to_string();
+    assert!(e.contains("`z`") && e.contains("in the model"), "{e}");
+
+    let mut model = || -> ppl::Result<()> {
+        let _p = Plate::new("data", 3).enter()?;
+        let _ = ppl::sample("z", Bernoulli::new(0.3)?, None)?;
+        Ok(())
+    };
+    let mut guide = || -> ppl::Result<()> {
+        let _p = Plate::new("data", 3).enter()?;
+        let _ = ppl::sample_with("z", Bernoulli::new(0.6)?, marked(Enumerate::Sequential))?;
+        Ok(())
+    };
+    let e = TraceEnumElbo::default()
+        .max_plate_nesting(1)
+        .loss_and_surrogate(&mut model, &mut guide)
+        .err()
+        .expect("an error")
+        .to_string();
+    assert!(e.contains("`z`") && e.contains("3 values"), "{e}");
+}
+
+/// SVI with a sequentially enumerated guide site trains the same eagerly and compiled: the loss
+/// has no random draws, so both make the same steps (to float64 rounding).
+#[test]
+fn sequential_guide_enumeration_trains_eager_and_compiled() {
+    let x = Tensor::from(0.4f64);
+    let run = |jit: bool| {
+        clear_param_store();
+        let mut svi = Svi::new(
+            || bern_model(&x),
+            || bern_guide_sequential(&x),
+            Adam::new(AdamConfig {
+                lr: 0.05,
+                ..Default::default()
+            }),
+            TraceEnumElbo::default().max_plate_nesting(0),
+        )
+        .jit_compile(jit);
+        let losses = svi.run(30).expect("steps");
+        assert_eq!(svi.is_compiled(), jit);
+        (losses, p("q_logit").double_value(&[]))
+    };
+    let (eager, qe) = run(false);
+    let (compiled, qc) = run(true);
+    for (a, b) in eager.iter().zip(&compiled) {
+        assert!((a - b).abs() < 1e-9, "eager {a} vs compiled {b}");
+    }
+    assert!(
+        (qe - qc).abs() < 1e-9 && (qe - 0.2).abs() > 0.1,
+        "{qe} {qc}"
     );
 }

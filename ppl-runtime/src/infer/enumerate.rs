@@ -275,3 +275,41 @@ pub(crate) fn check_not_marked(tr: &Trace, algorithm: &str) -> Result<()> {
     }
     Ok(())
 }
+
+/// [`check_not_marked`] for `TraceEnumElbo`: a site marked `enumerate = sequential` is fine in
+/// the guide (each of its values had a run of its own) and in the model when the guide chose
+/// its value; a model site marked sequential that the guide does not sample, and a site marked
+/// parallel that was not enumerated, are errors naming the site.
+pub(crate) fn check_enumerated(tr: &Trace, guide: Option<&Trace>) -> Result<()> {
+    for s in tr.iter().filter(|s| s.is_latent()) {
+        let Some(how) = s.infer.enumerate else {
+            continue;
+        };
+        if s.infer.enum_dim.is_some() {
+            continue;
+        }
+        if guide.is_some_and(|g| g.contains(&s.name)) {
+            continue; // the guide chose its value
+        }
+        let message = match (how, guide) {
+            (crate::poutine::Enumerate::Sequential, None) => continue,
+            (crate::poutine::Enumerate::Sequential, Some(_)) => {
+                "is marked `enumerate = sequential` in the model, but sequential enumeration runs \
+                 the guide once per value of its own sites (Pyro's iter_discrete_traces); the model \
+                 sums its discrete sites out in parallel: mark it `enumerate = parallel`, or \
+                 sample it in the guide with `enumerate = sequential`"
+                    .to_string()
+            }
+            (crate::poutine::Enumerate::Parallel, _) => {
+                "is marked `enumerate = parallel` but was not enumerated (a distribution without \
+                 finite support?)"
+                    .to_string()
+            }
+        };
+        return Err(Error::Enumeration {
+            site: s.name.clone(),
+            message,
+        });
+    }
+    Ok(())
+}

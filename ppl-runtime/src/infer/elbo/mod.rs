@@ -190,11 +190,23 @@ pub(crate) fn traces_unchecked<R1, R2>(
         None => poutine::trace(&mut *guide)?,
         Some(first) => poutine::trace(|| EnumMessenger::new(first)?.run(&mut *guide))?,
     };
+    model_against(model, guide_tr, enumerate.is_some())
+}
+
+/// Runs `model` against a guide trace (replaying its values; with `enumerate`, continuing the
+/// guide's enumeration dims) and checks that every guide site has a model site of a fitting
+/// shape.
+fn model_against<R1>(
+    model: &mut dyn FnMut() -> Result<R1>,
+    guide_tr: Trace,
+    enumerate: bool,
+) -> Result<(Trace, Trace)> {
     let guide_tr = Rc::new(guide_tr);
     let mut replayed = || poutine::replay(guide_tr.clone(), &mut *model);
-    let (_, model_tr) = match enumerate {
-        None => poutine::trace(replayed)?,
-        Some(_) => poutine::trace(|| EnumMessenger::continuing().run(&mut replayed))?,
+    let (_, model_tr) = if enumerate {
+        poutine::trace(|| EnumMessenger::continuing().run(&mut replayed))?
+    } else {
+        poutine::trace(replayed)?
     };
     let guide_tr = Rc::try_unwrap(guide_tr).unwrap_or_else(|rc| (*rc).clone());
     for s in guide_tr.stochastic_nodes() {
@@ -247,14 +259,22 @@ pub(crate) fn particles_enum<R1, R2>(
     guide: &mut dyn FnMut() -> Result<R2>,
     enumerate: Option<i64>,
 ) -> Result<Vec<(Trace, Trace)>> {
+    // One particle: a (model, guide) pair, or under enumeration one pair per assignment of the
+    // guide's sequentially enumerated sites (summed, not averaged, by the caller).
     let get = |m: &mut dyn FnMut() -> Result<R1>, g: &mut dyn FnMut() -> Result<R2>| {
-        let (mt, gt) = traces_unchecked(m, g, enumerate)?;
-        crate::infer::enumerate::check_not_marked(&gt, "this loss")?;
-        crate::infer::enumerate::check_not_marked(&mt, "this loss")?;
-        if enumerate.is_none() {
+        let Some(first) = enumerate else {
+            let (mt, gt) = traces_unchecked(m, g, None)?;
+            crate::infer::enumerate::check_not_marked(&gt, "this loss")?;
+            crate::infer::enumerate::check_not_marked(&mt, "this loss")?;
             warn_unguided(&mt, &gt);
+            return Ok(vec![(mt, gt)]);
+        };
+        let pairs = sequential_traces(m, g, first)?;
+        for (mt, gt) in &pairs {
+            crate::infer::enumerate::check_enumerated(gt, None)?;
+            crate::infer::enumerate::check_enumerated(mt, Some(gt))?;
         }
-        Ok((mt, gt))
+        Ok(pairs)
     };
     let n = cfg.num_particles.max(1);
     if cfg.vectorize_particles && n > 1 {
@@ -271,9 +291,73 @@ pub(crate) fn particles_enum<R1, R2>(
                 .enter()?;
             guide()
         };
-        return Ok(vec![get(&mut m, &mut g)?]);
+        return get(&mut m, &mut g);
     }
-    (0..n).map(|_| get(model, guide)).collect()
+    let mut out = Vec::new();
+    for _ in 0..n {
+        out.extend(get(model, guide)?);
+    }
+    Ok(out)
+}
+
+/// Pyro's `iter_discrete_traces` inside `TraceEnum_ELBO`: the guide runs once per assignment of
+/// its sites marked `enumerate = sequential` (found as they are reached: a run stops at the
+/// first such site not yet assigned, and one partial trace per value of its support is queued,
+/// last in first out), with parallel enumeration from `first` as usual; the model runs against
+/// each completed guide trace.
+pub(crate) fn sequential_traces<R1, R2>(
+    model: &mut dyn FnMut() -> Result<R1>,
+    guide: &mut dyn FnMut() -> Result<R2>,
+    first: i64,
+) -> Result<Vec<(Trace, Trace)>> {
+    use crate::poutine::Enumerate;
+    let mut queue = vec![Trace::default()];
+    let mut out = Vec::new();
+    while let Some(partial) = queue.pop() {
+        let partial = Rc::new(partial);
+        let p = partial.clone();
+        let escape = move |m: &poutine::Msg| {
+            m.kind == SiteKind::Sample
+                && !m.is_observed
+                && m.infer.enumerate == Some(Enumerate::Sequential)
+                && !p.contains(&m.name)
+        };
+        let (run, guide_tr) = poutine::trace(|| {
+            poutine::escape(escape, || {
+                poutine::replay(partial.clone(), || {
+                    EnumMessenger::new(first)?.run(&mut *guide)
+                })
+            })
+        })?;
+        let site = match run {
+            Ok(_) => {
+                out.push(model_against(model, guide_tr, true)?);
+                continue;
+            }
+            Err(site) => site,
+        };
+        let dist = site.dist.as_ref().ok_or_else(|| Error::Enumeration {
+            site: site.name.clone(),
+            message: "cannot enumerate a site without a distribution".into(),
+        })?;
+        let batch: i64 = dist.batch_shape().iter().product();
+        if batch != 1 {
+            return Err(Error::Enumeration {
+                site: site.name.clone(),
+                message: format!(
+                    "is marked `enumerate = sequential` but has {batch} values (batch shape \
+                     {:?}); sequential enumeration runs the guide once per value of a single \
+                     discrete choice: mark batched sites `enumerate = parallel`",
+                    dist.batch_shape()
+                ),
+            });
+        }
+        let mut extensions = poutine::queue::enum_extend(&partial, &site)?;
+        // Last in, first out, as Pyro's LifoQueue: the first value is tried first.
+        extensions.reverse();
+        queue.extend(extensions);
+    }
+    Ok(out)
 }
 
 /// The loop every ELBO of the `Trace_ELBO` family shares: traces the particles, scores each
@@ -299,7 +383,9 @@ pub(crate) fn average_particles_enum<R1, R2>(
     mut particle: impl FnMut(&mut Trace, &mut Trace) -> Result<(Tensor, Tensor, Option<Tensor>)>,
 ) -> Result<ElboOutput> {
     let pairs = particles_enum(cfg, model, guide, enumerate)?;
-    let n = pairs.len() as f64 * particles_per_trace(cfg);
+    // Averaged over particles; the pairs of one particle's sequentially enumerated assignments
+    // are summed (their Dice factors weigh each by its probability).
+    let n = cfg.num_particles.max(1) as f64;
     let (mut loss, mut surrogate_loss, mut params) = (0.0, None::<Tensor>, Vec::new());
     let mut loss_tensor = None::<Tensor>;
     let mut largest_site = 0;
@@ -324,15 +410,6 @@ pub(crate) fn average_particles_enum<R1, R2>(
         loss_tensor: loss_tensor.unwrap_or_else(|| Tensor::from(0.0f32)),
         largest_site,
     })
-}
-
-/// The number of particles each trace pair stands for.
-pub(crate) fn particles_per_trace(cfg: &ElboConfig) -> f64 {
-    if cfg.vectorize_particles {
-        cfg.num_particles.max(1) as f64
-    } else {
-        1.0
-    }
 }
 
 /// The number of elements of the largest site value in either trace.

@@ -21,6 +21,10 @@ use crate::poutine::{self, Trace};
 /// weighted by their probabilities (Dice), so their gradients are exact too; other guide sites
 /// are sampled, with pathwise or score-function gradients as in [`TraceElbo`].
 ///
+/// Guide sites marked `enumerate = sequential` get one run of guide and model per value (Pyro's
+/// `iter_discrete_traces`), summed with the same weights: the loss and gradient of `parallel`,
+/// for guides whose code branches on the value.
+///
 /// `max_plate_nesting` (how many plates the model nests at most) tells where enumeration dims
 /// may start; when it is not given it is found by one trial run of guide and model.
 ///
@@ -164,7 +168,12 @@ fn dice_elbo(model: &mut Trace, guide: &mut Trace) -> Result<Tensor> {
             .unscaled_log_prob
             .as_ref()
             .ok_or_else(|| Error::NonFinite(s.name.clone()))?;
-        let enumerated = s.infer.enum_dim.is_some();
+        // A sequentially enumerated site has one value per run: like a parallel one, its cost is
+        // weighted by its probability q(v) with the gradient of q (Pyro's Dice factor for
+        // `enumerate = "sequential"`), and the runs are summed.
+        let sequential = s.infer.enum_dim.is_none()
+            && s.infer.enumerate == Some(crate::poutine::Enumerate::Sequential);
+        let enumerated = s.infer.enum_dim.is_some() || sequential;
         let non_reparam = s.is_non_reparam() && !enumerated;
         // A sampled non-reparameterized site's own -log q enters by value only (its expected
         // gradient is zero), as in TraceElbo.
