@@ -495,6 +495,73 @@ fn rank_dies() {
     }
 }
 
+/// A param that appears at the fourth step on both ranks, initialized differently per rank:
+/// the step that first reads it checks the param set again and copies rank 0's value.
+#[test]
+#[ignore = "a rank of the distributed tests; run by them"]
+fn rank_late_param() {
+    if !is_child() {
+        return;
+    }
+    let pg = Rc::new(distributed::init().expect("init"));
+    let rank = pg.rank();
+    clear_param_store();
+    let step = std::cell::Cell::new(0);
+    let model = || -> ppl::Result<()> {
+        let _ = ppl::sample("z", Normal::new(0.0, 1.0)?, None)?;
+        let _ = ppl::sample("x", Normal::new(0.0, 1.0)?, None)?;
+        Ok(())
+    };
+    let guide = || -> ppl::Result<()> {
+        let loc = ppl::param(
+            "loc",
+            Some(|| Ok(Tensor::from(0.0f32))),
+            Constraint::Real,
+            None,
+        )?;
+        let _ = ppl::sample("z", Normal::new(&loc, 1.0)?, None)?;
+        let late = if step.get() >= 3 {
+            let init = 1.0 + rank as f32;
+            ppl::param(
+                "late",
+                Some(|| Ok(Tensor::from(init))),
+                Constraint::Real,
+                None,
+            )?
+        } else {
+            Tensor::from(0.0f32)
+        };
+        let _ = ppl::sample("x", Normal::new(&late, 1.0)?, None)?;
+        Ok(())
+    };
+    set_rng_seed(rank as u64);
+    let mut svi = Svi::new(model, guide, adam(), TraceElbo::default()).data_parallel(pg.clone());
+    for s in 0..8 {
+        step.set(s);
+        svi.step().expect("step");
+    }
+    let bits = |n: &str| get_param(n).expect("param").double_value(&[]).to_bits();
+    println!("RESULT params {:x},{:x}", bits("loc"), bits("late"));
+    pg.barrier().expect("barrier");
+}
+
+#[test]
+fn a_param_created_later_is_checked_and_shared() {
+    if is_child() {
+        return;
+    }
+    let outs = launch("late_param", 2, 2, &[], Duration::from_secs(60));
+    let got: Vec<Vec<String>> = outs
+        .iter()
+        .map(|o| {
+            assert!(o.status.success(), "{}", text(o));
+            results(o, "params")
+        })
+        .collect();
+    assert_eq!(got[0].len(), 1, "{got:?}");
+    assert_eq!(got[0], got[1], "ranks differ after a param appeared");
+}
+
 /// A param that only rank 1 has.
 #[test]
 #[ignore = "a rank of the distributed tests; run by them"]

@@ -262,11 +262,7 @@ fn gaussian_hierarchy(y: Option<&Tensor>) -> ppl::Result<()> {
     drop(g);
     let _p = Plate::new("points", 3).dim(-2).enter()?;
     let _g = Plate::new("groups", 4).enter()?;
-    let _y = ppl::sample(
-        "y",
-        Normal::new(&theta, 1.0)?,
-        y.map(Tensor::shallow_clone),
-    )?;
+    let _y = ppl::sample("y", Normal::new(&theta, 1.0)?, y.map(Tensor::shallow_clone))?;
     Ok(())
 }
 
@@ -304,7 +300,10 @@ fn svi_auto_multivariate_normal_is_calibrated_on_a_hierarchical_model() {
             for _ in 0..9 {
                 let s = guide.call()?;
                 for k in ["mu", "theta"] {
-                    draws.entry(k.to_string()).or_default().push(s[k].shallow_clone());
+                    draws
+                        .entry(k.to_string())
+                        .or_default()
+                        .push(s[k].shallow_clone());
                 }
             }
             Ok(draws

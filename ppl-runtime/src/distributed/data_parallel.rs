@@ -24,7 +24,9 @@ use crate::params::{with_param_store, CHECKPOINT_FORMAT};
 /// SVI over ranks: give it to [`Svi::data_parallel`](crate::infer::Svi::data_parallel).
 pub struct DataParallel {
     pg: Rc<ProcessGroup>,
-    synced: bool,
+    /// The params checked and broadcast so far (sorted): a step that reads others checks again.
+    synced: Vec<String>,
+    checks: usize,
     reduce_seconds: f64,
     steps: usize,
 }
@@ -34,7 +36,8 @@ impl DataParallel {
     pub fn new(pg: Rc<ProcessGroup>) -> DataParallel {
         DataParallel {
             pg,
-            synced: false,
+            synced: Vec::new(),
+            checks: 0,
             reduce_seconds: 0.0,
             steps: 0,
         }
@@ -51,19 +54,24 @@ impl DataParallel {
         (self.reduce_seconds, self.steps)
     }
 
-    /// At the first step: checks that every rank has the same params (names, shapes, dtypes;
-    /// an error names the first that differs) and copies rank 0's values to all. Returns whether
-    /// any value changed, in which case the step's gradient must be computed again.
+    /// At the first step, and at any step whose params are not those of the last check (a param
+    /// created later): checks that every rank has the same params (names, shapes, dtypes; an
+    /// error names the first that differs) and copies rank 0's values to all. Returns whether
+    /// any value changed, in which case the step's gradient must be computed again. (Ranks whose
+    /// param sets change at different steps fail here too: the check is a collective.)
     pub(crate) fn first_sync(&mut self, out: &LossAndGrads) -> Result<bool> {
-        if self.synced {
-            return Ok(false);
-        }
         let mut names = out.params.clone();
         names.sort();
+        if names == self.synced {
+            return Ok(false);
+        }
         let leaves = with_param_store(|ps| ps.leaves(&names));
         let describe = |(n, t): &(String, Tensor)| format!("{n}\t{:?}\t{:?}", t.size(), t.kind());
         let mine: Vec<String> = leaves.iter().map(describe).collect();
-        let all = self.pg.exchange_text("params", &mine.join("\n"))?;
+        // A key per check, so no rank reads another's list from an earlier check.
+        self.checks += 1;
+        let key = format!("params/{}", self.checks);
+        let all = self.pg.exchange_text(&key, &mine.join("\n"))?;
         for (r, text) in all.iter().enumerate() {
             let theirs: Vec<&str> = text.lines().collect();
             if theirs == mine.iter().map(String::as_str).collect::<Vec<_>>() {
@@ -108,7 +116,7 @@ impl DataParallel {
                 tch::no_grad(|| t.f_copy_(&buf).map(|_| ()))?;
             }
         }
-        self.synced = true;
+        self.synced = names;
         Ok(changed)
     }
 
