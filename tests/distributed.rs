@@ -176,14 +176,8 @@ fn from_bits(s: &str) -> Vec<f64> {
         .collect()
 }
 
-/// A rank of data-parallel SVI: its shard of the rows, `STEPS` steps; with `PPL_CKPT` set,
-/// saves a checkpoint at step 25 (`save`) or starts from it (`load`).
-#[test]
-#[ignore = "a rank of the distributed tests; run by them"]
-fn rank_svi() {
-    if !is_child() {
-        return;
-    }
+/// Joins the group and returns the data with this rank's shard of row indices.
+fn join_with_shard() -> (Rc<distributed::ProcessGroup>, Tensor, Tensor, Tensor) {
     let pg = Rc::new(distributed::init().expect("init"));
     let (x, y) = data();
     let range = pg.shard(N as usize);
@@ -192,6 +186,18 @@ fn rank_svi() {
         range.end as i64,
         (Kind::Int64, Device::Cpu),
     );
+    (pg, x, y, idx)
+}
+
+/// A rank of data-parallel SVI: its shard of the rows, `STEPS` steps; with `PPL_CKPT` set,
+/// saves a checkpoint at step 25 (`save`) or starts from it (`load`).
+#[test]
+#[ignore = "a rank of the distributed tests; run by them"]
+fn rank_svi() {
+    if !is_child() {
+        return;
+    }
+    let (pg, x, y, idx) = join_with_shard();
     clear_param_store();
     set_rng_seed(0);
     let guide = AutoDelta::new(|| model(&x, &y, Some(&idx)));
@@ -313,14 +319,7 @@ fn rank_svi_normal() {
     if !is_child() {
         return;
     }
-    let pg = Rc::new(distributed::init().expect("init"));
-    let (x, y) = data();
-    let range = pg.shard(N as usize);
-    let idx = Tensor::arange_start(
-        range.start as i64,
-        range.end as i64,
-        (Kind::Int64, Device::Cpu),
-    );
+    let (pg, x, y, idx) = join_with_shard();
     let loc = averaged_auto_normal_loc(|| model(&x, &y, Some(&idx)), Some(pg.clone()), pg.rank());
     println!(
         "RESULT loc {}",

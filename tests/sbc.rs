@@ -144,6 +144,57 @@ fn regression(y: Option<&Tensor>) -> ppl::Result<()> {
     Ok(())
 }
 
+/// The true values of `sites` and the data `y`, drawn from the model itself.
+fn simulate_sites(
+    model: fn(Option<&Tensor>) -> ppl::Result<()>,
+    sites: &[&str],
+) -> ppl::Result<(IndexMap<String, Tensor>, Tensor)> {
+    let (_, tr) = poutine::trace(|| model(None))?;
+    let truth = sites
+        .iter()
+        .map(|k| Ok((k.to_string(), tr.value(k)?.shallow_clone())))
+        .collect::<ppl::Result<IndexMap<_, _>>>()?;
+    Ok((truth, tr.value("y")?.shallow_clone()))
+}
+
+/// AutoMultivariateNormal fitted to `model` on `y` by `steps` compiled Adam steps (lr 0.05), and
+/// 9 draws of `sites` from it.
+fn mvn_draws(
+    model: fn(Option<&Tensor>) -> ppl::Result<()>,
+    y: &Tensor,
+    steps: usize,
+    sites: &[&str],
+) -> ppl::Result<IndexMap<String, Tensor>> {
+    clear_param_store();
+    let guide = AutoMultivariateNormal::new(|| model(Some(y)));
+    let adam = Adam::new(AdamConfig {
+        lr: 0.05,
+        ..Default::default()
+    });
+    let mut svi = Svi::new(
+        || model(Some(y)),
+        || guide.call(),
+        adam,
+        TraceElbo::default(),
+    )
+    .jit_compile(true);
+    svi.run(steps)?;
+    let mut draws: IndexMap<String, Vec<Tensor>> = IndexMap::new();
+    for _ in 0..9 {
+        let s = guide.call()?;
+        for k in sites {
+            draws
+                .entry(k.to_string())
+                .or_default()
+                .push(s[*k].shallow_clone());
+        }
+    }
+    Ok(draws
+        .into_iter()
+        .map(|(k, v)| (k, Tensor::stack(&v, 0)))
+        .collect())
+}
+
 /// SVI with AutoMultivariateNormal on the two correlated regression weights: 100 simulations of
 /// 500 compiled steps, 9 draws each; each weight's ranks pass at level 0.001.
 #[test]
@@ -151,34 +202,8 @@ fn svi_auto_multivariate_normal_is_calibrated() {
     set_rng_seed(4);
     let ranks = sbc(
         100,
-        || {
-            let (_, tr) = poutine::trace(|| regression(None))?;
-            let truth = IndexMap::from([("w".to_string(), tr.value("w")?.shallow_clone())]);
-            Ok((truth, tr.value("y")?.shallow_clone()))
-        },
-        |y| {
-            clear_param_store();
-            let guide = AutoMultivariateNormal::new(|| regression(Some(y)));
-            let adam = Adam::new(AdamConfig {
-                lr: 0.05,
-                ..Default::default()
-            });
-            let mut svi = Svi::new(
-                || regression(Some(y)),
-                || guide.call(),
-                adam,
-                TraceElbo::default(),
-            )
-            .jit_compile(true);
-            svi.run(500)?;
-            let draws: Vec<Tensor> = (0..9)
-                .map(|_| guide.call().map(|s| s["w"].shallow_clone()))
-                .collect::<ppl::Result<_>>()?;
-            Ok(IndexMap::from([(
-                "w".to_string(),
-                Tensor::stack(&draws, 0),
-            )]))
-        },
+        || simulate_sites(regression, &["w"]),
+        |y| mvn_draws(regression, y, 500, &["w"]),
     )
     .expect("sbc");
     for (name, (_, p)) in ranks.chi_square(5).expect("bins") {
@@ -217,14 +242,7 @@ fn nuts_is_calibrated_on_a_hierarchical_model() {
         let mut seed = 100;
         let ranks = sbc(
             sims,
-            || {
-                let (_, tr) = poutine::trace(|| hierarchical(None))?;
-                let truth = ["mu", "tau", "eta"]
-                    .iter()
-                    .map(|k| Ok((k.to_string(), tr.value(k)?.shallow_clone())))
-                    .collect::<ppl::Result<IndexMap<_, _>>>()?;
-                Ok((truth, tr.value("y")?.shallow_clone()))
-            },
+            || simulate_sites(hierarchical, &["mu", "tau", "eta"]),
             |y| {
                 seed += 1;
                 let mut mcmc = Mcmc::new(Nuts::new().jit_compile(jit))
@@ -273,44 +291,8 @@ fn svi_auto_multivariate_normal_is_calibrated_on_a_hierarchical_model() {
     set_rng_seed(6);
     let ranks = sbc(
         100,
-        || {
-            let (_, tr) = poutine::trace(|| gaussian_hierarchy(None))?;
-            let truth = ["mu", "theta"]
-                .iter()
-                .map(|k| Ok((k.to_string(), tr.value(k)?.shallow_clone())))
-                .collect::<ppl::Result<IndexMap<_, _>>>()?;
-            Ok((truth, tr.value("y")?.shallow_clone()))
-        },
-        |y| {
-            clear_param_store();
-            let guide = AutoMultivariateNormal::new(|| gaussian_hierarchy(Some(y)));
-            let adam = Adam::new(AdamConfig {
-                lr: 0.05,
-                ..Default::default()
-            });
-            let mut svi = Svi::new(
-                || gaussian_hierarchy(Some(y)),
-                || guide.call(),
-                adam,
-                TraceElbo::default(),
-            )
-            .jit_compile(true);
-            svi.run(600)?;
-            let mut draws: IndexMap<String, Vec<Tensor>> = IndexMap::new();
-            for _ in 0..9 {
-                let s = guide.call()?;
-                for k in ["mu", "theta"] {
-                    draws
-                        .entry(k.to_string())
-                        .or_default()
-                        .push(s[k].shallow_clone());
-                }
-            }
-            Ok(draws
-                .into_iter()
-                .map(|(k, v)| (k, Tensor::stack(&v, 0)))
-                .collect())
-        },
+        || simulate_sites(gaussian_hierarchy, &["mu", "theta"]),
+        |y| mvn_draws(gaussian_hierarchy, y, 600, &["mu", "theta"]),
     )
     .expect("sbc");
     let tests = ranks.chi_square(5).expect("bins");
