@@ -221,3 +221,57 @@ fn distributed_examples() {
     );
     assert!(out.contains("over 2 rank(s)"), "{out}");
 }
+
+/// The GPU anchors' program on the CPU at small N (issue 18's preparation), on data written here
+/// in the `.npy` layout `scripts/make-gpu-bench-data.py` writes: each workload prints its JSON
+/// line.
+#[test]
+fn gpu_bench_runs_on_the_cpu_at_small_n() {
+    use tch::{Device, Kind, Tensor};
+    let dir = std::env::temp_dir().join(format!("ppl-gpu-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    tch::manual_seed(0);
+    let opts = (Kind::Float, Device::Cpu);
+    let x = Tensor::cat(
+        &[Tensor::randn([300, 54], opts), Tensor::ones([300, 1], opts)],
+        1,
+    );
+    let y = x
+        .matmul(&(Tensor::randn([55], opts) * 0.5))
+        .sigmoid()
+        .bernoulli();
+    x.write_npy(dir.join("covtype_X.npy")).expect("npy");
+    y.write_npy(dir.join("covtype_y.npy")).expect("npy");
+    let x = Tensor::randn([500, 100], opts);
+    let y = x.matmul(&Tensor::randn([100], opts)) + 0.3;
+    x.write_npy(dir.join("linreg_X.npy")).expect("npy");
+    y.write_npy(dir.join("linreg_y.npy")).expect("npy");
+    let data = dir.to_str().expect("utf-8 path");
+    for (workload, field) in [
+        ("covtype_hmc", "\"ms_per_leapfrog\""),
+        ("covtype_nuts", "\"leapfrog_per_draw\""),
+        ("big_linreg_svi", "\"ms_per_step\""),
+    ] {
+        let out = Command::new(example("gpu_bench"))
+            .args([
+                "--workload",
+                workload,
+                "--data",
+                data,
+                "--warmup",
+                "5",
+                "--samples",
+                "5",
+            ])
+            .args(["--warm", "2", "--steps", "5"])
+            .output()
+            .expect("run gpu_bench");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains(field) && text.contains("\"N\": "),
+            "{workload}: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
