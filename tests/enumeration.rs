@@ -1131,7 +1131,10 @@ fn sequential_enumeration_errors_name_the_site() {
         .err()
         .expect("an error")
         .to_string();
-    assert!(e.contains("`z`") && e.contains("3 values"), "{e}");
+    assert!(
+        e.contains("`z`") && e.contains("vectorized plate `data`"),
+        "{e}"
+    );
 }
 
 /// SVI with a sequentially enumerated guide site trains the same eagerly and compiled: the loss
@@ -1163,5 +1166,53 @@ fn sequential_guide_enumeration_trains_eager_and_compiled() {
     assert!(
         (qe - qc).abs() < 1e-9 && (qe - 0.2).abs() > 0.1,
         "{qe} {qc}"
+    );
+}
+
+/// A guide site sampled before a sequential one keeps its draw in every run of that site (Pyro's
+/// `poutine.queue` replays what the stopped run sampled): the loss is
+/// `-Σ_a q(a) [log p(u) + log p(a) + log p(x | u, a) - log q(u) - log q(a)]` at the one `u` drawn
+/// (recomputed here from the same seed).
+#[test]
+fn sequential_runs_share_the_draws_made_before_them() {
+    clear_param_store();
+    let x = Tensor::from(0.8f64);
+    let mut model = || -> ppl::Result<()> {
+        let u = ppl::sample("u", Normal::new(Tensor::from(0.0f64), 1.0)?, None)?;
+        let a = ppl::sample("a", Bernoulli::new(Tensor::from(0.3f64))?, None)?;
+        let _ = ppl::sample("x", Normal::new(&u + &a, 1.0)?, Some(x.shallow_clone()))?;
+        Ok(())
+    };
+    let mut guide = || -> ppl::Result<()> {
+        let _ = ppl::sample("u", Normal::new(Tensor::from(0.5f64), 1.0)?, None)?;
+        let _ = ppl::sample_with(
+            "a",
+            Bernoulli::new(Tensor::from(0.6f64))?,
+            marked(Enumerate::Sequential),
+        )?;
+        Ok(())
+    };
+    set_rng_seed(11);
+    let out = TraceEnumElbo::default()
+        .max_plate_nesting(0)
+        .loss_and_surrogate(&mut model, &mut guide)
+        .expect("loss");
+    set_rng_seed(11);
+    let u = Normal::new(Tensor::from(0.5f64), 1.0)
+        .expect("normal")
+        .rsample(&[])
+        .expect("draw");
+    let lq_u = ln_normal(&u, &Tensor::from(0.5f64));
+    let lp_u = ln_normal(&u, &Tensor::from(0.0f64));
+    let mut elbo = 0.0;
+    for (a, q, p) in [(0.0, 0.4f64, 0.7f64), (1.0, 0.6, 0.3)] {
+        let lik = ln_normal(&x, &(&u + a)).double_value(&[]);
+        elbo += q * (lp_u.double_value(&[]) + p.ln() + lik - lq_u.double_value(&[]) - q.ln());
+    }
+    assert!(
+        (out.loss + elbo).abs() < 1e-9,
+        "loss {} vs {} at the one draw of u",
+        out.loss,
+        -elbo
     );
 }

@@ -304,16 +304,21 @@ pub(crate) fn particles_enum<R1, R2>(
 /// its sites marked `enumerate = sequential` (found as they are reached: a run stops at the
 /// first such site not yet assigned, and one partial trace per value of its support is queued,
 /// last in first out), with parallel enumeration from `first` as usual; the model runs against
-/// each completed guide trace.
+/// each completed guide trace. The runs that extend a stopped run replay what it had sampled
+/// before it stopped (as Pyro's `poutine.queue` does), so those draws are shared, not redrawn.
 pub(crate) fn sequential_traces<R1, R2>(
     model: &mut dyn FnMut() -> Result<R1>,
     guide: &mut dyn FnMut() -> Result<R2>,
     first: i64,
 ) -> Result<Vec<(Trace, Trace)>> {
     use crate::poutine::Enumerate;
+    /// Pyro's `max_tries` for the same queue.
+    const MAX_RUNS: usize = 100_000;
     let mut queue = vec![Trace::default()];
     let mut out = Vec::new();
+    let mut runs = 0usize;
     while let Some(partial) = queue.pop() {
+        runs += 1;
         let partial = Rc::new(partial);
         let p = partial.clone();
         let escape = move |m: &poutine::Msg| {
@@ -336,6 +341,27 @@ pub(crate) fn sequential_traces<R1, R2>(
             }
             Err(site) => site,
         };
+        if runs > MAX_RUNS {
+            return Err(Error::Enumeration {
+                site: site.name.clone(),
+                message: format!(
+                    "sequential enumeration ran the guide {MAX_RUNS} times and still meets new \
+                     sites marked `enumerate = sequential` (one in a loop without end?)"
+                ),
+            });
+        }
+        if let Some(f) = site.cond_indep_stack.iter().find(|f| f.dim.is_some()) {
+            return Err(Error::Enumeration {
+                site: site.name.clone(),
+                message: format!(
+                    "is marked `enumerate = sequential` inside the vectorized plate `{}`; \
+                     sequential enumeration takes a single discrete choice outside vectorized \
+                     plates (a plate's items would share one value): mark it `enumerate = \
+                     parallel`",
+                    f.name
+                ),
+            });
+        }
         let dist = site.dist.as_ref().ok_or_else(|| Error::Enumeration {
             site: site.name.clone(),
             message: "cannot enumerate a site without a distribution".into(),
@@ -352,7 +378,14 @@ pub(crate) fn sequential_traces<R1, R2>(
                 ),
             });
         }
-        let mut extensions = poutine::queue::enum_extend(&partial, &site)?;
+        // What the stopped run sampled (not what it enumerated in parallel: that is redone).
+        let mut base = Trace::default();
+        for s in guide_tr.iter() {
+            if s.kind == SiteKind::Sample && s.infer.enum_dim.is_none() {
+                base.add(s.clone())?;
+            }
+        }
+        let mut extensions = poutine::queue::enum_extend(&base, &site)?;
         // Last in, first out, as Pyro's LifoQueue: the first value is tried first.
         extensions.reverse();
         queue.extend(extensions);
