@@ -561,6 +561,81 @@ fn a_param_created_later_is_checked_and_shared() {
     assert_eq!(got[0], got[1], "ranks differ after a param appeared");
 }
 
+/// Uneven work: rank 1 reads the param `p` but its loss does not use it (no gradient there), and
+/// chains are fewer than ranks (rank 1 runs none). Both still take every step and gather.
+#[test]
+#[ignore = "a rank of the distributed tests; run by them"]
+fn rank_uneven() {
+    if !is_child() {
+        return;
+    }
+    let pg = Rc::new(distributed::init().expect("init"));
+    let uses = pg.rank() == 0;
+    clear_param_store();
+    let model = || -> ppl::Result<()> {
+        let _ = ppl::sample("z", Normal::new(0.0, 1.0)?, None)?;
+        Ok(())
+    };
+    let guide = || -> ppl::Result<()> {
+        let p = ppl::param(
+            "p",
+            Some(|| Ok(Tensor::from(0.0f32))),
+            Constraint::Real,
+            None,
+        )?;
+        let loc = if uses { p } else { Tensor::from(0.0f32) };
+        let _ = ppl::sample("z", Normal::new(&loc, 1.0)?, None)?;
+        Ok(())
+    };
+    set_rng_seed(pg.rank() as u64);
+    let mut svi = Svi::new(model, guide, adam(), TraceElbo::default()).data_parallel(pg.clone());
+    for _ in 0..5 {
+        svi.step().expect("step");
+    }
+    let p = get_param("p").expect("p").double_value(&[]);
+    println!("RESULT p {:x}", p.to_bits());
+    // One chain over two ranks: the model of chain 0 finds the sites on the idle rank.
+    let data = [[0.3f32, -0.2]];
+    let mut m = Mcmc::new(Nuts::new())
+        .num_samples(10)
+        .warmup_steps(10)
+        .num_chains(1)
+        .seed(3)
+        .progress_bar(false);
+    distributed::run_chains(&pg, &mut m, |c| {
+        let x = Tensor::from_slice(&data[c]);
+        move || -> ppl::Result<()> {
+            let mu = ppl::sample("mu", Normal::new(0.0, 1.0)?, None)?;
+            let _d = Plate::new("d", 2).enter()?;
+            let _ = ppl::sample("x", Normal::new(&mu, 1.0)?, Some(x.shallow_clone()))?;
+            Ok(())
+        }
+    })
+    .expect("chains");
+    println!("RESULT chains {}", m.chains().len());
+    pg.barrier().expect("barrier");
+}
+
+#[test]
+fn uneven_ranks_keep_in_step() {
+    if is_child() {
+        return;
+    }
+    let outs = launch("uneven", 2, 2, &[], Duration::from_secs(60));
+    let ps: Vec<Vec<String>> = outs
+        .iter()
+        .map(|o| {
+            assert!(o.status.success(), "{}", text(o));
+            assert_eq!(results(o, "chains"), vec!["1".to_string()], "{}", text(o));
+            results(o, "p")
+        })
+        .collect();
+    assert_eq!(ps[0].len(), 1);
+    assert_eq!(ps[0], ps[1], "p differs between ranks");
+    // Rank 0's gradient, averaged with rank 1's zero, moved `p`.
+    assert_ne!(ps[0][0], format!("{:x}", 0.0f64.to_bits()));
+}
+
 /// A param that only rank 1 has.
 #[test]
 #[ignore = "a rank of the distributed tests; run by them"]
@@ -662,6 +737,7 @@ fn a_rank_outside_the_world_is_reported() {
         world_size: 2,
         timeout: Duration::from_secs(1),
         rank0_serves_store: true,
+        store_prefix: "ppl/test".into(),
     })
     .err()
     .expect("an error")

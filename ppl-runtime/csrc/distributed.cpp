@@ -19,6 +19,7 @@
 #include <c10/util/Logging.h>
 
 #ifdef PPL_HAVE_GLOO
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #endif
@@ -79,9 +80,10 @@ int ppl_dist_have_gloo() {
 #ifdef PPL_HAVE_GLOO
 
 // A TCPStore at host:port: the server when `is_server` (then it waits for no one), a client
-// otherwise. `timeout_s` bounds every blocking store operation.
+// otherwise, seen through `prefix` (every key is prefixed). `timeout_s` bounds every blocking
+// store operation.
 char *ppl_dist_store_new(const char *host, int port, int is_server, int world, double timeout_s,
-                         void **out) {
+                         const char *prefix, void **out) {
   PPL_TRY({
     // When a peer vanishes, c10d logs warnings with a C++ backtrace (from the store client and
     // the heartbeat) before ppl reports the failure in its own words, naming the rank. Keep
@@ -93,7 +95,9 @@ char *ppl_dist_store_new(const char *host, int port, int is_server, int world, d
     o.numWorkers = static_cast<std::size_t>(world);
     o.waitWorkers = false;
     o.timeout = ms(timeout_s);
-    auto store = c10::make_intrusive<c10d::TCPStore>(std::string(host), o);
+    auto tcp = c10::make_intrusive<c10d::TCPStore>(std::string(host), o);
+    c10::intrusive_ptr<c10d::Store> store =
+        c10::make_intrusive<c10d::PrefixStore>(std::string(prefix), tcp);
     *out = new Store{store};
     return nullptr;
   })
@@ -141,9 +145,13 @@ char *ppl_dist_group_new(void *s, int rank, int world, double timeout_s, const c
                          void **out) {
   PPL_TRY({
     auto opts = c10d::ProcessGroupGloo::Options::create(ms(timeout_s));
+    // As torch does: GLOO_SOCKET_IFNAME picks the interface on hosts with several.
     std::string h(host);
-    opts->devices.push_back(h.empty() ? c10d::ProcessGroupGloo::createDefaultDevice()
-                                      : c10d::ProcessGroupGloo::createDeviceForHostname(h));
+    const char *ifname = std::getenv("GLOO_SOCKET_IFNAME");
+    opts->devices.push_back(
+        ifname != nullptr ? c10d::ProcessGroupGloo::createDeviceForInterface(ifname)
+        : h.empty()       ? c10d::ProcessGroupGloo::createDefaultDevice()
+                          : c10d::ProcessGroupGloo::createDeviceForHostname(h));
     auto pg = c10::make_intrusive<c10d::ProcessGroupGloo>(static_cast<Store *>(s)->store, rank,
                                                           world, opts);
     *out = new Group{pg};
@@ -193,7 +201,9 @@ static char *no_gloo() {
       "install them (Debian: apt-get install libgloo-dev; `make setup` does it) and rebuild "
       "ppl-runtime (cargo clean -p ppl-runtime)");
 }
-char *ppl_dist_store_new(const char *, int, int, int, double, void **) { return no_gloo(); }
+char *ppl_dist_store_new(const char *, int, int, int, double, const char *, void **) {
+  return no_gloo();
+}
 void ppl_dist_store_free(void *) {}
 char *ppl_dist_store_set(void *, const char *, const uint8_t *, size_t) { return no_gloo(); }
 char *ppl_dist_store_get(void *, const char *, uint8_t **, size_t *) { return no_gloo(); }

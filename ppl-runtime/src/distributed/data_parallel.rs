@@ -26,7 +26,6 @@ pub struct DataParallel {
     pg: Rc<ProcessGroup>,
     /// The params checked and broadcast so far (sorted): a step that reads others checks again.
     synced: Vec<String>,
-    checks: usize,
     reduce_seconds: f64,
     steps: usize,
 }
@@ -37,7 +36,6 @@ impl DataParallel {
         DataParallel {
             pg,
             synced: Vec::new(),
-            checks: 0,
             reduce_seconds: 0.0,
             steps: 0,
         }
@@ -68,10 +66,7 @@ impl DataParallel {
         let leaves = with_param_store(|ps| ps.leaves(&names));
         let describe = |(n, t): &(String, Tensor)| format!("{n}\t{:?}\t{:?}", t.size(), t.kind());
         let mine: Vec<String> = leaves.iter().map(describe).collect();
-        // A key per check, so no rank reads another's list from an earlier check.
-        self.checks += 1;
-        let key = format!("params/{}", self.checks);
-        let all = self.pg.exchange_text(&key, &mine.join("\n"))?;
+        let all = self.pg.exchange_text("params", &mine.join("\n"))?;
         for (r, text) in all.iter().enumerate() {
             let theirs: Vec<&str> = text.lines().collect();
             if theirs == mine.iter().map(String::as_str).collect::<Vec<_>>() {
@@ -127,14 +122,13 @@ impl DataParallel {
         names.sort();
         let leaves = with_param_store(|ps| ps.leaves(&names));
         let mut grads = Vec::with_capacity(leaves.len() + 1);
-        for (name, t) in &leaves {
-            let g = t.grad();
+        for (_, t) in &leaves {
+            let mut g = t.grad();
             if !g.defined() {
-                return Err(Error::Distributed(format!(
-                    "param `{name}` has no gradient on rank {} this step; data-parallel SVI \
-                     averages every param's gradient (does the model read it on every rank?)",
-                    self.pg.rank()
-                )));
+                // A param this rank's step did not reach (a branch, an empty shard) contributes
+                // zero, as DDP's unused parameters do; the collective keeps every rank in step.
+                t.f_mul_scalar(0.0)?.f_sum(None)?.f_backward()?;
+                g = t.grad();
             }
             grads.push(g);
         }
@@ -159,14 +153,18 @@ pub fn save_checkpoint(
 ) -> Result<()> {
     let rng = crate::primitives::get_rng_state()?.to_bytes();
     let all = pg.all_gather_bytes(&rng)?;
-    let written = if pg.is_main() {
+    // Rank 0's failure must not skip the collective below (the others would wait for it).
+    let write = || -> Result<()> {
         let state = optim.state()?;
         let mut w = safetensors_checkpoint(&state)?;
         w.meta("world_size", pg.world_size().to_string());
         for (r, bytes) in all.iter().enumerate() {
             w.bytes(&format!("__rng_state__/rank{r}"), bytes)?;
         }
-        w.write(path.as_ref()).map_err(|e| e.to_string())
+        w.write(path.as_ref())
+    };
+    let written = if pg.is_main() {
+        write().map_err(|e| e.to_string())
     } else {
         Ok(())
     };

@@ -19,6 +19,7 @@ extern "C" {
         is_server: c_int,
         world: c_int,
         timeout_s: f64,
+        prefix: *const c_char,
         out: *mut *mut c_void,
     ) -> *mut c_char;
     fn ppl_dist_store_free(s: *mut c_void);
@@ -96,8 +97,10 @@ impl Store {
         is_server: bool,
         world: usize,
         timeout_s: f64,
+        prefix: &str,
     ) -> std::result::Result<Store, String> {
         let host = CString::new(host).map_err(|_| "a NUL byte in the host".to_string())?;
+        let prefix = CString::new(prefix).map_err(|_| "a NUL byte in the prefix".to_string())?;
         let mut out = std::ptr::null_mut();
         // SAFETY: valid C string; `out` is written on success.
         check(unsafe {
@@ -107,6 +110,7 @@ impl Store {
                 c_int::from(is_server),
                 world as c_int,
                 timeout_s,
+                prefix.as_ptr(),
                 &mut out,
             )
         })?;

@@ -180,14 +180,15 @@ impl Reader<'_> {
 
 fn read_chain(r: &mut Reader<'_>) -> Option<ChainResult> {
     let ns = r.u64()? as usize;
-    let mut samples = Vec::with_capacity(ns);
+    // Counts come off the wire: never reserve more than the bytes left could hold.
+    let mut samples = Vec::with_capacity(ns.min(r.b.len() - r.at));
     for _ in 0..ns {
         let name = String::from_utf8(r.bytes()?).ok()?;
         samples.push((name, r.f64s()?));
     }
     let unconstrained = r.f64s()?;
     let nstats = r.u64()? as usize;
-    let mut stats = Vec::with_capacity(nstats);
+    let mut stats = Vec::with_capacity(nstats.min(r.b.len() - r.at));
     for _ in 0..nstats {
         stats.push(TransitionStats {
             accept_prob: r.f64()?,
@@ -227,10 +228,15 @@ fn flatten(subposteriors: &[IndexMap<String, Tensor>]) -> Result<(Vec<Tensor>, S
     let first = subposteriors
         .first()
         .ok_or_else(|| Error::Invalid("consensus: no subposteriors to combine".into()))?;
-    let sites: Vec<(String, Vec<i64>)> = first
-        .iter()
-        .map(|(k, t)| (k.clone(), t.size()[1..].to_vec()))
-        .collect();
+    let mut sites: Sites = Vec::new();
+    for (k, t) in first {
+        if t.dim() == 0 {
+            return Err(Error::Shape(format!(
+                "consensus: site `{k}` is a scalar; each site needs its draws in the first dim"
+            )));
+        }
+        sites.push((k.clone(), t.size()[1..].to_vec()));
+    }
     let n = subposteriors
         .iter()
         .filter_map(|s| s.values().next().map(|t| t.size()[0]))
@@ -244,7 +250,7 @@ fn flatten(subposteriors: &[IndexMap<String, Tensor>]) -> Result<(Vec<Tensor>, S
                 site: name.clone(),
                 message: format!("subposterior {k} has no draws of this site"),
             })?;
-            if t.size()[1..] != shape[..] {
+            if t.dim() == 0 || t.size()[1..] != shape[..] {
                 return Err(Error::Shape(format!(
                     "consensus: site `{name}` has shape {:?} in subposterior {k} but {shape:?} in \
                      subposterior 0",

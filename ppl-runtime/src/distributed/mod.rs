@@ -66,6 +66,10 @@ pub struct InitOptions {
     /// Whether rank 0 serves the store (true) or every rank connects to one that runs already
     /// (false: torchrun's agent, `TORCHELASTIC_USE_AGENT_STORE=True`).
     pub rank0_serves_store: bool,
+    /// A prefix for every key this group (and Gloo through it) puts in the store, so that runs
+    /// sharing a store (torchrun's restarts) do not read each other's keys. [`init`] uses
+    /// `ppl/<TORCHELASTIC_RESTART_COUNT>`.
+    pub store_prefix: String,
 }
 
 /// A group of ranks: this process's place in it and the collectives over it.
@@ -79,6 +83,8 @@ pub struct ProcessGroup {
     addr: String,
     port: u16,
     heartbeat: Option<(Arc<AtomicBool>, std::thread::JoinHandle<()>)>,
+    /// Calls of `exchange_text` so far.
+    exchanges: std::cell::Cell<usize>,
 }
 
 fn env_var(name: &str) -> Result<String> {
@@ -102,11 +108,21 @@ fn env_num<T: std::str::FromStr>(name: &str) -> Result<T> {
 /// timeout is `PPL_DIST_TIMEOUT` seconds (default 60).
 pub fn init() -> Result<ProcessGroup> {
     let timeout = match std::env::var("PPL_DIST_TIMEOUT") {
-        Ok(v) => Duration::from_secs_f64(v.trim().parse().map_err(|_| {
-            Error::Distributed(format!("PPL_DIST_TIMEOUT={v:?} is not a number of seconds"))
-        })?),
+        Ok(v) => v
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|s| *s > 0.0)
+            .and_then(|s| Duration::try_from_secs_f64(s).ok())
+            .ok_or_else(|| {
+                Error::Distributed(format!(
+                    "PPL_DIST_TIMEOUT={v:?} is not a positive number of seconds"
+                ))
+            })?,
         Err(_) => Duration::from_secs(60),
     };
+    // Keys of a restarted torchrun attempt must not meet the last attempt's in the agent's store.
+    let restart = std::env::var("TORCHELASTIC_RESTART_COUNT").unwrap_or_else(|_| "0".into());
     let agent = std::env::var("TORCHELASTIC_USE_AGENT_STORE")
         .map(|v| v.eq_ignore_ascii_case("true"))
         .unwrap_or(false);
@@ -117,6 +133,7 @@ pub fn init() -> Result<ProcessGroup> {
         world_size: env_num("WORLD_SIZE")?,
         timeout,
         rank0_serves_store: !agent,
+        store_prefix: format!("ppl/{restart}"),
     })
 }
 
@@ -138,13 +155,20 @@ pub fn init_with(opts: InitOptions) -> Result<ProcessGroup> {
     }
     let t = opts.timeout.as_secs_f64();
     let server = opts.rank0_serves_store && opts.rank == 0;
-    let store =
-        ffi::Store::new(&opts.addr, opts.port, server, opts.world_size, t).map_err(|e| {
-            Error::Distributed(format!(
-                "rank {}: cannot reach the rendezvous store at {}:{} within {t} s ({e})",
-                opts.rank, opts.addr, opts.port
-            ))
-        })?;
+    let store = ffi::Store::new(
+        &opts.addr,
+        opts.port,
+        server,
+        opts.world_size,
+        t,
+        &opts.store_prefix,
+    )
+    .map_err(|e| {
+        Error::Distributed(format!(
+            "rank {}: cannot reach the rendezvous store at {}:{} within {t} s ({e})",
+            opts.rank, opts.addr, opts.port
+        ))
+    })?;
     let store = Arc::new(store);
     let arrived = |r: usize| format!("ppl/arrived/{r}");
     store
@@ -218,6 +242,7 @@ pub fn init_with(opts: InitOptions) -> Result<ProcessGroup> {
         addr: opts.addr,
         port: opts.port,
         heartbeat: Some((stop, beat)),
+        exchanges: std::cell::Cell::new(0),
     })
 }
 
@@ -360,19 +385,42 @@ impl ProcessGroup {
 
     /// Every rank's text under `key` in the store, in rank order (for checks that compare
     /// ranks: small values only).
+    ///
+    /// Every call has keys of its own (a count kept by the group, the same on every rank since
+    /// all call in the same order), so no rank reads an earlier call's value; waiting polls, so
+    /// the heartbeat thread keeps the store's connection between polls.
     pub(crate) fn exchange_text(&self, key: &str, text: &str) -> Result<Vec<String>> {
-        let k = |r: usize| format!("ppl/{key}/{r}");
+        let n = self.exchanges.get() + 1;
+        self.exchanges.set(n);
+        let k = |r: usize| format!("ppl/exchange/{n}/{key}/{r}");
         self.store
             .set(&k(self.rank), text.as_bytes())
             .map_err(|e| self.failed(key, e))?;
-        (0..self.world_size)
-            .map(|r| {
-                self.store
-                    .get(&k(r))
-                    .map(|v| String::from_utf8_lossy(&v).into_owned())
-                    .map_err(|e| self.failed(key, e))
-            })
-            .collect()
+        let deadline = std::time::Instant::now() + self.timeout;
+        let mut out = Vec::with_capacity(self.world_size);
+        for r in 0..self.world_size {
+            loop {
+                match self.store.check(&k(r)) {
+                    Ok(true) => break,
+                    Ok(false) if std::time::Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(2))
+                    }
+                    Ok(false) => {
+                        return Err(self.failed(
+                            key,
+                            format!(
+                                "rank {r} did not send its `{key}` within {:?}",
+                                self.timeout
+                            ),
+                        ))
+                    }
+                    Err(e) => return Err(self.failed(key, e)),
+                }
+            }
+            let v = self.store.get(&k(r)).map_err(|e| self.failed(key, e))?;
+            out.push(String::from_utf8_lossy(&v).into_owned());
+        }
+        Ok(out)
     }
 }
 

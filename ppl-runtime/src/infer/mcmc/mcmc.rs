@@ -383,7 +383,14 @@ impl Mcmc {
         M: Fn() -> Result<R>,
     {
         let first = self.my_chains().start;
-        let start = self.start(&make_model(first))?;
+        // The model that finds the sites: this process's first chain's (chain 0's when it runs
+        // none, as a rank of a distributed run with more ranks than chains).
+        let probe = if self.my_chains().is_empty() {
+            0
+        } else {
+            first
+        };
+        let start = self.start(&make_model(probe))?;
         let spec = &start.spec;
         let cfg = self.chain_config();
         let results: Vec<Result<ChainResult>> = std::thread::scope(|s| {
