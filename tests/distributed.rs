@@ -494,6 +494,22 @@ fn rank_dies() {
     }
 }
 
+/// A real-valued float32 param starting at `init`.
+fn real_param(name: &str, init: f32) -> ppl::Result<Tensor> {
+    ppl::param(
+        name,
+        Some(|| Ok(Tensor::from(init))),
+        Constraint::Real,
+        None,
+    )
+}
+
+/// `z ~ N(0, 1)`: the model of the param-set tests (what matters there is the guide).
+fn z_model() -> ppl::Result<()> {
+    let _ = ppl::sample("z", Normal::new(0.0, 1.0)?, None)?;
+    Ok(())
+}
+
 /// A param that appears at the fourth step on both ranks, initialized differently per rank:
 /// the step that first reads it checks the param set again and copies rank 0's value.
 #[test]
@@ -512,21 +528,11 @@ fn rank_late_param() {
         Ok(())
     };
     let guide = || -> ppl::Result<()> {
-        let loc = ppl::param(
-            "loc",
-            Some(|| Ok(Tensor::from(0.0f32))),
-            Constraint::Real,
-            None,
-        )?;
+        let loc = real_param("loc", 0.0f32)?;
         let _ = ppl::sample("z", Normal::new(&loc, 1.0)?, None)?;
         let late = if step.get() >= 3 {
             let init = 1.0 + rank as f32;
-            ppl::param(
-                "late",
-                Some(|| Ok(Tensor::from(init))),
-                Constraint::Real,
-                None,
-            )?
+            real_param("late", init)?
         } else {
             Tensor::from(0.0f32)
         };
@@ -572,23 +578,14 @@ fn rank_uneven() {
     let pg = Rc::new(distributed::init().expect("init"));
     let uses = pg.rank() == 0;
     clear_param_store();
-    let model = || -> ppl::Result<()> {
-        let _ = ppl::sample("z", Normal::new(0.0, 1.0)?, None)?;
-        Ok(())
-    };
     let guide = || -> ppl::Result<()> {
-        let p = ppl::param(
-            "p",
-            Some(|| Ok(Tensor::from(0.0f32))),
-            Constraint::Real,
-            None,
-        )?;
+        let p = real_param("p", 0.0f32)?;
         let loc = if uses { p } else { Tensor::from(0.0f32) };
         let _ = ppl::sample("z", Normal::new(&loc, 1.0)?, None)?;
         Ok(())
     };
     set_rng_seed(pg.rank() as u64);
-    let mut svi = Svi::new(model, guide, adam(), TraceElbo::default()).data_parallel(pg.clone());
+    let mut svi = Svi::new(z_model, guide, adam(), TraceElbo::default()).data_parallel(pg.clone());
     for _ in 0..5 {
         svi.step().expect("step");
     }
@@ -646,29 +643,15 @@ fn rank_param_mismatch() {
     let pg = Rc::new(distributed::init().expect("init"));
     let extra = pg.rank() == 1;
     clear_param_store();
-    let model = || -> ppl::Result<()> {
-        let _ = ppl::sample("z", Normal::new(0.0, 1.0)?, None)?;
-        Ok(())
-    };
     let guide = || -> ppl::Result<()> {
-        let loc = ppl::param(
-            "loc",
-            Some(|| Ok(Tensor::from(0.0f32))),
-            Constraint::Real,
-            None,
-        )?;
+        let loc = real_param("loc", 0.0f32)?;
         if extra {
-            let _ = ppl::param(
-                "oops",
-                Some(|| Ok(Tensor::from(1.0f32))),
-                Constraint::Real,
-                None,
-            )?;
+            let _ = real_param("oops", 1.0f32)?;
         }
         let _ = ppl::sample("z", Normal::new(&loc, 1.0)?, None)?;
         Ok(())
     };
-    let mut svi = Svi::new(model, guide, adam(), TraceElbo::default()).data_parallel(pg);
+    let mut svi = Svi::new(z_model, guide, adam(), TraceElbo::default()).data_parallel(pg);
     match svi.step() {
         Ok(_) => println!("RESULT error none"),
         Err(e) => println!("RESULT error {e}"),
