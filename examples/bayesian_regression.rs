@@ -202,6 +202,13 @@ fn main() -> ppl::Result<()> {
     let steps: usize = ppl_examples::arg("steps", 1000);
     let (x, y) = load_linreg(device);
     if std::env::args().any(|a| a == "--distributed") {
+        // The plots are of the single-process fits: asking for them here is a mistake, not a no-op.
+        let plots: String = ppl_examples::arg("plots", String::new());
+        if !plots.is_empty() {
+            return Err(ppl::Error::Invalid(
+                "--plots draws the single-process fits; with --distributed, leave it out".into(),
+            ));
+        }
         let pg = Rc::new(ppl::distributed::init()?);
         let n = x.size()[0];
         let shard = pg.shard(n as usize);
